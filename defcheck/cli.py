@@ -1,0 +1,282 @@
+"""The ``defcheck`` command line: a thin layer over the library.
+
+Exit codes: 0 success; 1 findings (validation errors); 2 a usage, input or plugin error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from defcheck import __version__
+from defcheck.diagnostics import DefcheckError, Diagnostic
+from defcheck.plugins import Extensions, load_plugins
+from defcheck.registry import Registry, load_registry
+from defcheck.schema import concept_json_schema
+from defcheck.starter import starter_file
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class _Settings:
+    def __init__(self, strict_plugins: bool, quiet: bool, plugin_modules: tuple[str, ...] = ()):
+        self.strict_plugins = strict_plugins
+        self.plugin_modules = plugin_modules
+        self.quiet = quiet
+        self._extensions: Extensions | None = None
+
+    @property
+    def extensions(self) -> Extensions:
+        if self._extensions is None:
+            self._extensions = load_plugins(strict=self.strict_plugins, modules=self.plugin_modules)
+        return self._extensions
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+
+
+def _errors() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _print_diagnostics(console: Console, diagnostics: list[Diagnostic]) -> None:
+    for diagnostic in diagnostics:
+        style = "red" if diagnostic.severity == "error" else "yellow"
+        console.print(str(diagnostic), style=style, markup=False)
+
+
+def _report_plugin_problems(settings: _Settings) -> None:
+    if not settings.quiet:
+        _print_diagnostics(_errors(), settings.extensions.problems)
+
+
+definitions_option = click.option(
+    "--definitions",
+    "-d",
+    "definition_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A concept file or folder to load besides the built-in ones (repeatable).",
+)
+no_builtin_option = click.option(
+    "--no-builtin", is_flag=True, help="Do not load the concept files that installed plugins ship."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON (see docs).")
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DefcheckError as error:
+            _errors().print(f"error: {error}", style="red", markup=False)
+            ctx.exit(EXIT_ERROR)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="defcheck")
+@click.option("--strict-plugins", is_flag=True, help="Stop if any plugin fails to load or register.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only results and errors.")
+@click.option(
+    "--plugin",
+    "-p",
+    "plugin_modules",
+    multiple=True,
+    metavar="MODULE",
+    help="Also load this plugin module by import name (repeatable; or set DEFCHECK_PLUGINS=a,b).",
+)
+@click.pass_context
+def main(ctx: click.Context, strict_plugins: bool, quiet: bool, plugin_modules: tuple[str, ...]) -> None:
+    """Check behavioral and mechanistic definitions of interpretability concepts against models.
+
+    Exit codes: 0 success, 1 findings (e.g. validation errors), 2 usage, input or plugin error.
+    """
+    ctx.obj = _Settings(strict_plugins, quiet, plugin_modules)
+
+
+def _registry(settings: _Settings, paths: tuple[Path, ...], no_builtin: bool) -> Registry:
+    return load_registry(list(paths), settings.extensions, include_builtin=not no_builtin)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@no_builtin_option
+@json_option
+@click.pass_obj
+def validate(settings: _Settings, paths: tuple[Path, ...], no_builtin: bool, as_json: bool) -> None:
+    """Validate concept files: schema, references, and the kind lint.
+
+    PATHS are concept files or folders; the built-in concepts are loaded too (so references to them
+    resolve) unless --no-builtin is given. Exit 0 when there are no errors, 1 when there are.
+    """
+    registry = _registry(settings, paths, no_builtin)
+    diagnostics = settings.extensions.problems + registry.diagnostics
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if as_json:
+        click.echo(json.dumps({"diagnostics": [d.to_dict() for d in diagnostics], "errors": len(errors)}, indent=2))
+    else:
+        console = _console()
+        shown = errors if settings.quiet else diagnostics
+        _print_diagnostics(console, shown)
+        if not settings.quiet:
+            warnings = len(diagnostics) - len(errors)
+            console.print(
+                f"{len(registry.files)} concept(s), {len(registry.order)} definition(s): "
+                f"{len(errors)} error(s), {warnings} warning(s)",
+                style="red" if errors else "green",
+            )
+    sys.exit(EXIT_FINDINGS if errors else EXIT_OK)
+
+
+def list_payload(registry: Registry, extensions: Extensions) -> dict[str, Any]:
+    """The documented JSON shape of ``defcheck list --json``."""
+    concepts = []
+    for name, file in registry.files.items():
+        concept = file.concept
+        definitions = []
+        for def_name, definition in concept.definitions.items():
+            criteria = []
+            for criterion in definition.criteria:
+                checker = extensions.checkers.get(criterion.checker)
+                criteria.append(
+                    {
+                        "checker": criterion.checker,
+                        "observes": checker.observes if checker else None,
+                        "params": criterion.params,
+                        "probe": criterion.probe.model_dump() if criterion.probe else None,
+                        "threshold": criterion.threshold.to_json(),
+                        "with": criterion.with_,
+                    }
+                )
+            definitions.append(
+                {
+                    "id": f"{name}.{def_name}",
+                    "kind": definition.kind,
+                    "summary": definition.summary,
+                    "source": definition.source,
+                    "combine": definition.combinator,
+                    "criteria": criteria,
+                }
+            )
+        concepts.append(
+            {
+                "name": name,
+                "unit": concept.unit,
+                "summary": concept.summary,
+                "references": concept.references,
+                "file": file.label,
+                "definitions": definitions,
+            }
+        )
+    return {"concepts": concepts, "diagnostics": [d.to_dict() for d in registry.diagnostics]}
+
+
+@main.command("list")
+@definitions_option
+@no_builtin_option
+@json_option
+@click.pass_obj
+def list_(settings: _Settings, definition_paths: tuple[Path, ...], no_builtin: bool, as_json: bool) -> None:
+    """List concepts and their definitions: kind, checkers, source."""
+    registry = _registry(settings, definition_paths, no_builtin)
+    payload = list_payload(registry, settings.extensions)
+    if as_json:
+        click.echo(json.dumps(payload, indent=2))
+        return
+    _report_plugin_problems(settings)
+    console = _console()
+    if not payload["concepts"]:
+        console.print("No concepts loaded. Add some with --definitions PATH, or start one with `defcheck new NAME`.")
+    for concept in payload["concepts"]:
+        table = Table(title=f"{concept['name']} ({concept['unit']}): {concept['summary']}", title_justify="left")
+        for column in ("definition", "kind", "checkers", "source"):
+            table.add_column(column)
+        for definition in concept["definitions"]:
+            checkers = f" {definition['combine']} ".join(
+                f"{c['checker']} {c['threshold'] if isinstance(c['threshold'], str) else c['threshold']}"
+                for c in definition["criteria"]
+            )
+            kind_style = "cyan" if definition["kind"] == "behavioral" else "magenta"
+            table.add_row(
+                definition["id"],
+                f"[{kind_style}]{definition['kind']}[/]",
+                checkers,
+                definition["source"] or "[yellow](no source)[/]",
+            )
+        console.print(table)
+    if registry.errors:
+        _print_diagnostics(_errors(), registry.errors)
+        _errors().print(f"{len(registry.errors)} error(s): run `defcheck validate` for details", style="red")
+
+
+@main.command()
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema (draft 07) of a concept file, for editors and CI."""
+    text = json.dumps(concept_json_schema(), indent=2) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@json_option
+@click.pass_obj
+def plugins(settings: _Settings, as_json: bool) -> None:
+    """List installed plugins, where they come from and what they register."""
+    extensions = settings.extensions
+    if as_json:
+        click.echo(json.dumps({"plugins": [info.to_dict() for info in extensions.plugins]}, indent=2))
+        return
+    table = Table(title="defcheck plugins", title_justify="left")
+    for column in ("plugin", "from", "registers"):
+        table.add_column(column)
+    for info in extensions.plugins:
+        origin = f"{info.distribution or 'in-process'}{' (built-in)' if info.builtin else ''}\n{info.module}"
+        if info.error:
+            registers = f"[red]error: {info.error}[/]"
+        else:
+            registers = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in info.registers.items()) or "-"
+        table.add_row(info.name, origin, registers)
+    _console().print(table)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--unit", default="attention_head", show_default=True, help="The unit kind the concept categorizes.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Where to write (default: NAME.yaml).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_obj
+def new(settings: _Settings, name: str, unit: str, output: Path | None, force: bool) -> None:
+    """Write a commented starter concept file with one behavioral and one mechanistic definition."""
+    path = output or Path(f"{name}.yaml")
+    if path.exists() and not force:
+        raise DefcheckError(f"{path} exists; use --force to overwrite it")
+    path.write_text(starter_file(name, unit, file=str(path)), encoding="utf-8")
+    if not settings.quiet:
+        _console().print(f"wrote {path}; check it with `defcheck validate {path}`")
+
+
+def run_cli(argv: list[str] | None = None) -> int:
+    """Run the CLI in-process and return its exit code (for tests)."""
+    try:
+        main.main(args=argv, prog_name="defcheck", standalone_mode=False)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    except click.exceptions.Exit as exit_:
+        return exit_.exit_code
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    return 0
+
+

@@ -1,0 +1,117 @@
+"""What plugins register: checkers, probes, model loaders and report formats, as plain declarations.
+
+A plugin returns these objects from its hooks (see :mod:`defcheck.hookspecs`); the core keeps them in an
+:class:`~defcheck.plugins.Extensions` table and never imports a plugin by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Observes = Literal["behavior", "mechanism"]
+Need = Literal["required", "optional", "none"]
+UNIT_KINDS = ("attention_head", "mlp_neuron", "layer", "model")
+
+
+class NoParams(BaseModel):
+    """The parameter model of a checker or probe that takes no parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Checker:
+    """A scoring function over every unit of a model at once.
+
+    ``observes`` is what the score is computed from: ``behavior`` (a unit's activations and outputs on a
+    probe: attention patterns, logits) or ``mechanism`` (weights, circuits, composition, interventions).
+    The kind lint compares it with each definition's ``kind``. ``params`` is a pydantic model (with
+    defaults, ``extra="forbid"``) that validates the criterion's ``params:``; ``probe`` and ``relation``
+    say whether a criterion must, may or must not give a ``probe:`` and a ``with:``. ``score`` is called by
+    the runner with a context and returns the scores; its signature is documented in
+    ``docs/writing-plugins.md``.
+    """
+
+    name: str
+    observes: Observes
+    score: Callable[..., Any]
+    unit: str = "attention_head"
+    summary: str = ""
+    source: str | None = None
+    params: type[BaseModel] = NoParams
+    probe: Need = "none"
+    relation: Need = "none"
+    activations: Callable[..., list[str]] | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A deterministic, seeded input set (e.g. repeated random tokens), built once per run and shared."""
+
+    name: str
+    build: Callable[..., Any]
+    params: type[BaseModel] = NoParams
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class ModelLoader:
+    """Turns a model reference (``builtin:NAME``, ``tl:NAME``, a checkpoint path) into a model."""
+
+    name: str
+    load: Callable[..., Any]
+    summary: str = ""
+    matches: Callable[[str], bool] | None = None
+
+
+@dataclass(frozen=True)
+class ReportFormat:
+    """Renders a report to text or bytes (``json``, ``markdown``, ``html``, ...)."""
+
+    name: str
+    render: Callable[..., str | bytes]
+    suffix: str = ".txt"
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class ConceptFolder:
+    """A folder (or file) of concept files that a plugin ships."""
+
+    path: Any
+    summary: str = ""
+
+
+EXTENSION_KINDS: dict[str, type] = {
+    "checkers": Checker,
+    "probes": Probe,
+    "model_loaders": ModelLoader,
+    "report_formats": ReportFormat,
+    "concept_folders": ConceptFolder,
+}
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as found: its name, where it came from, what it registered, or why it failed."""
+
+    name: str
+    module: str
+    distribution: str | None
+    builtin: bool
+    registers: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "distribution": self.distribution,
+            "builtin": self.builtin,
+            "registers": self.registers,
+            "error": self.error,
+        }

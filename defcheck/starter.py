@@ -1,0 +1,54 @@
+"""The commented starter concept file written by ``defcheck new``."""
+
+from __future__ import annotations
+
+import re
+
+from defcheck.diagnostics import DefcheckError
+from defcheck.schema import NAME_PATTERN
+
+STARTER = """\
+# yaml-language-server: $schema={schema}
+# A concept: one category of units, with a behavioral and a mechanistic way to decide membership.
+# Check it with `defcheck validate {file}`, then `defcheck run --definitions {file}`.
+concept: {name}
+unit: {unit}                # attention_head, mlp_neuron, layer or model
+summary: >-
+  One sentence on what a {title} is.
+references:
+  - Author et al. YEAR, Title of the paper
+
+definitions:
+  # Behavioral: decided from what the unit does on chosen inputs (attention patterns, logits).
+  attends_previous:
+    kind: behavioral
+    source: Author et al. YEAR, section
+    summary: Attends mostly to the previous token on random tokens.
+    all:
+      - checker: attention_pattern
+        params: {{pattern: previous_token}}
+        probe: {{name: random_tokens, length: 32}}
+        threshold: ">= 0.4"   # a comparison, or a rank rule such as {{top_k: 3}}
+
+  # Mechanistic: decided from how the unit is built (weights, circuits, composition, ablation).
+  copies_tokens:
+    kind: mechanistic
+    source: Author et al. YEAR, section
+    summary: Its OV circuit copies tokens (positive eigenvalues).
+    all:
+      - checker: ov_eigenvalue_copying
+        threshold: ">= 0.5"
+"""
+
+
+def starter_file(name: str, unit: str = "attention_head", file: str = "", schema: str = "") -> str:
+    """The text of a new concept file named ``name``."""
+    if not re.match(NAME_PATTERN, name):
+        raise DefcheckError(f"'{name}' is not a concept name: use lowercase letters, digits and '_', starting with a letter")
+    return STARTER.format(
+        name=name,
+        unit=unit,
+        title=name.replace("_", " "),
+        file=file or f"{name}.yaml",
+        schema=schema or "concept.schema.json",
+    )

@@ -1,0 +1,201 @@
+"""Safe YAML reading that remembers where every value came from (line and column).
+
+Only PyYAML's safe constructors are used; tags such as ``!!python/object`` are refused. Documents are
+guarded against alias bombs, recursion and oversized files before any value is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from defcheck.diagnostics import Diagnostic, display_path
+
+MAX_FILE_BYTES = 1_000_000
+MAX_NODES = 20_000
+MAX_DEPTH = 64
+
+FieldPath = tuple[str | int, ...]
+Position = tuple[int, int]
+
+
+@dataclass
+class YamlDocument:
+    """Plain data read from one YAML file, with the position of every value and every mapping key."""
+
+    file: str
+    data: Any
+    values: dict[FieldPath, Position] = field(default_factory=dict)
+    keys: dict[FieldPath, Position] = field(default_factory=dict)
+
+    def position(self, path: FieldPath, *, key: bool = False) -> Position | None:
+        """The position of the value at ``path`` (or of its key), else of the nearest enclosing value."""
+        if key and path in self.keys:
+            return self.keys[path]
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.values:
+                return self.values[path[:end]]
+        return None
+
+
+def format_field(path: FieldPath) -> str:
+    """``('definitions', 'k', 'all', 0, 'threshold')`` -> ``definitions.k.all[0].threshold``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class _YamlProblem(Exception):
+    def __init__(self, message: str, node: Node | None, path: FieldPath, code: str = "yaml"):
+        super().__init__(message)
+        self.message = message
+        self.node = node
+        self.path = path
+        self.code = code
+
+
+def _tag(node: Node) -> str:
+    return str(node.tag).replace("tag:yaml.org,2002:", "!!")
+
+
+def _mark(node: Node) -> Position:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    """Turns a composed node graph into plain Python values, recording positions and enforcing limits."""
+
+    def __init__(self, doc: YamlDocument):
+        self.doc = doc
+        self.constructor = SafeConstructor()
+        self.count = 0
+        self.stack: set[int] = set()
+
+    def build(self, node: Node, path: FieldPath) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _YamlProblem(
+                f"the document expands to more than {MAX_NODES} values (an alias bomb?); "
+                "concept files are small: write values out instead of nesting aliases",
+                node,
+                path,
+            )
+        if len(path) > MAX_DEPTH:
+            raise _YamlProblem(f"nesting deeper than {MAX_DEPTH} levels", node, path)
+        if id(node) in self.stack:
+            raise _YamlProblem("a recursive alias refers to itself; remove the alias", node, path)
+        self.doc.values.setdefault(path, _mark(node))
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        self.stack.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                self._check_tag(node, "tag:yaml.org,2002:seq", path)
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                self._check_tag(node, "tag:yaml.org,2002:map", path)
+                return self._mapping(node, path)
+        finally:
+            self.stack.discard(id(node))
+        raise _YamlProblem(f"unsupported YAML node {type(node).__name__}", node, path)
+
+    def _check_tag(self, node: Node, expected: str, path: FieldPath) -> None:
+        if node.tag != expected:
+            raise _YamlProblem(f"the tag '{_tag(node)}' is not allowed; remove it", node, path, "unsafe-tag")
+
+    def _scalar(self, node: ScalarNode, path: FieldPath) -> Any:
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except ConstructorError as error:
+            raise _YamlProblem(
+                f"the tag '{_tag(node)}' is not allowed (only plain YAML values are read, safely)",
+                node,
+                path,
+                "unsafe-tag",
+            ) from error
+        except (ValueError, TypeError) as error:
+            raise _YamlProblem(f"cannot read the value {node.value!r}: {error}", node, path) from error
+
+    def _mapping(self, node: MappingNode, path: FieldPath) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _YamlProblem("merge keys ('<<') are not supported; write the keys out", key_node, path)
+            if not isinstance(key_node, ScalarNode):
+                raise _YamlProblem("a mapping key must be a plain value, not a list or mapping", key_node, path)
+            key = self._scalar(key_node, path)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise _YamlProblem(f"the key {key_node.value!r} must be a plain string", key_node, path)
+            if key in result:
+                raise _YamlProblem(f"the key '{key}' appears twice in this mapping", key_node, (*path, str(key)))
+            self.doc.keys[(*path, key)] = _mark(key_node)
+            result[key] = self.build(value_node, (*path, key))
+        return result
+
+
+def read_yaml(path: Path, label: str | None = None) -> tuple[YamlDocument | None, list[Diagnostic]]:
+    """Read one YAML file safely; return the document or the diagnostics that stopped it."""
+    name = label or display_path(path)
+
+    def problem(message: str, line: int | None = None, column: int | None = None, code: str = "yaml"):
+        return None, [Diagnostic(name, line, column, "", message, code=code)]
+
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        return problem(f"cannot read the file: {error.strerror or error}", code="io")
+    if size > MAX_FILE_BYTES:
+        return problem(
+            f"the file is {size:,} bytes; concept files are limited to {MAX_FILE_BYTES:,} bytes", code="too-large"
+        )
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        return problem(f"cannot read the file: {error.strerror or error}", code="io")
+    if b"\x00" in raw:
+        return problem("this is a binary file, not YAML text", code="not-text")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return problem(f"the file is not UTF-8 text (byte {error.start} cannot be decoded)", code="not-text")
+    return parse_yaml(text, name)
+
+
+def parse_yaml(text: str, name: str) -> tuple[YamlDocument | None, list[Diagnostic]]:
+    """Parse YAML text (one document) into a :class:`YamlDocument`."""
+    if not text.strip() or all(line.lstrip().startswith("#") for line in text.splitlines() if line.strip()):
+        return None, [Diagnostic(name, 1, 1, "", "the file is empty; a concept file is a YAML mapping", code="empty")]
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        what = " ".join(part for part in (error.context, error.problem) if part)
+        return None, [Diagnostic(name, line, column, "", f"invalid YAML: {what}", code="yaml-syntax")]
+    except yaml.YAMLError as error:
+        return None, [Diagnostic(name, None, None, "", f"invalid YAML: {error}", code="yaml-syntax")]
+    except RecursionError:
+        return None, [Diagnostic(name, None, None, "", f"nesting deeper than {MAX_DEPTH} levels", code="yaml")]
+    documents = [node for node in nodes if node is not None]
+    if len(documents) != 1:
+        line = _mark(documents[1])[0] if len(documents) > 1 else 1
+        return None, [
+            Diagnostic(name, line, 1, "", "a concept file holds exactly one YAML document (found "
+                       f"{len(documents)})", code="yaml")
+        ]
+    doc = YamlDocument(name, None)
+    try:
+        doc.data = _Builder(doc).build(documents[0], ())
+    except _YamlProblem as problem_:
+        line, column = _mark(problem_.node) if problem_.node is not None else (None, None)
+        return None, [Diagnostic(name, line, column, format_field(problem_.path), problem_.message, code=problem_.code)]
+    return doc, []
