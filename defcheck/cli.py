@@ -40,7 +40,13 @@ class _Settings:
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _threshold_text(threshold: str | dict[str, Any]) -> str:
+    if isinstance(threshold, str):
+        return threshold
+    return f"top {threshold['top_k']}" + (f" and >= {threshold['min']}" if "min" in threshold else "")
 
 
 def _errors() -> Console:
@@ -201,8 +207,7 @@ def list_(settings: _Settings, definition_paths: tuple[Path, ...], no_builtin: b
             table.add_column(column)
         for definition in concept["definitions"]:
             checkers = f" {definition['combine']} ".join(
-                f"{c['checker']} {c['threshold'] if isinstance(c['threshold'], str) else c['threshold']}"
-                for c in definition["criteria"]
+                f"{c['checker']} {_threshold_text(c['threshold'])}" for c in definition["criteria"]
             )
             kind_style = "cyan" if definition["kind"] == "behavioral" else "magenta"
             table.add_row(
