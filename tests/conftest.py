@@ -30,3 +30,36 @@ def cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+TINY = {
+    "n_layers": 2,
+    "d_model": 64,
+    "n_heads": 8,
+    "d_head": 8,
+    "d_vocab": 64,
+    "n_ctx": 64,
+    "attn_only": True,
+    "normalization_type": None,
+}
+
+
+def make_view(seed: int = 0, **overrides):
+    """A ModelView over a small seeded random-weight TransformerBridge (BOS id 0, ids 1..63 usable)."""
+    from defcheck.models import ModelView, TokenSpace, build_bridge
+
+    config = {**TINY, **overrides}
+    model = build_bridge(config, seed=seed)
+    return ModelView(model, TokenSpace(config["d_vocab"], bos_token_id=0), name=f"random-{seed}")
+
+
+@pytest.fixture(scope="session")
+def random_view():
+    """A 2-layer attention-only random model."""
+    return make_view(0)
+
+
+@pytest.fixture(scope="session")
+def random_view_mlp():
+    """A 3-layer random model with LayerNorm and MLPs."""
+    return make_view(1, n_layers=3, attn_only=False, normalization_type="LN", d_mlp=128)

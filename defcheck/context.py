@@ -1,0 +1,58 @@
+"""What the runner hands a checker: the model, the validated parameters, the probe and its activations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import torch
+
+from defcheck.models.view import ModelView
+from defcheck.probes import ProbeBatch
+
+T = TypeVar("T")
+
+
+@dataclass
+class CheckContext:
+    """Everything a checker's ``score(context)`` may use.
+
+    ``activations`` holds the hook activations the checker asked for (via ``Checker.activations``) on the
+    probe's tokens, from the one forward pass shared by every checker on that probe; ``logits`` the model's
+    logits there. ``related`` maps each ``with:`` definition id to a boolean mask of its members
+    (``[n_layers, n_heads]``). ``memo`` is shared by all checkers in a run, for work worth doing once.
+    """
+
+    model: ModelView
+    params: Any
+    probe: ProbeBatch | None = None
+    logits: torch.Tensor | None = None
+    activations: dict[str, torch.Tensor] = field(default_factory=dict)
+    related: dict[str, torch.Tensor] = field(default_factory=dict)
+    seed: int = 0
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    def shared(self, key: str, compute: Callable[[], T]) -> T:
+        """``compute()`` once per run (and model) under ``key``; later calls return the stored value."""
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
+
+    def activation(self, name: str) -> torch.Tensor:
+        try:
+            return self.activations[name]
+        except KeyError:
+            raise KeyError(f"activation '{name}' was not requested by the checker's `activations`") from None
+
+    def stacked(self, template: str) -> torch.Tensor:
+        """Activations of every layer stacked on a new first axis, e.g. ``blocks.{}.attn.hook_pattern``."""
+        return torch.stack([self.activation(template.format(layer)) for layer in range(self.model.n_layers)])
+
+    def related_mask(self) -> torch.Tensor:
+        """The union of the members of every ``with:`` definition."""
+        shape = (self.model.n_layers, self.model.n_heads)
+        mask = torch.zeros(shape, dtype=torch.bool)
+        for members in self.related.values():
+            mask |= members
+        return mask

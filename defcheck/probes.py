@@ -1,0 +1,53 @@
+"""Probe data: the token batch a probe builds, shared by every checker that names the same probe."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from defcheck.models.view import TokenSpace
+
+
+@dataclass
+class ProbeBatch:
+    """Tokens ``[n, pos]`` built by a probe, and what the checkers need to know about them.
+
+    ``bos`` is True when every sequence starts with the model's BOS token; ``info`` holds probe-specific
+    metadata (e.g. the repeat length of each sequence).
+    """
+
+    name: str
+    params: dict[str, Any]
+    tokens: torch.Tensor
+    bos: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return probe_key(self.name, self.params)
+
+
+def probe_key(name: str, params: dict[str, Any]) -> str:
+    """A stable identity for a probe with its parameters, used to share it across checkers."""
+    inner = ", ".join(f"{key}={params[key]!r}" for key in sorted(params))
+    return f"{name}({inner})"
+
+
+def probe_generator(seed: int, name: str, params: dict[str, Any]) -> torch.Generator:
+    """A generator seeded from the run seed and the probe's identity, stable across processes."""
+    digest = hashlib.sha256(f"{seed}|{probe_key(name, params)}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """What a probe's ``build`` function receives: validated parameters, the vocabulary, the run's seed."""
+
+    params: Any
+    tokens: TokenSpace
+    seed: int
+    n_ctx: int
+    tokenizer: Any = None

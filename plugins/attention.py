@@ -1,0 +1,144 @@
+"""Built-in behavior checker ``attention_pattern``: the share of a head's attention on a target pattern.
+
+Unlike TransformerLens's ``detect_head`` (which divides by every query row), only query positions that have
+a target count, so a perfect induction head scores 1.0 on ``[BOS] + R + R``, not under 0.5.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from defcheck import Checker, hookimpl
+from defcheck.context import CheckContext
+from defcheck.diagnostics import DefcheckError
+from defcheck.models.view import ModelView
+from defcheck.probes import ProbeBatch
+from defcheck.scores import Scores
+
+PATTERN_HOOK = "blocks.{}.attn.hook_pattern"
+_OFFSET = re.compile(r"^fixed_offset:(-?\d+)$")
+NAMED_PATTERNS = ("previous_token", "duplicate_token", "prefix_matching", "bos")
+
+
+class PatternParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pattern: str = Field(
+        description="previous_token, duplicate_token, prefix_matching (the token after an earlier occurrence "
+        "of the current token), bos, or fixed_offset:K (the token K positions back)."
+    )
+    exclude_bos: bool = Field(False, description="Ignore attention to the BOS position (target and total).")
+    exclude_current_token: bool = Field(False, description="Ignore attention to the query's own position.")
+    aggregate: Literal["mean", "min"] = Field(
+        "mean",
+        description="mean over sequences; min: the lowest per-repeat-length mean, so the behavior must hold "
+        "at every length of the probe.",
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        match = _OFFSET.match(value)
+        if value in NAMED_PATTERNS or (match and int(match.group(1)) >= 0):
+            return value
+        raise ValueError(f"unknown pattern '{value}'; use one of {', '.join(NAMED_PATTERNS)} or fixed_offset:K (K >= 0)")
+
+
+def target_mask(pattern: str, tokens: torch.Tensor, bos: bool) -> torch.Tensor:
+    """Boolean ``[batch, q, k]``: which key positions are the pattern's target for each query position."""
+    batch, size = tokens.shape
+    q = torch.arange(size)[:, None]
+    k = torch.arange(size)[None, :]
+    causal = k <= q
+    if pattern == "previous_token":
+        return (k == q - 1).expand(batch, size, size)
+    if pattern == "bos":
+        if not bos:
+            raise DefcheckError("the pattern 'bos' needs a probe whose sequences start with BOS")
+        return (k == 0).expand(batch, size, size)
+    if pattern.startswith("fixed_offset:"):
+        offset = int(pattern.split(":")[1])
+        return (k == q - offset).expand(batch, size, size)
+    same = tokens[:, :, None] == tokens[:, None, :]  # [b, q, k]: tok[q] == tok[k]
+    if pattern == "duplicate_token":
+        return same & (k < q)
+    if pattern == "prefix_matching":
+        shifted = torch.zeros_like(same)
+        shifted[:, :, 1:] = same[:, :, :-1]  # tok[q] == tok[k-1]
+        return shifted & causal & (k >= 1)
+    raise DefcheckError(f"unknown pattern '{pattern}'")
+
+
+def pattern_scores(
+    patterns: torch.Tensor, targets: torch.Tensor, *, bos: bool, exclude_bos: bool, exclude_current_token: bool
+) -> torch.Tensor:
+    """Per-sequence scores ``[layers, batch, heads]`` from patterns ``[layers, batch, heads, q, k]``.
+
+    For each sequence: attention on targets summed over the query rows that have a target, divided by the
+    attention those rows pay in all (after exclusions). NaN where a sequence has no target row.
+    """
+    size = patterns.shape[-1]
+    keep = torch.ones(size, size, dtype=torch.bool)
+    if exclude_bos and bos:
+        keep[:, 0] = False
+    if exclude_current_token:
+        keep.fill_diagonal_(False)
+    targets = targets & keep
+    rows = targets.any(-1)  # [b, q]
+    weights = patterns * keep  # [L, b, h, q, k]
+    on_target = (weights * targets[None, :, None]).sum(-1)  # [L, b, h, q]
+    total = weights.sum(-1)
+    row_mask = rows[None, :, None].to(patterns.dtype)
+    numerator = (on_target * row_mask).sum(-1)
+    denominator = (total * row_mask).sum(-1)
+    scores = numerator / denominator.clamp_min(1e-12)
+    return torch.where(rows.any(-1)[None, :, None], scores, torch.full_like(scores, float("nan")))
+
+
+def aggregate(per_sequence: torch.Tensor, probe: ProbeBatch, how: str) -> torch.Tensor:
+    """Average ``[layers, batch, heads]`` over sequences; ``min`` takes the worst repeat length's mean."""
+    lengths = probe.info.get("length")
+    if how == "min" and lengths is not None:
+        means = [per_sequence[:, lengths == value].nanmean(1) for value in torch.unique(lengths)]
+        return torch.stack(means).amin(0)
+    return per_sequence.nanmean(1)
+
+
+def score_attention_pattern(context: CheckContext) -> Scores:
+    params: PatternParams = context.params
+    probe = context.probe
+    assert probe is not None
+    patterns = context.stacked(PATTERN_HOOK).float()
+    targets = target_mask(params.pattern, probe.tokens.to(patterns.device), probe.bos)
+    per_sequence = pattern_scores(
+        patterns, targets, bos=probe.bos, exclude_bos=params.exclude_bos, exclude_current_token=params.exclude_current_token
+    )
+    scores = Scores(aggregate(per_sequence, probe, params.aggregate).cpu())
+    nan = torch.isnan(scores.values)
+    if nan.any():
+        scores.mark_undefined(nan, f"no query position in the probe has a '{params.pattern}' target", context.model.unit_names())
+    return scores
+
+
+def pattern_hooks(params: PatternParams, model: ModelView) -> list[str]:
+    return [PATTERN_HOOK.format(layer) for layer in range(model.n_layers)]
+
+
+@hookimpl
+def defcheck_checkers() -> list[Checker]:
+    return [
+        Checker(
+            "attention_pattern",
+            "behavior",
+            score_attention_pattern,
+            summary="Share of attention on a target pattern, over query positions that have a target",
+            source="Olsson et al. 2022 (prefix matching); TransformerLens head_detector, row convention fixed",
+            params=PatternParams,
+            probe="required",
+            activations=pattern_hooks,
+        )
+    ]
