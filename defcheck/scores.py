@@ -39,7 +39,9 @@ class Scores:
             self.undefined.setdefault(units[index], reason)
 
 
-def safe_ratio(numerator: torch.Tensor, denominator: torch.Tensor, eps: float = 1e-9) -> tuple[torch.Tensor, torch.Tensor]:
+def safe_ratio(
+    numerator: torch.Tensor, denominator: torch.Tensor, eps: float = 1e-9
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``numerator / denominator`` with a mask of the entries where the denominator is (near) zero."""
     zero = denominator.abs() <= eps
     return numerator / torch.where(zero, torch.ones_like(denominator), denominator), zero

@@ -45,7 +45,9 @@ class PatternParams(BaseModel):
         match = _OFFSET.match(value)
         if value in NAMED_PATTERNS or (match and int(match.group(1)) >= 0):
             return value
-        raise ValueError(f"unknown pattern '{value}'; use one of {', '.join(NAMED_PATTERNS)} or fixed_offset:K (K >= 0)")
+        raise ValueError(
+            f"unknown pattern '{value}'; use one of {', '.join(NAMED_PATTERNS)} or fixed_offset:K (K >= 0)"
+        )
 
 
 def target_mask(pattern: str, tokens: torch.Tensor, bos: bool) -> torch.Tensor:
@@ -115,12 +117,18 @@ def score_attention_pattern(context: CheckContext) -> Scores:
     patterns = context.stacked(PATTERN_HOOK).float()
     targets = target_mask(params.pattern, probe.tokens.to(patterns.device), probe.bos)
     per_sequence = pattern_scores(
-        patterns, targets, bos=probe.bos, exclude_bos=params.exclude_bos, exclude_current_token=params.exclude_current_token
+        patterns,
+        targets,
+        bos=probe.bos,
+        exclude_bos=params.exclude_bos,
+        exclude_current_token=params.exclude_current_token,
     )
     scores = Scores(aggregate(per_sequence, probe, params.aggregate).cpu())
     nan = torch.isnan(scores.values)
     if nan.any():
-        scores.mark_undefined(nan, f"no query position in the probe has a '{params.pattern}' target", context.model.unit_names())
+        scores.mark_undefined(
+            nan, f"no query position in the probe has a '{params.pattern}' target", context.model.unit_names()
+        )
     return scores
 
 

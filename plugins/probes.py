@@ -126,7 +126,9 @@ def build_file(request: ProbeRequest) -> ProbeBatch:
         ids = torch.tensor([int(word) for word in words])
         bad = ids[(ids < 0) | (ids >= space.d_vocab)]
         if bad.numel():
-            raise DefcheckError(f"token_file: {path} has id {bad[0].item()} outside the vocabulary 0..{space.d_vocab - 1}")
+            raise DefcheckError(
+                f"token_file: {path} has id {bad[0].item()} outside the vocabulary 0..{space.d_vocab - 1}"
+            )
     elif request.tokenizer is not None:
         ids = torch.tensor(request.tokenizer.encode(text))
     else:

@@ -1,0 +1,147 @@
+"""Tests of the runner (defcheck/runner.py): shared probes, reference order, isolation of failures."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+
+from defcheck import Checker, hookimpl
+from defcheck.diagnostics import DefcheckError
+from defcheck.plugins import load_plugins
+from defcheck.registry import load_registry
+from defcheck.runner import evaluate
+
+CONCEPT = """
+concept: probe_sharing
+summary: Two definitions on the same probe, one on another, one broken checker.
+definitions:
+  previous:
+    kind: behavioral
+    source: test
+    all:
+      - checker: attention_pattern
+        params: {pattern: previous_token}
+        probe: {name: repeated_random_tokens, n: 4, length: 6}
+        threshold: {top_k: 2}
+  prefix:
+    kind: behavioral
+    source: test
+    all:
+      - checker: attention_pattern
+        params: {pattern: prefix_matching}
+        probe: {name: repeated_random_tokens, length: 6, n: 4}
+        threshold: ">= 0.0"
+  other_probe:
+    kind: behavioral
+    source: test
+    any:
+      - checker: attention_pattern
+        params: {pattern: bos}
+        probe: {name: random_tokens, n: 2, length: 8}
+        threshold: ">= 2"
+  broken:
+    kind: behavioral
+    source: test
+    all:
+      - checker: always_fails
+        threshold: "> 0"
+  after_broken:
+    kind: behavioral
+    source: test
+    all:
+      - checker: uses_members
+        with: broken
+        threshold: "> 0"
+"""
+
+
+class Failing:
+    """A third-party plugin with a checker that raises and one that depends on it."""
+
+    @hookimpl
+    def defcheck_checkers(self):
+        def fail(context):
+            raise RuntimeError("boom")
+
+        def members(context):
+            return context.related_mask().float()
+
+        return [
+            Checker("always_fails", "behavior", fail),
+            Checker("uses_members", "behavior", members, relation="required"),
+        ]
+
+
+@pytest.fixture
+def setup(tmp_path):
+    (tmp_path / "concept.yaml").write_text(textwrap.dedent(CONCEPT))
+    extensions = load_plugins(extra=[Failing()])
+    registry = load_registry([tmp_path], extensions, include_builtin=False)
+    assert not registry.errors, registry.errors
+    return registry, extensions
+
+
+def test_one_forward_pass_per_distinct_probe(setup, random_view, monkeypatch):
+    registry, extensions = setup
+    calls = []
+    original = type(random_view).run
+
+    def counting(self, tokens, names=(), batch_size=None):
+        calls.append(tuple(tokens.shape))
+        return original(self, tokens, names, batch_size)
+
+    monkeypatch.setattr(type(random_view), "run", counting)
+    result = evaluate(random_view, registry, extensions)
+    assert len(calls) == 2  # the two spellings of the repeated probe are one probe
+    assert len(result.probes) == 2
+
+
+def test_a_failing_checker_keeps_every_other_result(setup, random_view):
+    registry, extensions = setup
+    result = evaluate(random_view, registry, extensions)
+    broken = result.definitions["probe_sharing.broken"]
+    assert broken.members is None and "RuntimeError: boom" in broken.error
+    assert "always_fails" in broken.error
+    dependent = result.definitions["probe_sharing.after_broken"]
+    assert dependent.members is None and "probe_sharing.broken" in dependent.error
+    previous = result.definitions["probe_sharing.previous"]
+    assert previous.error is None and int(previous.members.sum()) == 2
+    assert result.definitions["probe_sharing.other_probe"].members.sum() == 0  # a share is never >= 2
+
+
+def test_scores_are_deterministic(setup, random_view):
+    registry, extensions = setup
+    first = evaluate(random_view, registry, extensions, seed=3)
+    second = evaluate(random_view, registry, extensions, seed=3)
+    for key, result in first.definitions.items():
+        if result.scores is not None:
+            assert torch.equal(result.scores.values, second.definitions[key].scores.values)
+
+
+def test_batches_give_the_same_scores(setup, random_view):
+    registry, extensions = setup
+    whole = evaluate(random_view, registry, extensions)
+    batched = evaluate(random_view, registry, extensions, batch_size=1)
+    torch.testing.assert_close(
+        whole.definitions["probe_sharing.prefix"].scores.values,
+        batched.definitions["probe_sharing.prefix"].scores.values,
+    )
+
+
+def test_selected_definitions_bring_their_references(setup, random_view):
+    registry, extensions = setup
+    result = evaluate(random_view, registry, extensions, definitions=["probe_sharing.after_broken"])
+    assert list(result.definitions) == ["probe_sharing.broken", "probe_sharing.after_broken"]
+    with pytest.raises(DefcheckError, match="unknown concept or definition: nope"):
+        evaluate(random_view, registry, extensions, definitions=["nope"])
+
+
+def test_a_model_without_token_metadata_stops_probes_with_a_clear_error(setup, random_view):
+    from defcheck.models import ModelView
+
+    registry, extensions = setup
+    bare = ModelView(random_view.model, None, name="bare")
+    result = evaluate(bare, registry, extensions)
+    assert "no token metadata" in result.definitions["probe_sharing.previous"].error
