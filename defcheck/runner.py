@@ -22,7 +22,7 @@ from defcheck.plugins import Extensions
 from defcheck.probes import ProbeBatch, ProbeRequest, probe_key
 from defcheck.registry import Registry
 from defcheck.schema import Criterion
-from defcheck.scores import Scores
+from defcheck.scores import NotApplicable, Scores
 from defcheck.thresholds import Threshold
 
 Progress = Callable[[str, int, int], None]
@@ -111,7 +111,7 @@ def evaluate(
             else:
                 plan[key] = (criterion.probe.name, params, names)  # type: ignore[union-attr]
     probes: dict[str, ProbeBatch] = {}
-    runs: dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]] | str] = {}
+    runs: dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]] | Exception] = {}
     steps = len(plan) + len(order)
     done = 0
     for key, (name, params, names) in plan.items():
@@ -129,8 +129,10 @@ def evaluate(
             batch.params = params
             probes[key] = batch
             runs[key] = model.run(batch.tokens, sorted(names), batch_size)
+        except NotApplicable as reason:
+            runs[key] = reason
         except Exception as error:
-            runs[key] = f"probe {key} failed: {_describe(error)}"
+            runs[key] = DefcheckError(f"probe {key} failed: {_describe(error)}")
         timings[f"probe {key}"] = time.perf_counter() - started
         done += 1
         if progress:
@@ -148,30 +150,21 @@ def evaluate(
             outcome = CriterionResult(criterion.checker, criterion.threshold, keyed[0] if keyed else None)
             started = time.perf_counter()
             try:
-                related = {}
-                for target in related_ids.get(id(criterion), []):
-                    upstream = results.get(target)
-                    if upstream is None or upstream.members is None:
-                        raise DefcheckError(f"'{target}' has no members because it errored")
-                    related[target] = upstream.members
                 context = CheckContext(model, _validated(checker.params, criterion.params), seed=seed, memo=memo)
-                context.related = related
+                context.related = _related_members(related_ids.get(id(criterion), []), results)
                 if keyed is not None:
                     run = runs[keyed[0]]
-                    if isinstance(run, str):
-                        raise DefcheckError(run)
+                    if isinstance(run, Exception):
+                        raise run
                     context.probe = probes[keyed[0]]
                     context.logits, context.activations = run
-                scores = Scores.of(checker.score(context))
-                if tuple(scores.values.shape) != shape:
-                    raise DefcheckError(
-                        f"returned scores of shape {tuple(scores.values.shape)}, expected {shape} (layers, heads)"
-                    )
-                scores.values = scores.values.detach().float().cpu()
-                outcome.scores = scores
-                outcome.passed = criterion.threshold.select(scores.values)
+                outcome.scores = _checked(Scores.of(checker.score(context)), shape)
+            except NotApplicable as reason:
+                outcome.scores = Scores.inapplicable(shape, str(reason))
             except Exception as error:
                 outcome.error = f"checker '{checker.name}' failed: {_describe(error)}"
+            if outcome.scores is not None:
+                outcome.passed = criterion.threshold.select(outcome.scores.values)
             outcome.seconds = time.perf_counter() - started
             timings[f"{definition_id} {checker.name}"] = outcome.seconds
             result.criteria.append(outcome)
@@ -186,6 +179,23 @@ def evaluate(
         if progress:
             progress(definition_id, done, steps)
     return RunResult(model, seed, results, probes, timings)
+
+
+def _checked(scores: Scores, shape: tuple[int, int]) -> Scores:
+    if tuple(scores.values.shape) != shape:
+        raise DefcheckError(f"returned scores of shape {tuple(scores.values.shape)}, expected {shape} (layers, heads)")
+    scores.values = scores.values.detach().float().cpu()
+    return scores
+
+
+def _related_members(targets: list[str], results: dict[str, DefinitionResult]) -> dict[str, torch.Tensor]:
+    related = {}
+    for target in targets:
+        upstream = results.get(target)
+        if upstream is None or upstream.members is None:
+            raise DefcheckError(f"'{target}' has no members because it errored")
+        related[target] = upstream.members
+    return related
 
 
 def _selected(registry: Registry, wanted: Sequence[str] | None) -> list[str]:

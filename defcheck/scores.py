@@ -8,6 +8,11 @@ from typing import Any
 import torch
 
 
+class NotApplicable(Exception):
+    """Raised by a probe or checker that does not apply to this model (e.g. no ordinal tokens in its
+    vocabulary); the runner reports "not applicable" with the reason instead of an error or a number."""
+
+
 @dataclass
 class Scores:
     """Scores of every unit (for heads: ``[n_layers, n_heads]``); NaN marks an undefined score.
