@@ -21,7 +21,10 @@ from defcheck.scores import NotApplicable, Scores
 SEQUENCES: dict[str, list[str]] = {
     "numbers": [str(i) for i in range(1, 101)],
     "days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
-    "months": "January February March April May June July August September October November December".split(),
+    "months": [
+        *("January", "February", "March", "April", "May", "June"),
+        *("July", "August", "September", "October", "November", "December"),
+    ],
     "letters": [chr(c) for c in range(ord("A"), ord("Z") + 1)],
     "ordinals": ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"],
 }
