@@ -18,17 +18,21 @@ def lint_kinds(file: ConceptFile, extensions: Extensions) -> list[Diagnostic]:
         path = ("definitions", name)
         checkers = [extensions.checkers.get(c.checker) for c in definition.criteria]
         known = [checker for checker in checkers if checker is not None]
-        if definition.kind == "mechanistic" and known and len(known) == len(checkers):
-            if not any(checker.observes == "mechanism" for checker in known):
-                names = ", ".join(sorted({checker.name for checker in known}))
-                out.append(
-                    file.diagnostic(
-                        (*path, "kind"),
-                        f"a mechanistic definition needs a checker that observes mechanism, but {names} "
-                        "observe(s) only behavior; use kind: behavioral, or add a mechanism checker",
-                        "kind-mismatch",
-                    )
+        all_known = bool(known) and len(known) == len(checkers)  # an unknown checker is reported on its own
+        if (
+            definition.kind == "mechanistic"
+            and all_known
+            and not any(checker.observes == "mechanism" for checker in known)
+        ):
+            names = ", ".join(sorted({checker.name for checker in known}))
+            out.append(
+                file.diagnostic(
+                    (*path, "kind"),
+                    f"a mechanistic definition needs a checker that observes mechanism, but {names} "
+                    "observe(s) only behavior; use kind: behavioral, or add a mechanism checker",
+                    "kind-mismatch",
                 )
+            )
         if definition.kind == "behavioral":
             for index, checker in enumerate(checkers):
                 if checker is not None and checker.observes == "mechanism":
@@ -44,7 +48,9 @@ def lint_kinds(file: ConceptFile, extensions: Extensions) -> list[Diagnostic]:
         if not definition.source:
             out.append(
                 file.diagnostic(
-                    path, "the definition has no source; say where it comes from (paper, section)", "missing-source",
+                    path,
+                    "the definition has no source; say where it comes from (paper, section)",
+                    "missing-source",
                     "warning",
                 )
             )

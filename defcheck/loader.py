@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from defcheck.diagnostics import Diagnostic, did_you_mean, display_path
-from defcheck.schema import Concept
+from defcheck.schema import NAME_PATTERN, REFERENCE_PATTERN, Concept
 from defcheck.yamlsource import FieldPath, YamlDocument, format_field, read_yaml
 
 CONCEPT_SUFFIXES = (".yaml", ".yml")
@@ -63,6 +63,11 @@ def _diagnostic(document: YamlDocument, error: Any) -> Diagnostic:
     loc: FieldPath = tuple(error["loc"])
     kind = error["type"]
     value = error.get("input")
+    if (loc and loc[-1] == "[key]") or kind == "invalid_key":
+        # a mapping key was refused (e.g. a definition named 'Wide'): point at the key itself
+        loc = loc[:-1] if loc and loc[-1] == "[key]" else loc
+        line, column = document.position(loc, key=True) or (None, None)
+        return Diagnostic(document.file, line, column, format_field(loc), _message(kind, error, value))
     if kind == "missing":
         line, column = document.position(loc[:-1]) or (None, None)
         allowed = _allowed_keys(loc)
@@ -89,9 +94,11 @@ def _message(kind: str, error: Any, value: Any) -> str:
         return f"must be one of {', '.join(choices)}; {got}{did_you_mean(str(value), choices)}"
     if kind == "string_pattern_mismatch":
         pattern = error.get("ctx", {}).get("pattern", "")
-        if "\\." in pattern:
+        if pattern == REFERENCE_PATTERN:
             return f"{got}; a reference is 'concept.definition' or a definition name in this concept"
-        return f"{got}; names use lowercase letters, digits and '_', starting with a letter"
+        if pattern == NAME_PATTERN:
+            return f"{got}; names use lowercase letters, digits and '_', starting with a letter"
+        return f"{got}; must match the pattern {pattern}"
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
     if kind == "too_short":
@@ -107,9 +114,9 @@ def _message(kind: str, error: Any, value: Any) -> str:
 
 def _describe(value: Any) -> str:
     if isinstance(value, dict):
-        return "a mapping"
+        return "a mapping" if value else "an empty mapping"
     if isinstance(value, list):
-        return "a list"
+        return "a list" if value else "an empty list"
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 

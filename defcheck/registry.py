@@ -15,7 +15,7 @@ from defcheck.lint import lint_kinds
 from defcheck.loader import ConceptFile, _message, find_concept_files, load_concept_file
 from defcheck.plugins import Extensions
 from defcheck.schema import Concept, Criterion, Definition
-from defcheck.yamlsource import FieldPath, format_field
+from defcheck.yamlsource import MAX_FILE_BYTES, FieldPath, format_field
 
 
 @dataclass
@@ -85,7 +85,7 @@ def load_registry(
             resolved = path.resolve()
             if resolved in seen:
                 continue
-            content = path.read_bytes() if path.is_file() else b""
+            content = _small_file_bytes(path)
             seen[resolved] = content
             if not is_builtin and content and content in builtin_texts:
                 continue  # the same file as a built-in one (e.g. the repository's own definitions/)
@@ -117,6 +117,14 @@ def load_registry(
     registry.order = _evaluation_order(registry, references)
     registry.diagnostics = sorted(set(registry.diagnostics), key=_sort_key)
     return registry
+
+
+def _small_file_bytes(path: Path) -> bytes:
+    """The bytes of a file small enough to be a concept file (for duplicate detection), else empty."""
+    try:
+        return path.read_bytes() if path.is_file() and path.stat().st_size <= MAX_FILE_BYTES else b""
+    except OSError:
+        return b""  # read_yaml reports the problem with the file's name
 
 
 def _sort_key(d: Diagnostic) -> tuple:
@@ -156,7 +164,7 @@ def _check_semantics(file: ConceptFile, extensions: Extensions) -> list[Diagnost
                     )
                 )
                 continue
-            if checker.unit != concept.unit:
+            if checker.unit != concept.unit and concept.unit in UNIT_KINDS:  # an unknown unit is reported once
                 out.append(
                     file.diagnostic(
                         (*path, "checker"),
@@ -191,7 +199,9 @@ def _check_probe(
             known = ", ".join(sorted(extensions.probes)) or "none registered"
             return [
                 file.diagnostic(
-                    path, f"the checker '{checker}' needs a 'probe:' (inputs to observe; probes: {known})", "missing-probe"
+                    path,
+                    f"the checker '{checker}' needs a 'probe:' (inputs to observe; probes: {known})",
+                    "missing-probe",
                 )
             ]
         return []
@@ -277,7 +287,7 @@ def _evaluation_order(registry: Registry, references: dict[str, list[str]]) -> l
         if state.get(node) == "done":
             return
         if state.get(node) == "active":
-            cycle = trail[trail.index(node) :] + [node]
+            cycle = [*trail[trail.index(node) :], node]
             if frozenset(cycle) not in reported:
                 reported.add(frozenset(cycle))
                 file, _ = registry.definition(cycle[0])

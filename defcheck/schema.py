@@ -73,6 +73,11 @@ class Criterion(_Strict):
     @field_validator("with_", mode="before")
     @classmethod
     def _one_or_many(cls, raw: Any) -> Any:
+        if isinstance(raw, (bool, int, float)):
+            raise ValueError(
+                f"'with' takes a definition name ('concept.definition' or a name in this concept) or a list of "
+                f"them, not the number {raw!r}"
+            )
         return [raw] if isinstance(raw, str) else raw
 
 
@@ -87,8 +92,10 @@ class Definition(_Strict):
 
     @model_validator(mode="after")
     def _one_combinator(self) -> Definition:
-        if (self.all is None) == (self.any is None):
-            raise ValueError("a definition needs exactly one of 'all' or 'any', each a list of criteria")
+        if self.all is not None and self.any is not None:
+            raise ValueError("a definition has either 'all' or 'any', not both; keep one")
+        if self.all is None and self.any is None:
+            raise ValueError("a definition needs its criteria: 'all' (every one must pass) or 'any' (one must)")
         return self
 
     @property

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 import torch
 
+from defcheck.diagnostics import did_you_mean
+
 Operator = Literal[">=", ">", "<=", "<"]
 _COMPARISON = re.compile(r"^\s*(>=|>|<=|<)\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 THRESHOLD_HELP = "use a comparison such as '>= 0.4', '> 0' or '< -0.2', or a rank rule such as {top_k: 3}"
@@ -73,18 +75,24 @@ def parse_threshold(raw: Any) -> Threshold:
     if isinstance(raw, (Comparison, TopK)):
         return raw
     if isinstance(raw, bool) or raw is None:
-        raise ValueError(f"{raw!r} is not a threshold; {THRESHOLD_HELP}")
+        written = "null" if raw is None else str(raw).lower()  # as the YAML file spells it
+        raise ValueError(f"{written} is not a threshold; {THRESHOLD_HELP}")
     if isinstance(raw, (int, float)):
         raise ValueError(f"{raw!r} has no comparison; write it as '>= {raw}' (or another of >, <=, <)")
     if isinstance(raw, str):
         match = _COMPARISON.match(raw)
         if not match:
-            raise ValueError(f"'{raw}' is not a threshold; {THRESHOLD_HELP}")
+            raise ValueError(_unreadable(raw))
         return Comparison(match.group(1), float(match.group(2)))  # type: ignore[arg-type]
     if isinstance(raw, dict):
-        unknown = sorted(str(key) for key in raw if key not in ("top_k", "min"))
-        if unknown or "top_k" not in raw:
-            raise ValueError(f"a rank rule takes 'top_k' (an integer >= 1) and optionally 'min'; got {sorted(raw)}")
+        unknown = sorted(str(key) for key in raw if key not in ("top_k", "min"))  # keys may be of mixed types
+        if unknown:
+            raise ValueError(
+                f"a rank rule takes 'top_k' (an integer >= 1) and optionally 'min', not '{unknown[0]}'"
+                f"{did_you_mean(unknown[0], ('top_k', 'min'))}"
+            )
+        if "top_k" not in raw:
+            raise ValueError("a rank rule needs 'top_k' (an integer >= 1), e.g. {top_k: 3, min: 0.1}")
         k, minimum = raw["top_k"], raw.get("min")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"top_k must be an integer >= 1, got {k!r}")
@@ -92,6 +100,17 @@ def parse_threshold(raw: Any) -> Threshold:
             raise ValueError(f"min must be a number, got {minimum!r}")
         return TopK(k, None if minimum is None else float(minimum))
     raise ValueError(f"a threshold is a string or a mapping, not {type(raw).__name__}; {THRESHOLD_HELP}")
+
+
+def _unreadable(raw: str) -> str:
+    """Why a threshold string does not parse, and what to write instead."""
+    text = raw.strip()
+    if _COMPARISON.match(f">= {text}"):
+        return f"'{raw}' has no comparison; write it as '>= {text}' (or another of >, <=, <)"
+    for wrong, right in (("=>", ">="), ("=<", "<="), ("≥", ">="), ("≤", "<=")):
+        if text.startswith(wrong) and _COMPARISON.match(right + text[len(wrong) :]):
+            return f"'{raw}' is not a threshold; did you mean '{right}{text[len(wrong) :]}'?"
+    return f"'{raw}' is not a threshold; {THRESHOLD_HELP}"
 
 
 THRESHOLD_JSON_SCHEMA: dict[str, Any] = {

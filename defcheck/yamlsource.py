@@ -34,12 +34,18 @@ class YamlDocument:
     keys: dict[FieldPath, Position] = field(default_factory=dict)
 
     def position(self, path: FieldPath, *, key: bool = False) -> Position | None:
-        """The position of the value at ``path`` (or of its key), else of the nearest enclosing value."""
+        """The position of the value at ``path`` (or of its key), else of the nearest enclosing value.
+
+        A block mapping or list starts on the line after its key; there the key's line, which names the
+        field, is the position.
+        """
         if key and path in self.keys:
             return self.keys[path]
         for end in range(len(path), -1, -1):
-            if path[:end] in self.values:
-                return self.values[path[:end]]
+            found = self.values.get(path[:end])
+            if found is not None:
+                named = self.keys.get(path[:end])
+                return named if named is not None and named[0] < found[0] else found
         return None
 
 
@@ -136,7 +142,12 @@ class _Builder:
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 raise _YamlProblem(f"the key {key_node.value!r} must be a plain string", key_node, path)
             if key in result:
-                raise _YamlProblem(f"the key '{key}' appears twice in this mapping", key_node, (*path, str(key)))
+                first = self.doc.keys[(*path, key)][0]
+                raise _YamlProblem(
+                    f"the key '{key}' appears twice in this mapping (first on line {first})",
+                    key_node,
+                    (*path, str(key)),
+                )
             self.doc.keys[(*path, key)] = _mark(key_node)
             result[key] = self.build(value_node, (*path, key))
         return result
@@ -170,6 +181,24 @@ def read_yaml(path: Path, label: str | None = None) -> tuple[YamlDocument | None
     return parse_yaml(text, name)
 
 
+def _syntax_message(error: yaml.MarkedYAMLError) -> str:
+    """PyYAML's parse error in words: what it was reading (and from where), what it found, and a hint."""
+    context, problem = error.context or "", error.problem or ""
+    start, mark = error.context_mark, error.problem_mark
+    if context and start is not None and mark is not None and (start.line, start.column) != (mark.line, mark.column):
+        context += f" (from line {start.line + 1}, column {start.column + 1})"
+    what = ": ".join(part for part in (context, problem) if part)
+    if "'\\t'" in problem:
+        what += "; YAML is indented with spaces, not tabs"
+    elif "mapping values are not allowed here" in problem:
+        what += "; a value that contains ': ' needs quotes, or check the indentation"
+    elif "expected <block end>" in problem:
+        what += "; check the indentation of this line and the one above"
+    elif "flow" in context and ("expected ','" in problem or "end of the stream" in problem):
+        what += "; is a bracket or brace left unclosed?"
+    return what
+
+
 def parse_yaml(text: str, name: str) -> tuple[YamlDocument | None, list[Diagnostic]]:
     """Parse YAML text (one document) into a :class:`YamlDocument`."""
     if not text.strip() or all(line.lstrip().startswith("#") for line in text.splitlines() if line.strip()):
@@ -179,8 +208,7 @@ def parse_yaml(text: str, name: str) -> tuple[YamlDocument | None, list[Diagnost
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        what = " ".join(part for part in (error.context, error.problem) if part)
-        return None, [Diagnostic(name, line, column, "", f"invalid YAML: {what}", code="yaml-syntax")]
+        return None, [Diagnostic(name, line, column, "", f"invalid YAML: {_syntax_message(error)}", code="yaml-syntax")]
     except yaml.YAMLError as error:
         return None, [Diagnostic(name, None, None, "", f"invalid YAML: {error}", code="yaml-syntax")]
     except RecursionError:
@@ -189,8 +217,14 @@ def parse_yaml(text: str, name: str) -> tuple[YamlDocument | None, list[Diagnost
     if len(documents) != 1:
         line = _mark(documents[1])[0] if len(documents) > 1 else 1
         return None, [
-            Diagnostic(name, line, 1, "", "a concept file holds exactly one YAML document (found "
-                       f"{len(documents)})", code="yaml")
+            Diagnostic(
+                name,
+                line,
+                1,
+                "",
+                f"a concept file holds exactly one YAML document (found {len(documents)})",
+                code="yaml",
+            )
         ]
     doc = YamlDocument(name, None)
     try:
