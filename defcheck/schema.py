@@ -121,6 +121,14 @@ def concept_json_schema() -> dict[str, Any]:
     """A draft-07 JSON Schema of a concept file, for editors (yaml-language-server, PyCharm)."""
     schema = Concept.model_json_schema(by_alias=True)
     schema = _to_draft7(copy.deepcopy(schema))
+    criterion = schema["definitions"]["Criterion"]["properties"]
+    name = schema["definitions"]["ProbeRef"]["properties"]["name"]
+    # The models accept shorthands that pydantic's schema does not show: `probe: NAME` and `with: ID`.
+    criterion["probe"]["anyOf"].insert(0, {"type": "string", "pattern": name["pattern"]})
+    reference = criterion["with"]["anyOf"][0]["items"]
+    criterion["with"]["anyOf"].insert(0, dict(reference))
+    schema["definitions"]["Definition"]["oneOf"] = [{"required": ["all"]}, {"required": ["any"]}]
+    schema["properties"]["definitions"]["propertyNames"] = {"pattern": NAME_PATTERN}
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": "https://defcheck.invalid/concept.schema.json",
