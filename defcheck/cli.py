@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from defcheck import __version__
 from defcheck.diagnostics import DefcheckError, Diagnostic
+from defcheck.extensions import UNIT_KINDS
 from defcheck.plugins import Extensions, load_plugins
 from defcheck.registry import Registry, load_registry
 from defcheck.schema import concept_json_schema
@@ -182,7 +182,8 @@ def list_payload(registry: Registry, extensions: Extensions) -> dict[str, Any]:
                 "definitions": definitions,
             }
         )
-    return {"concepts": concepts, "diagnostics": [d.to_dict() for d in registry.diagnostics]}
+    diagnostics = extensions.problems + registry.diagnostics
+    return {"concepts": concepts, "diagnostics": [d.to_dict() for d in diagnostics]}
 
 
 @main.command("list")
@@ -228,7 +229,7 @@ def schema(output: Path | None) -> None:
     """Print the JSON Schema (draft 07) of a concept file, for editors and CI."""
     text = json.dumps(concept_json_schema(), indent=2) + "\n"
     if output:
-        output.write_text(text, encoding="utf-8")
+        _write(output, text)
     else:
         click.echo(text, nl=False)
 
@@ -257,24 +258,39 @@ def plugins(settings: _Settings, as_json: bool) -> None:
 
 @main.command()
 @click.argument("name")
-@click.option("--unit", default="attention_head", show_default=True, help="The unit kind the concept categorizes.")
+@click.option(
+    "--unit",
+    type=click.Choice(UNIT_KINDS),
+    default="attention_head",
+    show_default=True,
+    help="The unit kind the concept categorizes.",
+)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Where to write (default: NAME.yaml).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.pass_obj
 def new(settings: _Settings, name: str, unit: str, output: Path | None, force: bool) -> None:
     """Write a commented starter concept file with one behavioral and one mechanistic definition."""
     path = output or Path(f"{name}.yaml")
+    text = starter_file(name, unit, file=str(path))  # refuses a bad name before touching the disk
     if path.exists() and not force:
         raise DefcheckError(f"{path} exists; use --force to overwrite it")
-    path.write_text(starter_file(name, unit, file=str(path)), encoding="utf-8")
+    _write(path, text)
     if not settings.quiet:
         _console().print(f"wrote {path}; check it with `defcheck validate {path}`")
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise DefcheckError(f"cannot write {path}: {error.strerror or error}") from error
 
 
 def run_cli(argv: list[str] | None = None) -> int:
     """Run the CLI in-process and return its exit code (for tests)."""
     try:
-        main.main(args=argv, prog_name="defcheck", standalone_mode=False)
+        # without standalone mode click *returns* the code of a ctx.exit() (e.g. our exit 2 on a DefcheckError)
+        result = main.main(args=argv, prog_name="defcheck", standalone_mode=False)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     except click.exceptions.Exit as exit_:
@@ -282,6 +298,4 @@ def run_cli(argv: list[str] | None = None) -> int:
     except click.ClickException as error:
         error.show()
         return error.exit_code
-    return 0
-
-
+    return result if isinstance(result, int) else 0

@@ -1,14 +1,16 @@
 """The plugin manager: finds plugins through the ``defcheck`` entry-point group and collects what they register.
 
-A plugin that fails to import or to register is recorded with its name and error, and the others still
-load; ``strict=True`` turns such a failure into an error. Two plugins registering the same name is always
-an error naming both, since the core could not tell which one a definition means.
+A plugin that fails (its import or a hook raises, a hook returns the wrong type, a hook is misspelled or
+lacks ``@hookimpl``) is recorded with its name and a one-line error, contributes nothing, and the others
+still load; ``strict=True`` turns such a failure into an error. Two plugins registering the same name is
+always an error naming both, since the core could not tell which one a definition means.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,12 +19,15 @@ from typing import Any
 import pluggy
 
 from defcheck import hookspecs
-from defcheck.diagnostics import DefcheckError, Diagnostic
+from defcheck.diagnostics import DefcheckError, Diagnostic, did_you_mean
 from defcheck.extensions import EXTENSION_KINDS, Checker, ConceptFolder, ModelLoader, PluginInfo, Probe, ReportFormat
 
 ENTRY_POINT_GROUP = "defcheck"
 PLUGINS_ENV = "DEFCHECK_PLUGINS"
 BUILTIN_DISTRIBUTION = "defcheck"
+HOOK_NAMES = tuple(
+    sorted(name for name, value in vars(hookspecs).items() if hasattr(value, f"{hookspecs.PROJECT}_spec"))
+)
 
 
 class PluginConflictError(DefcheckError):
@@ -82,46 +87,104 @@ def load_plugins(
         info = PluginInfo(point.name, point.value, dist_label, builtin)
         infos[point.name] = info
         try:
-            manager.register(point.load(), name=point.name)
+            _register(manager, point.load(), point.name)
         except Exception as error:  # a broken third-party plugin must not stop the others
-            info.error = f"failed to load {point.value}: {type(error).__name__}: {error}"
+            info.error = f"failed to load {point.value}: {_describe(error)}"
     names = [*modules, *filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",")))]
-    for module_name in names:
-        info = PluginInfo(module_name, module_name, None, False)
-        infos[module_name] = info
+    for module_name in dict.fromkeys(names):  # --plugin and $DEFCHECK_PLUGINS may name the same module
         try:
-            manager.register(importlib.import_module(module_name), name=module_name)
+            module = importlib.import_module(module_name)
         except Exception as error:
-            info.error = f"failed to load {module_name}: {type(error).__name__}: {error}"
+            infos[module_name] = PluginInfo(module_name, module_name, None, False)
+            infos[module_name].error = f"failed to load {module_name}: {_describe(error)}"
+            continue
+        if manager.is_registered(module):
+            continue  # already installed through an entry point (e.g. `pip install -e` while developing it)
+        info = infos[module_name] = PluginInfo(module_name, module_name, None, False)
+        try:
+            _register(manager, module, module_name)
+        except Exception as error:
+            info.error = f"failed to load {module_name}: {_describe(error)}"
     for index, plugin in enumerate(extra):
         name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
         info = PluginInfo(name, getattr(plugin, "__module__", None) or name, None, False)
         infos[name] = info
         try:
-            manager.register(plugin, name=name)
+            _register(manager, plugin, name)
         except Exception as error:
-            info.error = f"failed to register: {type(error).__name__}: {error}"
+            info.error = f"failed to register: {_describe(error)}"
     extensions = Extensions(plugins=list(infos.values()))
+    declared_by: dict[str, list[tuple[str, list[Any]]]] = {}
     for kind, declared in EXTENSION_KINDS.items():
         hook = getattr(manager.hook, f"defcheck_{kind}")
-        for impl in reversed(hook.get_hookimpls()):  # pluggy lists last-registered first
-            _collect(extensions, infos[impl.plugin_name], kind, declared, impl.function)
+        for impl in hook.get_hookimpls():
+            items = _call(infos[impl.plugin_name], kind, declared, impl.function)
+            if items is not None:
+                declared_by.setdefault(impl.plugin_name, []).append((kind, items))
+    for info in extensions.plugins:  # in load order; a plugin with any failing hook adds nothing
+        if not info.error:
+            for kind, items in declared_by.get(info.name, []):
+                _add(extensions, info, kind, items)
     if strict and extensions.problems:
         raise PluginLoadError("\n".join(str(problem) for problem in extensions.problems))
     return extensions
 
 
-def _collect(extensions: Extensions, info: PluginInfo, kind: str, declared: type, function: Any) -> None:
+def _describe(error: BaseException) -> str:
+    """``Type: message`` on one line, so a plugin's failure prints as one diagnostic line."""
+    message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def _register(manager: pluggy.PluginManager, plugin: Any, name: str) -> None:
+    """Register ``plugin``, refusing hooks that would otherwise be silently ignored (unmarked or misspelled)."""
+    for hook in HOOK_NAMES:
+        if callable(getattr(plugin, hook, None)) and manager.parse_hookimpl_opts(plugin, hook) is None:
+            raise pluggy.PluginValidationError(
+                plugin, f"{hook} is not marked with @defcheck.hookimpl, so it would never be called"
+            )
+    manager.register(plugin, name=name)
+    unknown = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [] if not caller.has_spec())
+    if unknown:
+        manager.unregister(plugin)
+        hint = f"{did_you_mean(unknown[0], HOOK_NAMES)} (hooks: {', '.join(HOOK_NAMES)})"
+        raise pluggy.PluginValidationError(plugin, f"unknown hook '{unknown[0]}'{hint}")
+
+
+def _call(info: PluginInfo, kind: str, declared: type, function: Any) -> list[Any] | None:
+    """Call one hook implementation; on failure record why on ``info`` and return None."""
     if info.error:
-        return
+        return None
     try:
-        items = list(function() or [])
-        wrong = [item for item in items if not isinstance(item, declared)]
-        if wrong:
-            raise TypeError(f"defcheck_{kind} returned {type(wrong[0]).__name__}, expected {declared.__name__}")
+        result = function()
     except Exception as error:
-        info.error = f"defcheck_{kind} raised {type(error).__name__}: {error}"
-        return
+        info.error = f"defcheck_{kind} raised {_describe(error)}"
+        return None
+    expected = f"a list of {declared.__name__}"
+    if result is None:
+        return []
+    if not isinstance(result, (list, tuple)):
+        info.error = f"defcheck_{kind} returned {type(result).__name__}, expected {expected}"
+        return None
+    wrong = [item for item in result if not isinstance(item, declared)]
+    if wrong:
+        info.error = f"defcheck_{kind} returned a list holding {type(wrong[0]).__name__}, expected {expected}"
+        return None
+    for item in result:
+        if isinstance(item, ConceptFolder) and isinstance(item.path, str) and not _is_package(item.path):
+            info.error = f"defcheck_{kind} names the package '{item.path}', which is not installed"
+            return None
+    return list(result)
+
+
+def _is_package(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _add(extensions: Extensions, info: PluginInfo, kind: str, items: list[Any]) -> None:
     for item in items:
         if kind == "concept_folders":
             extensions.concept_folders.append(item)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import yaml
+
 from defcheck.diagnostics import DefcheckError
 from defcheck.schema import NAME_PATTERN
 
@@ -11,7 +13,7 @@ STARTER = """\
 # yaml-language-server: $schema={schema}
 # A concept: one category of units, with a behavioral and a mechanistic way to decide membership.
 # Check it with `defcheck validate {file}`, then `defcheck run --definitions {file}`.
-concept: {name}
+concept: {concept}
 unit: {unit}                # attention_head, mlp_neuron, layer or model
 summary: >-
   One sentence on what a {title} is.
@@ -43,10 +45,13 @@ definitions:
 
 def starter_file(name: str, unit: str = "attention_head", file: str = "", schema: str = "") -> str:
     """The text of a new concept file named ``name``."""
-    if not re.match(NAME_PATTERN, name):
-        raise DefcheckError(f"'{name}' is not a concept name: use lowercase letters, digits and '_', starting with a letter")
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise DefcheckError(
+            f"'{name}' is not a concept name: use lowercase letters, digits and '_', starting with a letter"
+        )
     return STARTER.format(
         name=name,
+        concept=name if yaml.safe_load(name) == name else f'"{name}"',  # YAML reads null, yes, on... as non-strings
         unit=unit,
         title=name.replace("_", " "),
         file=file or f"{name}.yaml",
