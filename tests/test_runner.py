@@ -145,3 +145,15 @@ def test_a_model_without_token_metadata_stops_probes_with_a_clear_error(setup, r
     bare = ModelView(random_view.model, None, name="bare")
     result = evaluate(bare, registry, extensions)
     assert "no token metadata" in result.definitions["probe_sharing.previous"].error
+
+
+def test_the_fixture_plugin_concept_runs_end_to_end(fixture_extensions, random_view):
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "fixtures" / "concepts"
+    registry = load_registry([folder], fixture_extensions, include_builtin=False)
+    result = evaluate(random_view, registry, fixture_extensions)
+    spreads = result.definitions["wide_head.spreads_attention"]
+    assert spreads.error is None and spreads.scores.values.shape == (2, 8)
+    large = result.definitions["wide_head.large_output"]
+    assert large.error is None and int(large.criteria[0].passed.sum()) == 2  # top_k: 2
