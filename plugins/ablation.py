@@ -1,1 +1,245 @@
-"""Built-in checkers (being written)."""
+"""Built-in mechanism checker ``path_ablation``: does a head's attention behavior depend on the ``with:`` heads'
+output reaching its keys (or queries)?
+
+A causal check, computed from one cached forward pass: for every later layer the attention pattern is
+recomputed with the member heads' output removed from the key (or query) input only, and scored with the same
+attention-pattern score as ``attention_pattern`` (``plugins/attention.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from defcheck_plugins.attention import PatternParams, aggregate, pattern_scores, target_mask
+from pydantic import Field, field_validator
+
+from defcheck import Checker, hookimpl
+from defcheck.context import CheckContext
+from defcheck.diagnostics import DefcheckError
+from defcheck.models.view import ModelView
+from defcheck.scores import Scores
+
+RESID_HOOK = "blocks.{}.hook_resid_pre"
+Z_HOOK = "blocks.{}.attn.hook_z"
+PATTERN_HOOK = "blocks.{}.attn.hook_pattern"
+
+
+class PathAblationParams(PatternParams):
+    pattern: str = Field(
+        "prefix_matching",
+        description="The attention-pattern score whose drop is measured: previous_token, duplicate_token, "
+        "prefix_matching, bos, or fixed_offset:K (as in attention_pattern).",
+    )
+    path: Literal["k", "q"] = Field(
+        "k",
+        description="Which input of the candidate head loses the member heads' output: k (its keys: "
+        "K-composition) or q (its queries: Q-composition).",
+    )
+    ablation: Literal["mean", "zero"] = Field(
+        "mean",
+        description="What replaces each member head's output on that path: mean (its output averaged over the "
+        "probe's sequences and positions) or zero.",
+    )
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _no_value_path(cls, value: Any) -> Any:
+        if value == "v":
+            raise ValueError(
+                "path 'v' cannot change an attention pattern (values do not enter the pattern), so its drop "
+                "would always be 0; use k or q"
+            )
+        return value
+
+
+def _dtype_tolerance(dtype: torch.dtype) -> float:
+    return 1e-3 if dtype in (torch.float32, torch.float64) else 5e-2
+
+
+def attention_scale(view: ModelView) -> float:
+    """What attention scores are divided by (TransformerLens: ``attn_scale`` if set, else sqrt(d_head))."""
+    cfg = view.cfg
+    scale = float(getattr(cfg, "attn_scale", -1.0) or -1.0)
+    if getattr(cfg, "use_attn_scale", True) and scale > 0:
+        return scale
+    return math.sqrt(view.d_head)
+
+
+def _rotary(view: ModelView) -> Any:
+    rotary = getattr(getattr(view.model, "original_model", None), "rotary", None)
+    if rotary is None or not hasattr(rotary, "apply_rope"):
+        raise DefcheckError("path_ablation cannot apply this rotary model's position encoding (no apply_rope)")
+    return rotary
+
+
+def _project(view: ModelView, layer: int, resid: torch.Tensor, which: str) -> torch.Tensor:
+    """``ln1(resid) @ W + b`` for ``which`` in Q/K, as ``[b, heads, pos, d_head]`` (KV groups expanded)."""
+    ln1 = view.model.blocks[layer].ln1
+    dtype = view.model.W_E.dtype
+    x = ln1(resid.to(dtype)).float()
+    weight = view.weight(f"W_{which}")[layer].to(x)
+    bias = view.weight(f"b_{which}")[layer].to(x)
+    out = torch.einsum("bpm,hmd->bhpd", x, weight) + bias[None, :, None, :]
+    if out.shape[1] != view.n_heads:  # grouped-query attention: repeat each K head over its group
+        out = out.repeat_interleave(view.n_heads // out.shape[1], dim=1)
+    return out
+
+
+def recompute_pattern(view: ModelView, layer: int, q_resid: torch.Tensor, k_resid: torch.Tensor) -> torch.Tensor:
+    """The attention pattern ``[b, heads, q, k]`` of every head of ``layer``, with queries computed from the
+    residual stream ``q_resid`` and keys from ``k_resid`` (both ``[b, pos, d_model]``, before ``ln1``).
+
+    As in TransformerLens 4: ``ln1``, ``W_Q``/``W_K`` with biases, RoPE on rotary models, scores divided by the
+    attention scale, soft cap if configured, causal mask, softmax.
+    """
+    with torch.no_grad():
+        q = _project(view, layer, q_resid, "Q")
+        k = _project(view, layer, k_resid, "K")
+        if view.positional == "rotary":
+            q, k = _rotary(view).apply_rope(q, k)
+        scores = q @ k.transpose(-1, -2) / attention_scale(view)
+        cap = float(getattr(view.cfg, "attn_scores_soft_cap", -1.0) or -1.0)
+        if cap > 0:
+            scores = cap * torch.tanh(scores / cap)
+        size = scores.shape[-1]
+        if getattr(view.cfg, "attention_dir", "causal") == "causal":
+            mask = torch.triu(torch.ones(size, size, dtype=torch.bool, device=scores.device), diagonal=1)
+            scores = scores.masked_fill(mask, float("-inf"))
+            return torch.softmax(scores, dim=-1).masked_fill(mask, 0.0)
+        return torch.softmax(scores, dim=-1)
+
+
+def member_outputs(context: CheckContext, members: torch.Tensor, ablation: str) -> list[torch.Tensor | None]:
+    """Per layer, the summed output deviation ``[b, pos, d_model]`` of that layer's member heads (None if it has
+    none): ``z @ W_O`` of the members, minus their mean over sequences and positions for mean ablation."""
+    view = context.model
+    outputs: list[torch.Tensor | None] = []
+    for layer in range(view.n_layers):  # only member layers do any work; shapes are per layer
+        heads = members[layer]
+        if not heads.any():
+            outputs.append(None)
+            continue
+        z = context.activation(Z_HOOK.format(layer)).float()
+        w_o = view.weight("W_O")[layer].to(z)
+        out = torch.einsum("bphd,hdm->bpm", z * heads.to(z)[None, None, :, None], w_o)
+        if ablation == "mean":
+            out = out - out.mean((0, 1), keepdim=True)
+        outputs.append(out)
+    return outputs
+
+
+def score_path_ablation(context: CheckContext) -> Scores:
+    """The drop in a head's attention-pattern score when the ``with:`` heads' output is ablated on the path
+    into its keys (``path: k``) or queries (``path: q``) only.
+
+    Let M be the member heads (the union of the ``with:`` definitions' members) and, for a member ``m`` in layer
+    ``l_m``, ``o_m = z_m @ W_O[m]`` its output at every position (``hook_z``). Its deviation is
+    ``d_m = o_m`` (``ablation: zero``) or ``o_m - mean_{b,pos}(o_m)`` (``ablation: mean``). For every layer
+    ``l`` and every head of it, with ``x = resid_pre[l]`` from the cached forward pass:
+
+        x'     = x - sum_{m in M, l_m < l} d_m                       (only members of earlier layers reach l)
+        A      = softmax(causal(q(x) k(x)^T / scale))                 (recomputed; equals hook_pattern)
+        A'     = softmax(causal(q(x) k(x')^T / scale))                (path k; path q patches q instead)
+        score  = S(A) - S(A')
+
+    where ``q(x) = ln1(x) W_Q + b_Q`` (RoPE applied on rotary models; ``ln1`` recomputed on x', so the patched
+    input is renormalized) and S is ``attention_pattern``'s score (params ``pattern``, ``exclude_bos``,
+    ``exclude_current_token``, ``aggregate``). Only the direct path is ablated: MLPs and other heads still see
+    the members' output, and the candidate's values are untouched. Positive: the behavior depends on the
+    members' output through that input. Heads with no member in an earlier layer score 0 (evidence
+    ``path: none``). Evidence per head: ``before`` and ``after`` (S(A), S(A')).
+
+    Source: path patching (Wang et al. 2022, Interpretability in the Wild; Goldowsky-Dill et al. 2023) applied
+    to K-composition (Elhage et al. 2021, Olsson et al. 2022: induction heads' keys read a previous-token head).
+    """
+    view = context.model
+    params: PathAblationParams = context.params
+    probe = context.probe
+    assert probe is not None
+    members = context.related_mask()
+    n_layers, n_heads = view.n_layers, view.n_heads
+    first = context.activation(PATTERN_HOOK.format(0))
+    device = first.device
+    targets = target_mask(params.pattern, probe.tokens.to(device), probe.bos)
+    options = {
+        "bos": probe.bos,
+        "exclude_bos": params.exclude_bos,
+        "exclude_current_token": params.exclude_current_token,
+    }
+
+    def behavior(pattern: torch.Tensor) -> torch.Tensor:
+        return aggregate(pattern_scores(pattern[None].float(), targets, **options), probe, params.aggregate)[0].cpu()
+
+    outputs = member_outputs(context, members, params.ablation)
+    before = torch.full((n_layers, n_heads), float("nan"))
+    after = torch.full((n_layers, n_heads), float("nan"))
+    has_path = torch.zeros(n_layers, dtype=torch.bool)
+    removed: torch.Tensor | None = None  # sum of the deviations of members in layers < current
+    tolerance = _dtype_tolerance(first.dtype)
+    for layer in range(n_layers):  # each layer's input depends on the members before it
+        cached = context.activation(PATTERN_HOOK.format(layer))
+        if removed is None:
+            before[layer] = after[layer] = behavior(cached)
+        else:
+            has_path[layer] = True
+            resid = context.activation(RESID_HOOK.format(layer)).float()
+            patched = resid - removed
+            clean = recompute_pattern(view, layer, resid, resid)
+            gap = float((clean - cached.float()).abs().max())
+            if gap > tolerance:
+                raise DefcheckError(
+                    f"cannot reproduce layer {layer}'s attention pattern from its input (max difference {gap:.2g}); "
+                    "path_ablation does not support this model's attention"
+                )
+            ablated = (
+                recompute_pattern(view, layer, resid, patched)
+                if params.path == "k"
+                else recompute_pattern(view, layer, patched, resid)
+            )
+            before[layer], after[layer] = behavior(clean), behavior(ablated)
+        if outputs[layer] is not None:
+            removed = outputs[layer] if removed is None else removed + outputs[layer]
+    drop = torch.where(has_path[:, None], before - after, torch.zeros_like(before))
+    drop = torch.where(torch.isnan(before), before, drop)
+    scores = Scores(drop)
+    for index, unit in enumerate(view.unit_names()):
+        layer, head = divmod(index, n_heads)
+        evidence: dict[str, Any] = {"before": _json(before[layer, head]), "after": _json(after[layer, head])}
+        if not has_path[layer]:
+            evidence["path"] = "none: no member head in an earlier layer"
+        scores.evidence[unit] = evidence
+    scores.mark_undefined(
+        torch.isnan(scores.values), f"no query position in the probe has a '{params.pattern}' target", view.unit_names()
+    )
+    return scores
+
+
+def _json(value: torch.Tensor) -> float | None:
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def path_ablation_hooks(params: PathAblationParams, model: ModelView) -> list[str]:
+    templates = (RESID_HOOK, Z_HOOK, PATTERN_HOOK)
+    return [template.format(layer) for layer in range(model.n_layers) for template in templates]
+
+
+@hookimpl
+def defcheck_checkers() -> list[Checker]:
+    return [
+        Checker(
+            "path_ablation",
+            "mechanism",
+            score_path_ablation,
+            summary="Drop in a head's attention-pattern score when the with: heads' output is ablated on the path "
+            "into its keys (or queries) only",
+            source="Path patching (Wang et al. 2022; Goldowsky-Dill et al. 2023) on K-composition (Elhage et al. "
+            "2021; Olsson et al. 2022)",
+            params=PathAblationParams,
+            probe="required",
+            relation="required",
+            activations=path_ablation_hooks,
+        )
+    ]

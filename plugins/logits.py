@@ -1,1 +1,329 @@
-"""Built-in checkers (being written)."""
+"""Built-in behavior checkers on a head's direct effect on the logits: ``copying`` and ``direct_logit_attribution``.
+
+Both read a head's own output ``o = z[b, q, h] @ W_O[l, h]`` (``hook_z``; TransformerLens 4 has no
+``hook_result``) and push it straight to the logits through the final norm, frozen at the probe's cached
+``ln_final.hook_scale`` (the usual direct-logit-attribution linearization):
+
+    eff(o) = center(o) / scale[b, q] * w_ln_final      (center only when the final norm is a LayerNorm)
+    ell    = eff(o) @ W_U,  then mean-subtracted over the vocabulary        [d_vocab]
+
+The final norm's bias, ``b_O`` and ``b_U`` belong to no head and are left out; an output soft cap, if the model
+has one, is not applied (the direct effect is on the pre-cap logits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+import torch
+from defcheck_plugins.attention import target_mask
+from pydantic import BaseModel, ConfigDict, Field
+
+from defcheck import Checker, hookimpl
+from defcheck.context import CheckContext
+from defcheck.models.view import ModelView
+from defcheck.scores import Scores
+
+Z_HOOK = "blocks.{}.attn.hook_z"
+V_HOOK = "blocks.{}.attn.hook_v"
+PATTERN_HOOK = "blocks.{}.attn.hook_pattern"
+SCALE_HOOK = "ln_final.hook_scale"
+# Elements of the per-chunk [positions, heads, d_vocab] logit effect (float32): 2**24 is 64 MiB.
+CHUNK_ELEMENTS = 2**24
+
+Positions = Literal["all", "targets"]
+
+
+class CopyingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    positions: Positions = Field(
+        "targets",
+        description="Query positions averaged over: 'targets' (positions that have a prefix-matching target, "
+        "i.e. whose token occurred earlier; in the repeated part of repeated_random_tokens) or 'all'.",
+    )
+
+
+class DLAParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    positions: Positions = Field(
+        "targets",
+        description="Positions averaged over: 'targets' (positions whose next token an induction step would "
+        "predict: some earlier [A][B] with A the current token and B the next token) or 'all' (every position "
+        "but the last).",
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The final norm, linearized
+
+
+def final_norm(view: ModelView) -> tuple[bool, bool, torch.Tensor | None]:
+    """``(centers, scales, weight)`` of the model's final norm.
+
+    ``centers``: it subtracts the mean over d_model (LN, LNPre; not RMS, RMSPre, nor ``final_rms`` models);
+    ``scales``: it divides by ``ln_final.hook_scale`` (any normalization); ``weight``: its elementwise weight.
+    """
+    kind = (view.normalization or "").upper()
+    rms = bool(getattr(view.cfg, "final_rms", False))
+    scales = bool(kind) or rms
+    centers = kind in ("LN", "LNPRE") and not rms
+    return centers, scales, view.ln_weight(None) if scales else None
+
+
+def logit_hooks(view: ModelView, *, pattern: bool) -> list[str]:
+    """DLA reads each head's output (``hook_z``) and the final norm's scale; copying reads values and patterns."""
+    if pattern:
+        return [name.format(layer) for layer in range(view.n_layers) for name in (V_HOOK, PATTERN_HOOK)]
+    names = [Z_HOOK.format(layer) for layer in range(view.n_layers)]
+    return names + ([SCALE_HOOK] if final_norm(view)[1] else [])
+
+
+def _to_final(view: ModelView, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """Push residual-stream vectors ``x [..., d_model]`` through the frozen final norm (no bias); ``scale``
+    (``ln_final.hook_scale`` at those positions) must broadcast against ``x[..., :1]``."""
+    centers, _, weight = final_norm(view)
+    if centers:
+        x = x - x.mean(-1, keepdim=True)
+    if weight is not None:
+        x = x * weight.to(x)
+    if scale is not None:
+        x = x / scale.to(x)
+    return x
+
+
+def centered_unembed(view: ModelView) -> torch.Tensor:
+    """``W_U`` minus its mean over the vocabulary, float32 ``[d_model, d_vocab]``."""
+    w_u = view.weight("W_U").float()
+    return w_u - w_u.mean(1, keepdim=True)
+
+
+def head_logit_effects(context: CheckContext, layer: int, rows: slice) -> torch.Tensor:
+    """The direct logit effect ``[b, q, heads, d_vocab]`` of every head of ``layer`` for the sequences ``rows``,
+    before mean-centering over the vocabulary (tests use it to check the decomposition sums to the logits)."""
+    view = context.model
+    z = context.activation(Z_HOOK.format(layer))[rows].float()
+    w_o = view.weight("W_O")[layer].to(z)
+    out = torch.einsum("bqhd,hdm->bqhm", z, w_o)
+    scale = context.activation(SCALE_HOOK)[rows].float()[:, :, None] if final_norm(view)[1] else None
+    return _to_final(view, out, scale) @ view.weight("W_U").to(z)
+
+
+def _chunks(n: int, per_row: int) -> Iterator[slice]:
+    size = max(1, CHUNK_ELEMENTS // max(per_row, 1))
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Positions
+
+
+def copy_positions(tokens: torch.Tensor, bos: bool, positions: str) -> torch.Tensor:
+    """Boolean ``[b, q]``: query positions averaged over by ``copying``."""
+    if positions == "all":
+        return torch.ones(tokens.shape, dtype=torch.bool)
+    return target_mask("prefix_matching", tokens, bos).any(-1)
+
+
+def predictable_positions(tokens: torch.Tensor, bos: bool, positions: str) -> torch.Tensor:
+    """Boolean ``[b, q]``: positions whose next token is scored by ``direct_logit_attribution``.
+
+    ``all``: every position but the last. ``targets``: positions ``q`` with an earlier ``k <= q`` such that
+    ``tok[k-1] == tok[q]`` and ``tok[k] == tok[q+1]`` (an induction step from an earlier occurrence predicts it).
+    """
+    keep = torch.zeros(tokens.shape, dtype=torch.bool)
+    keep[:, :-1] = True
+    if positions == "all":
+        return keep
+    targets = target_mask("prefix_matching", tokens, bos)  # [b, q, k]: tok[k-1] == tok[q], k <= q
+    following = torch.zeros_like(targets)
+    following[:, :-1] = tokens[:, None, :] == tokens[:, 1:, None]  # [b, q, k]: tok[k] == tok[q+1]
+    return keep & (targets & following).any(-1)
+
+
+def _mean_over(values: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+    """``values [L, b, q, H]`` averaged over selected positions ``[b, q]``, then over sequences (NaN-aware)."""
+    masked = torch.where(selected[None, :, :, None], values, torch.full_like(values, float("nan")))
+    return masked.nanmean(2).nanmean(1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# copying
+
+
+def source_shares(context: CheckContext, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(up, down)`` of shape ``[b, k, H]``: for every source position ``k`` and head, the share of the raise
+    (lowering) in the direct logit effect of the head's value ``v[b, k, h] @ W_O[l, h]`` that goes to ``tok[b, k]``.
+
+    The final norm is frozen at a positive scale, which does not change a share, so the shares do not depend on
+    the query. NaN where the effect is zero (0/0). Computed in chunks of positions.
+    """
+    view = context.model
+    probe = context.probe
+    assert probe is not None
+    w_u = centered_unembed(view)
+    tokens = probe.tokens.to(w_u.device)
+    values = context.activation(V_HOOK.format(layer))  # [b, k, H, d_head]
+    w_o = view.weight("W_O")[layer].float()
+    flat_values = values.flatten(0, 1)
+    flat_tokens = tokens.flatten()
+    up_parts, down_parts = [], []
+    for items in _chunks(flat_values.shape[0], view.n_heads * view.d_vocab):
+        v = flat_values[items].float()  # [n, H, d_head]
+        ell = _to_final(view, torch.einsum("nhd,hdm->nhm", v, w_o.to(v)), None) @ w_u  # [n, H, V], centered
+        own = ell.gather(-1, flat_tokens[items][:, None, None].expand(-1, ell.shape[1], 1)).squeeze(-1)
+        total = ell.abs().sum(-1) / 2  # sum raise == sum lower == |ell|_1 / 2, since ell sums to 0
+        zero = total <= total.amax().clamp_min(1e-30) * 1e-6
+        total = torch.where(zero, torch.ones_like(total), total)
+        nan = torch.full_like(total, float("nan"))
+        up_parts.append(torch.where(zero, nan, own.clamp_min(0) / total).cpu())
+        down_parts.append(torch.where(zero, nan, (-own).clamp_min(0) / total).cpu())
+        del ell
+    shape = (*values.shape[:2], view.n_heads)
+    return torch.cat(up_parts).reshape(shape), torch.cat(down_parts).reshape(shape)
+
+
+def score_copying(context: CheckContext) -> Scores:
+    """Olsson et al. 2022's copying, measured on the probe: does a head raise the logits of the tokens it
+    attends to?
+
+    For head ``(l, h)`` and every source position ``k`` of a sequence, take the direct logit effect of the
+    value the head would move from there, ``ell_k = eff(v[k, h] @ W_O[l, h]) @ W_U`` (see the module docstring),
+    minus its mean over the vocabulary; then
+
+        up_k   = ReLU(ell_k)[tok_k] / sum_v ReLU(ell_k)[v]    (share of the raise that goes to the token at k)
+        down_k = ReLU(-ell_k)[tok_k] / sum_v ReLU(-ell_k)[v]  (share of the lowering that does)
+
+    and, for a query position ``q`` with attention ``A[q, :]``: ``score_q = sum_k A[q, k] (up_k - down_k)`` over
+    the sources with a defined share (renormalized over them). The score is averaged over the query positions
+    chosen by ``positions`` in each sequence, then over sequences; it lies in [-1, 1]: a copying head scores
+    near +1 however it spreads its attention, a copy-suppression (anti-copying) head near -1, an unrelated head
+    near 0. The final norm divides by a positive scale, which leaves shares unchanged, so ``up_k`` and
+    ``down_k`` do not depend on the query. Where the effect is zero the share is undefined (0/0) and left out; a
+    head undefined everywhere scores NaN with a reason (a zeroed head is NaN, not 0). Evidence per head: the
+    attention-weighted mean ``up`` and ``down``.
+    """
+    view = context.model
+    params: CopyingParams = context.params
+    probe = context.probe
+    assert probe is not None
+    units = view.unit_names()
+    shape = (view.n_layers, view.n_heads)
+    selected = copy_positions(probe.tokens, probe.bos, params.positions)  # [b, q]
+    if not selected.any():
+        scores = Scores(torch.full(shape, float("nan")))
+        scores.mark_undefined(
+            torch.ones(shape, dtype=torch.bool), "no query position in the probe has a prefix-matching target", units
+        )
+        return scores
+    per_layer: dict[str, list[torch.Tensor]] = {"score": [], "up": [], "down": []}
+    for layer in range(view.n_layers):
+        up, down = source_shares(context, layer)  # [b, k, H]
+        pattern = context.activation(PATTERN_HOOK.format(layer)).float().cpu()  # [b, H, q, k]
+        defined = ~torch.isnan(up)
+        weight = pattern * defined.permute(0, 2, 1)[:, :, None, :]  # attention on sources with a share
+        mass = weight.sum(-1)  # [b, H, q]
+        for name, values in (("score", up - down), ("up", up), ("down", down)):
+            summed = torch.einsum("bhqk,bkh->bhq", weight, torch.nan_to_num(values))
+            per_query = torch.where(mass > 0, summed / mass.clamp_min(1e-30), torch.full_like(summed, float("nan")))
+            per_layer[name].append(per_query.permute(0, 2, 1))  # [b, q, H]
+    means = {name: _mean_over(torch.stack(values), selected) for name, values in per_layer.items()}
+    scores = Scores(means["score"])
+    for index, unit in enumerate(units):
+        layer, head = divmod(index, view.n_heads)
+        if not torch.isnan(scores.values[layer, head]):
+            scores.evidence[unit] = {"up": float(means["up"][layer, head]), "down": float(means["down"][layer, head])}
+    reason = "0/0: the head's direct effect on the logits is zero from every attended position"
+    scores.mark_undefined(torch.isnan(scores.values), reason, units)
+    return scores
+
+
+def copying_hooks(params: CopyingParams, model: ModelView) -> list[str]:
+    return logit_hooks(model, pattern=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# direct_logit_attribution
+
+
+def score_direct_logit_attribution(context: CheckContext) -> Scores:
+    """A head's direct contribution to the logit of the probe's actual next token.
+
+    For head ``(l, h)``, sequence ``b`` and position ``q`` (next token ``t = tok[b, q+1]``):
+
+        dla = eff(z[b, q, h] @ W_O[l, h]) . (W_U[:, t] - mean_v W_U[:, v])
+
+    with ``eff`` the frozen final norm (module docstring): the head's direct effect on the logit of ``t``
+    relative to the mean logit, in logit units. Positive: the head helps predict the next token. Averaged over
+    the positions chosen by ``positions`` in each sequence, then over sequences. NaN (with a reason) only when
+    the probe has no such position. Computed without the vocabulary axis (the unembedding column of ``t`` is
+    gathered first), so it is cheap for any vocabulary size.
+    """
+    view = context.model
+    params: DLAParams = context.params
+    probe = context.probe
+    assert probe is not None
+    tokens = probe.tokens
+    w_u = centered_unembed(view)
+    following = torch.zeros_like(tokens)
+    following[:, :-1] = tokens[:, 1:]
+    # eff(o) . u == o . eff*(u) with eff*(u) = center(u * w) / scale: fold the frozen final norm into u
+    centers, scales, weight = final_norm(view)
+    direction = w_u.T[following.to(w_u.device)]  # [b, q, d_model]
+    if weight is not None:
+        direction = direction * weight.to(direction)
+    if centers:
+        direction = direction - direction.mean(-1, keepdim=True)
+    if scales:
+        direction = direction / context.activation(SCALE_HOOK).float().to(direction)
+    values = []
+    for layer in range(view.n_layers):  # per layer, so no [L, b, q, H, d_model] copy of the activations
+        z = context.activation(Z_HOOK.format(layer)).float()
+        w_o = view.weight("W_O")[layer].to(z)
+        read = torch.einsum("hdm,bqm->bqhd", w_o, direction.to(z))
+        values.append((z * read).sum(-1).cpu())
+    selected = predictable_positions(tokens, probe.bos, params.positions)
+    scores = Scores(_mean_over(torch.stack(values), selected))
+    if not selected.any():
+        scores.mark_undefined(
+            torch.ones(scores.values.shape, dtype=torch.bool),
+            "no position in the probe has a next token predictable from an earlier occurrence",
+            view.unit_names(),
+        )
+    return scores
+
+
+def dla_hooks(params: DLAParams, model: ModelView) -> list[str]:
+    return logit_hooks(model, pattern=False)
+
+
+@hookimpl
+def defcheck_checkers() -> list[Checker]:
+    return [
+        Checker(
+            "copying",
+            "behavior",
+            score_copying,
+            summary="Share of a head's direct logit raise that goes to the tokens it attends to, minus the share "
+            "of its lowering that does (+1 copying, -1 copy suppression)",
+            source="Olsson et al. 2022, In-context Learning and Induction Heads (copying); direct logit effect "
+            "through the frozen final norm",
+            params=CopyingParams,
+            probe="required",
+            activations=copying_hooks,
+        ),
+        Checker(
+            "direct_logit_attribution",
+            "behavior",
+            score_direct_logit_attribution,
+            summary="A head's direct effect on the logit of the actual next token (vocabulary-centered)",
+            source="Elhage et al. 2021, A Mathematical Framework for Transformer Circuits (direct path); "
+            "Olsson et al. 2022",
+            params=DLAParams,
+            probe="required",
+            activations=dla_hooks,
+        ),
+    ]
