@@ -1,5 +1,6 @@
 """defcheck: declarative behavioral and mechanistic definitions of interpretability concepts, checked on models."""
 
+from defcheck.api import check
 from defcheck.diagnostics import DefcheckError, Diagnostic
 from defcheck.extensions import Checker, ConceptFolder, ModelLoader, Probe, ReportFormat
 from defcheck.hookspecs import hookimpl
@@ -19,5 +20,6 @@ __all__ = [
     "Probe",
     "ReportFormat",
     "__version__",
+    "check",
     "hookimpl",
 ]

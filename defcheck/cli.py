@@ -279,6 +279,173 @@ def new(settings: _Settings, name: str, unit: str, output: Path | None, force: b
         _console().print(f"wrote {path}; check it with `defcheck validate {path}`")
 
 
+DEFAULT_MODEL = "builtin:toy-induction"
+
+
+@main.command()
+@click.option(
+    "--model",
+    "-m",
+    "model_ref",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="builtin:NAME, tl:NAME (needs a network), or a checkpoint path (model.pt).",
+)
+@click.option("--model-config", type=click.Path(path_type=Path), help="The checkpoint's config (JSON or YAML).")
+@definitions_option
+@no_builtin_option
+@click.option(
+    "--concept",
+    "-c",
+    "selected",
+    multiple=True,
+    metavar="NAME",
+    help="Only this concept or concept.definition (repeatable); what it refers to comes along.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the probes.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default="cpu", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), help="Sequences per forward pass (default: a whole probe).")
+@click.option("--bos-token-id", type=int, help="Override the model's BOS token id.")
+@click.option("--token-ids", metavar="START:STOP", help="Override the ids probes draw from (half-open range).")
+@click.option(
+    "--format",
+    "-f",
+    "formats",
+    multiple=True,
+    metavar="FORMAT",
+    help="Report format: terminal (default), json, markdown, html, or a plugin's (repeatable).",
+)
+@click.option(
+    "--out",
+    "-o",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write each chosen format to OUT/report.<suffix> (terminal output is still printed).",
+)
+@click.option("--profile", is_flag=True, help="Print where the time went: probes, forward passes, each checker.")
+@click.pass_obj
+def run(
+    settings: _Settings,
+    model_ref: str,
+    model_config: Path | None,
+    definition_paths: tuple[Path, ...],
+    no_builtin: bool,
+    selected: tuple[str, ...],
+    seed: int,
+    device: str,
+    batch_size: int | None,
+    bos_token_id: int | None,
+    token_ids: str | None,
+    formats: tuple[str, ...],
+    out_dir: Path | None,
+    profile: bool,
+) -> None:
+    """Check the definitions against a model and report members and the behavioral/mechanistic overlap.
+
+    Exit 0 when every definition was evaluated; 2 on a usage, input or plugin error, including a checker that
+    raised (the other definitions are still evaluated and reported).
+    """
+    from defcheck.models.loading import load_model
+    from defcheck.progress import progress_bar, wants_progress
+    from defcheck.report import Report
+    from defcheck.runner import evaluate
+
+    extensions = settings.extensions
+    chosen = list(formats) or ["terminal"]
+    unknown = [f for f in chosen if f != "terminal" and f not in extensions.report_formats]
+    if unknown:
+        known = ", ".join(["terminal", *sorted(extensions.report_formats)])
+        raise DefcheckError(f"unknown report format '{unknown[0]}' (known: {known})")
+    registry = _registry(settings, definition_paths, no_builtin)
+    if registry.errors:
+        _print_diagnostics(_errors(), registry.errors)
+        raise DefcheckError(f"the definitions have {len(registry.errors)} error(s); nothing was run")
+    view = load_model(
+        model_ref,
+        extensions,
+        device=device,
+        model_config=str(model_config) if model_config else None,
+        bos_token_id=bos_token_id,
+        token_ids=token_ids,
+    )
+    with progress_bar(wants_progress(settings.quiet)) as progress:
+        result = evaluate(
+            view,
+            registry,
+            extensions,
+            seed=seed,
+            batch_size=batch_size,
+            definitions=list(selected) or None,
+            progress=progress,
+        )
+    report = Report.build(result, registry, {"reference": model_ref})
+    console = _console()
+    for name in chosen:
+        if name == "terminal":
+            if not settings.quiet or not out_dir:
+                report.to_terminal(console)
+            continue
+        report_format = extensions.report_formats[name]
+        rendered = report_format.render(report)
+        if out_dir:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            target = out_dir / f"report{report_format.suffix}"
+            _write(target, rendered if isinstance(rendered, str) else rendered.decode())
+            if not settings.quiet:
+                _errors().print(f"wrote {target}")
+        else:
+            click.echo(rendered, nl=not str(rendered).endswith("\n"))
+    if profile:
+        _print_profile(result.timings)
+    errored = [d for d in result.definitions.values() if d.error]
+    if errored:
+        for definition in errored:
+            _errors().print(f"error: {definition.id}: {definition.error}", style="red", markup=False)
+        sys.exit(EXIT_ERROR)
+
+
+def _print_profile(timings: dict[str, float]) -> None:
+    table = Table(title="where the time went", title_justify="left")
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    for step, seconds in sorted(timings.items(), key=lambda item: -item[1]):
+        table.add_row(step, f"{seconds:.3f}")
+    table.add_row("total", f"{sum(timings.values()):.3f}")
+    _errors().print(table)
+
+
+@main.command()
+@click.argument("report_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "-f",
+    "format_name",
+    default="terminal",
+    show_default=True,
+    help="terminal, json, markdown, html, or a plugin's format.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@click.pass_obj
+def report(settings: _Settings, report_file: Path, format_name: str, output: Path | None) -> None:
+    """Re-render a saved JSON report in another format."""
+    from defcheck.report import Report
+
+    loaded = Report.from_json(report_file.read_bytes())
+    if format_name == "terminal":
+        loaded.to_terminal(_console())
+        return
+    report_format = settings.extensions.report_formats.get(format_name)
+    if report_format is None:
+        known = ", ".join(["terminal", *sorted(settings.extensions.report_formats)])
+        raise DefcheckError(f"unknown report format '{format_name}' (known: {known})")
+    rendered = report_format.render(loaded)
+    text = rendered if isinstance(rendered, str) else rendered.decode()
+    if output:
+        _write(output, text)
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
 def _write(path: Path, text: str) -> None:
     try:
         path.write_text(text, encoding="utf-8")

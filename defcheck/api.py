@@ -1,0 +1,105 @@
+"""The Python API: check a model already in memory and get a :class:`~defcheck.report.Report`.
+
+``defcheck run`` is a thin layer over the same steps: load plugins and definitions, wrap the model, evaluate,
+build the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from defcheck.diagnostics import DefcheckError
+from defcheck.models.view import ModelView, TokenSpace
+from defcheck.report import Report
+
+__all__ = ["as_view", "check"]
+
+
+def as_view(
+    model: Any,
+    *,
+    name: str | None = None,
+    bos_token_id: int | None = None,
+    token_ids: tuple[int, int] | None = None,
+) -> ModelView:
+    """Wrap a TransformerLens 4 ``TransformerBridge`` (or anything with its interface: weights by name,
+    ``run_with_cache``, ``run_with_hooks``, ``cfg``, such as a TransformerLens 3 ``HookedTransformer``) for
+    the checkers. A :class:`ModelView` is returned as it is (its token metadata overridden where given).
+
+    Token metadata (which id is BOS, which ids probes may draw) comes from the arguments, else from the
+    model's tokenizer, if it has one; without either, probes stop with a clear error instead of guessing.
+    """
+    if isinstance(model, ModelView):
+        if bos_token_id is None and token_ids is None:
+            return model
+        d_vocab = model.d_vocab
+        tokens = model.tokens or TokenSpace(d_vocab)
+        return ModelView(
+            model.model,
+            TokenSpace(
+                d_vocab,
+                bos_token_id if bos_token_id is not None else tokens.bos_token_id,
+                tokens.special_ids,
+                token_ids if token_ids is not None else tokens.token_ids,
+            ),
+            name or model.name,
+            dict(model.info),
+        )
+    cfg = getattr(model, "cfg", None)
+    if cfg is None or not hasattr(model, "run_with_cache"):
+        raise DefcheckError(
+            f"cannot check a {type(model).__name__}: give a TransformerLens model (TransformerBridge or "
+            "HookedTransformer) or a defcheck ModelView"
+        )
+    d_vocab = int(cfg.d_vocab)
+    tokenizer = getattr(model, "tokenizer", None)
+    tokens: TokenSpace | None = None
+    if bos_token_id is not None or token_ids is not None or tokenizer is not None:
+        bos = bos_token_id if bos_token_id is not None else getattr(tokenizer, "bos_token_id", None)
+        special = sorted(
+            {int(i) for i in (getattr(tokenizer, "all_special_ids", None) or []) if 0 <= int(i) < d_vocab} - {bos}
+        )
+        tokens = TokenSpace(d_vocab, bos, tuple(special), token_ids)
+    label = name or getattr(cfg, "model_name", None) or type(model).__name__
+    return ModelView(model, tokens, str(label))
+
+
+def check(
+    model: Any,
+    concepts: Sequence[str] | None = None,
+    definitions: Sequence[str] | None = None,
+    *,
+    seed: int = 0,
+    paths: Sequence[str | Path] = (),
+    include_builtin: bool = True,
+    plugins: Sequence[Any] = (),
+    batch_size: int | None = None,
+    bos_token_id: int | None = None,
+    token_ids: tuple[int, int] | None = None,
+    name: str | None = None,
+    model_info: dict[str, Any] | None = None,
+) -> Report:
+    """Check ``model`` against the concepts' definitions and return the report.
+
+    ``concepts`` and ``definitions`` select what to evaluate (concept names, ``concept.definition`` ids; the
+    definitions they refer to with ``with:`` come along); by default everything loaded. ``paths`` are extra
+    concept files or folders, loaded with the built-in ones unless ``include_builtin=False``. ``plugins``
+    adds plugins: module names (as ``--plugin`` does) or plugin objects already in memory.
+    """
+    from defcheck.plugins import load_plugins
+    from defcheck.registry import load_registry
+    from defcheck.runner import evaluate
+
+    view = as_view(model, name=name, bos_token_id=bos_token_id, token_ids=token_ids)
+    extensions = load_plugins(
+        modules=[p for p in plugins if isinstance(p, str)], extra=[p for p in plugins if not isinstance(p, str)]
+    )
+    registry = load_registry([Path(p) for p in paths], extensions, include_builtin=include_builtin)
+    if registry.errors:
+        listing = "\n".join(f"  {d}" for d in registry.errors[:20])
+        raise DefcheckError(f"the definitions have {len(registry.errors)} error(s):\n{listing}")
+    wanted = [*(concepts or []), *(definitions or [])] or None
+    run = evaluate(view, registry, extensions, seed=seed, batch_size=batch_size, definitions=wanted)
+    return Report.build(run, registry, model_info)

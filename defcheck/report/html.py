@@ -1,0 +1,333 @@
+"""The HTML format: one self-contained page (inline CSS and JS, no network).
+
+Per concept: the summary, the overlap numbers, a layer x head grid per definition colored by its primary score
+(members outlined; grey where the definition does not apply or the score is undefined), and a grid colored by
+overlap category. Every cell's ``title`` gives the details (each criterion's score and threshold, the reason a
+unit is on one side only); hovering a cell highlights that unit in every grid of the concept.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Any
+
+from defcheck.report.common import (
+    CATEGORY_LABELS,
+    all_units,
+    categories,
+    definition_criteria_text,
+    grid_shape,
+    model_line,
+    number,
+    overlap_details,
+    split_unit,
+    threshold_text,
+    unit_details,
+    unit_plural,
+)
+
+LOW, HIGH = (247, 251, 255), (8, 48, 107)  # score colors: light to dark blue
+CATEGORY_MARKS = {"both": "B+M", "behavioral_only": "B", "mechanistic_only": "M", "neither": ""}
+
+CSS = """
+.dc-report{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1b1b;line-height:1.4;
+  max-width:1200px;margin:0 auto;padding:0 12px}
+.dc-report h1{font-size:1.5em}.dc-report h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:4px}
+.dc-report table.dc-table{border-collapse:collapse;margin:8px 0;font-size:.9em}
+.dc-report table.dc-table th,.dc-report table.dc-table td{border:1px solid #ddd;padding:3px 8px;text-align:left;
+  vertical-align:top}
+.dc-report .dc-summary{background:#f6f8fa;border-left:4px solid #0366d6;padding:8px 12px}
+.dc-report .dc-note{color:#8a6d00}.dc-report .dc-error{color:#b00020}
+.dc-report .dc-grids{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
+.dc-report figure.dc-grid{margin:0}.dc-report figcaption{font-size:.85em;margin-bottom:4px;max-width:360px}
+.dc-report table.dc-cells{border-collapse:separate;border-spacing:2px;font-size:.7em}
+.dc-report table.dc-cells th{font-weight:normal;color:#666;padding:0 3px}
+.dc-report table.dc-cells td{width:34px;height:22px;text-align:center;border-radius:3px;cursor:default;
+  font-variant-numeric:tabular-nums}
+.dc-report td.dc-member{box-shadow:inset 0 0 0 2px #d62728;font-weight:bold}
+.dc-report td.dc-na{background:#c8c8c8;color:#555}
+.dc-report td.dc-undefined{background:repeating-linear-gradient(45deg,#d0d0d0,#d0d0d0 3px,#e8e8e8 3px,#e8e8e8 6px);
+  color:#555}
+.dc-report td.dc-both{background:#2e7d32;color:#fff}.dc-report td.dc-behavioral_only{background:#f9a825;color:#000}
+.dc-report td.dc-mechanistic_only{background:#6a1b9a;color:#fff}.dc-report td.dc-neither{background:#f0f0f0}
+.dc-report td.dc-open{outline:2px dashed #555;outline-offset:-3px}
+.dc-report td.dc-hl{outline:3px solid #ff4081;outline-offset:-1px}
+.dc-report .dc-legend span{display:inline-block;padding:1px 6px;margin-right:6px;border-radius:3px;font-size:.8em}
+.dc-report .dc-small{font-size:.85em;color:#555}
+"""
+
+JS = """
+(function(){
+  var sections=document.querySelectorAll('.dc-concept');
+  for(var i=0;i<sections.length;i++){(function(section){
+    function clear(){
+      var lit=section.querySelectorAll('td.dc-hl');
+      for(var j=0;j<lit.length;j++){lit[j].classList.remove('dc-hl');}
+    }
+    section.addEventListener('mouseover',function(event){
+      clear();
+      var cell=event.target.closest?event.target.closest('td[data-unit]'):null;
+      if(!cell){return;}
+      var same=section.querySelectorAll('td[data-unit="'+cell.getAttribute('data-unit')+'"]');
+      for(var j=0;j<same.length;j++){same[j].classList.add('dc-hl');}
+    });
+    section.addEventListener('mouseleave',clear);
+  })(sections[i]);}
+  var roots=document.querySelectorAll('.dc-report');
+  for(var k=0;k<roots.length;k++){roots[k].setAttribute('data-dc-ready','1');}
+})();
+"""
+
+
+def render(report: Any) -> str:
+    """The ``html`` report format."""
+    return report.to_html()
+
+
+def render_document(data: dict[str, Any]) -> str:
+    """The whole page."""
+    title = escape(f"defcheck report: {data['model'].get('name', 'model')}")
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{title}</title>\n</head>\n<body>\n"
+        f"{render_fragment(data)}\n</body>\n</html>\n"
+    )
+
+
+def render_fragment(data: dict[str, Any], concepts: list[str] | None = None) -> str:
+    """The report (or only ``concepts``) as one ``<div>`` with its own style and script, for Jupyter."""
+    names = list(data["concepts"]) if concepts is None else concepts
+    parts = [f'<div class="dc-report"><style>{CSS}</style>']
+    if concepts is None:
+        parts.append(f"<h1>defcheck report: {escape(str(data['model'].get('name', 'model')))}</h1>")
+        parts.append(f"<p>Model {escape(model_line(data))}. Report version {data['report_version']}.</p>")
+        parts.append(_index(data))
+    for name in names:
+        parts.append(_concept(data, name, data["concepts"][name]))
+    parts.append(f"<script>{JS}</script></div>")
+    return "\n".join(parts)
+
+
+def _index(data: dict[str, Any]) -> str:
+    if not data["concepts"]:
+        return "<p>No definitions were evaluated.</p>"
+    rows = ["<tr><th>concept</th><th>both</th><th>behavioral only</th><th>mechanistic only</th><th>Jaccard</th></tr>"]
+    for name, concept in data["concepts"].items():
+        link = f'<a href="#concept-{escape(name)}">{escape(name)}</a>'
+        overlap = concept["overlap"]
+        if overlap is None:
+            rows.append(f'<tr><td>{link}</td><td colspan="4">{escape(concept["note"] or "no overlap")}</td></tr>')
+            continue
+        cells = "".join(
+            f"<td>{escape(', '.join(overlap[key]) or '—')}</td>"
+            for key in ("both", "behavioral_only", "mechanistic_only")
+        )
+        rows.append(f"<tr><td>{link}</td>{cells}<td>{number(overlap['jaccard'])}</td></tr>")
+    return f'<table class="dc-table">{"".join(rows)}</table>'
+
+
+def _metric(overlap: dict[str, Any], key: str) -> str:
+    value = overlap.get(key)
+    if value is None:
+        reason = overlap.get("undefined", {}).get(key, "")
+        return f'<span title="{escape(reason)}">— <span class="dc-small">({escape(reason)})</span></span>'
+    return number(value)
+
+
+def _concept(data: dict[str, Any], name: str, concept: dict[str, Any]) -> str:
+    overlap = concept["overlap"]
+    parts = [f'<section class="dc-concept" id="concept-{escape(name)}" data-concept="{escape(name)}">']
+    parts.append(f"<h2>{escape(name)} <span class='dc-small'>({escape(concept.get('unit', ''))})</span></h2>")
+    if concept.get("description"):
+        parts.append(f"<p>{escape(concept['description'])}</p>")
+    parts.append(f'<p class="dc-summary">{escape(concept["summary"])}</p>')
+    if concept.get("note") and not concept["summary"].startswith(concept["note"]):
+        parts.append(f'<p class="dc-note">{escape(concept["note"])}</p>')
+    plural = unit_plural(concept)
+    if overlap is not None:
+        rows = [
+            f"<tr><th>{CATEGORY_LABELS[key]} ({len(overlap[key])})</th>"
+            f"<td>{escape(', '.join(overlap[key]) or '—')}</td></tr>"
+            for key in ("both", "behavioral_only", "mechanistic_only")
+        ]
+        rows.append(f"<tr><th>neither</th><td>{overlap['neither_count']} {plural}</td></tr>")
+        for key in ("jaccard", "precision", "recall", "spearman"):
+            extra = (
+                f" over {overlap['spearman_units']} {plural}" if key == "spearman" and overlap[key] is not None else ""
+            )
+            rows.append(f"<tr><th>{key.capitalize()}</th><td>{_metric(overlap, key)}{extra}</td></tr>")
+        parts.append(f'<table class="dc-table dc-overlap">{"".join(rows)}</table>')
+    parts.append(_definitions_table(concept))
+    parts.append(_grids(data, concept))
+    if overlap is not None:
+        parts.append(_sensitivity(overlap))
+        if len(overlap["pairs"]) > 1:
+            parts.append(_pairs(overlap))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _definitions_table(concept: dict[str, Any]) -> str:
+    rows = ["<tr><th>definition</th><th>kind</th><th>criteria</th><th>source</th><th>members</th><th>status</th></tr>"]
+    for name, definition in concept["definitions"].items():
+        status = escape(definition["status"].replace("_", " "))
+        if definition["status"] == "errored":
+            status = f'<span class="dc-error">errored: {escape(str(definition["error"]))}</span>'
+        elif definition["status"] == "not_applicable":
+            status = f'<span class="dc-note">not applicable: {escape(str(definition["not_applicable"]))}</span>'
+        members = definition.get("members")
+        rows.append(
+            f"<tr><td>{escape(name)}</td><td>{escape(definition['kind'])}</td>"
+            f"<td>{escape(definition_criteria_text(definition))}</td><td>{escape(definition.get('source') or '')}</td>"
+            f"<td>{escape(', '.join(members) if members else '—')}</td><td>{status}</td></tr>"
+        )
+    return f'<table class="dc-table dc-definitions">{"".join(rows)}</table>'
+
+
+def _color(t: float) -> tuple[str, str]:
+    rgb = tuple(round(lo + (hi - lo) * t) for lo, hi in zip(LOW, HIGH, strict=True))
+    return f"rgb({rgb[0]},{rgb[1]},{rgb[2]})", "#fff" if t > 0.55 else "#000"
+
+
+def _table(layers: int, heads: int, cell: Any) -> str:
+    header = "<tr><th></th>" + "".join(f"<th>{h}</th>" for h in range(heads)) + "</tr>"
+    rows = [header]
+    for layer in range(layers):
+        cells = "".join(cell(f"{layer}.{head}") for head in range(heads))
+        rows.append(f"<tr><th>{layer}</th>{cells}</tr>")
+    return f'<table class="dc-cells">{"".join(rows)}</table>'
+
+
+def _grids(data: dict[str, Any], concept: dict[str, Any]) -> str:
+    units = all_units(concept)
+    layers, heads = grid_shape(data["model"], units)
+    if any(split_unit(u) is None for u in units):
+        return '<p class="dc-note">These units have no layer x head layout; see the JSON report for scores.</p>'
+    figures = [_definition_grid(concept, name, d, layers, heads) for name, d in concept["definitions"].items()]
+    if concept["overlap"] is not None:
+        figures.append(_overlap_grid(concept, units or _grid_units(layers, heads), layers, heads))
+    return f'<div class="dc-grids">{"".join(figures)}</div>'
+
+
+def _grid_units(layers: int, heads: int) -> list[str]:
+    return [f"{layer}.{head}" for layer in range(layers) for head in range(heads)]
+
+
+def _definition_grid(concept: dict[str, Any], name: str, definition: dict[str, Any], layers: int, heads: int) -> str:
+    scores = definition.get("scores") or {}
+    members = set(definition.get("members") or [])
+    finite = [v for v in scores.values() if v is not None and math.isfinite(v)]
+    status = definition["status"]
+    criteria = definition["criteria"]
+    cut = criteria[0]["threshold"] if criteria else None
+    if finite and isinstance(cut, str):  # the scale spans the cut-off, so that "all far below it" reads as such
+        cut_value = float(cut.split()[-1])
+        finite += [cut_value]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
+    primary = criteria[0]["checker"] if criteria else "score"
+
+    def cell(unit: str) -> str:
+        title = escape(f"{unit} · {name}\n" + "\n".join(unit_details(concept, definition, unit)))
+        value = scores.get(unit)
+        classes = []
+        style = ""
+        if status == "not_applicable" or not scores:
+            classes.append("dc-na")
+            text = "n/a" if status == "not_applicable" else ""
+        elif value is None:
+            classes.append("dc-undefined")
+            text = "—"
+        else:
+            t = 0.5 if high == low else (value - low) / (high - low)
+            background, color = _color(t)
+            style = f' style="background:{background};color:{color}"'
+            text = number(value, 2)
+        if unit in members:
+            classes.append("dc-member")
+        klass = f' class="{" ".join(classes)}"' if classes else ""
+        return f'<td data-unit="{unit}"{klass}{style} title="{title}">{escape(text)}</td>'
+
+    caption = f"<b>{escape(name)}</b> ({escape(definition['kind'])}): {escape(primary)}"
+    if finite:
+        caption += (
+            f" {escape(threshold_text(cut))}; color {number(low)} (light) to {number(high)} (dark); red outline: member"
+        )
+    if status == "errored":
+        caption += f'<br><span class="dc-error">errored: {escape(str(definition["error"]))}</span>'
+    elif status == "not_applicable":
+        caption += f'<br><span class="dc-note">not applicable: {escape(str(definition["not_applicable"]))}</span>'
+    return (
+        f'<figure class="dc-grid" data-grid="definition" data-definition="{escape(name)}">'
+        f"<figcaption>{caption}</figcaption>{_table(layers, heads, cell)}</figure>"
+    )
+
+
+def _overlap_grid(concept: dict[str, Any], units: list[str], layers: int, heads: int) -> str:
+    category = categories(concept, units)
+    undetermined = concept["overlap"].get("undetermined", {})
+
+    def cell(unit: str) -> str:
+        kind = category.get(unit, "neither")
+        classes = [f"dc-{kind}"] + (["dc-open"] if unit in undetermined else [])
+        title = escape("\n".join(overlap_details(concept, unit, kind)))
+        return f'<td data-unit="{unit}" class="{" ".join(classes)}" title="{title}">{CATEGORY_MARKS[kind]}</td>'
+
+    legend = "".join(
+        f'<span class="dc-{key}" style="{_legend_style(key)}">{label}</span>' for key, label in CATEGORY_LABELS.items()
+    )
+    caption = f"<b>overlap</b> (union of each kind)<div class='dc-legend'>{legend}</div>"
+    if undetermined:
+        caption += "<span class='dc-small'>dashed: rests on an undefined score</span>"
+    return (
+        f'<figure class="dc-grid" data-grid="overlap"><figcaption>{caption}</figcaption>'
+        f"{_table(layers, heads, cell)}</figure>"
+    )
+
+
+def _legend_style(key: str) -> str:
+    return {
+        "both": "background:#2e7d32;color:#fff",
+        "behavioral_only": "background:#f9a825",
+        "mechanistic_only": "background:#6a1b9a;color:#fff",
+        "neither": "background:#f0f0f0",
+    }[key]
+
+
+def _sensitivity(overlap: dict[str, Any]) -> str:
+    rows = [
+        "<tr><th>factor</th><th>Jaccard, all scaled</th><th>behavioral scaled</th><th>mechanistic scaled</th>"
+        "<th>behavioral</th><th>mechanistic</th><th>both</th><th>thresholds</th></tr>"
+    ]
+    for row in overlap["sensitivity"]:
+        thresholds = "; ".join(f"{name}: {', '.join(values)}" for name, values in row["thresholds"].items())
+        factor = f"<b>{row['factor']:g}</b>" if row["factor"] == 1 else f"{row['factor']:g}"
+        rows.append(
+            f"<tr><td>{factor}</td><td>{number(row['jaccard'])}</td><td>{number(row['jaccard_behavioral_scaled'])}</td>"
+            f"<td>{number(row['jaccard_mechanistic_scaled'])}</td><td>{row['behavioral']}</td>"
+            f"<td>{row['mechanistic']}</td><td>{row['both']}</td><td class='dc-small'>{escape(thresholds)}</td></tr>"
+        )
+    return (
+        "<h3>Threshold sensitivity</h3><p class='dc-small'>Jaccard of the union sets with every threshold scaled by "
+        "the factor (or only one kind's), members re-selected from the stored scores.</p>"
+        f'<table class="dc-table dc-sensitivity">{"".join(rows)}</table>'
+    )
+
+
+def _pairs(overlap: dict[str, Any]) -> str:
+    rows = [
+        "<tr><th>behavioral</th><th>mechanistic</th><th>both</th><th>behavioral only</th><th>mechanistic only</th>"
+        "<th>Jaccard</th><th>precision</th><th>recall</th><th>Spearman</th></tr>"
+    ]
+    for pair in overlap["pairs"]:
+        lists = "".join(
+            f"<td>{escape(', '.join(pair[key]) or '—')}</td>" for key in ("both", "behavioral_only", "mechanistic_only")
+        )
+        rows.append(
+            f"<tr><td>{escape(pair['behavioral'][0])}</td><td>{escape(pair['mechanistic'][0])}</td>{lists}"
+            f"<td>{_metric(pair, 'jaccard')}</td><td>{_metric(pair, 'precision')}</td>"
+            f"<td>{_metric(pair, 'recall')}</td><td>{_metric(pair, 'spearman')}</td></tr>"
+        )
+    return f'<h3>Pairs</h3><table class="dc-table dc-pairs">{"".join(rows)}</table>'
