@@ -1,1 +1,547 @@
-"""Built-in checkers (being written)."""
+"""Built-in mechanism checkers computed from weights alone: OV/QK eigenvalue ratios, positional QK, composition.
+
+Every checker scores all heads at once with batched tensor algebra in ``d_head``-sized spaces; nothing of size
+``d_vocab x d_vocab`` (and, for composition, nothing ``d_model x d_model`` per pair) is ever formed.
+
+Conventions (TransformerLens's, row vectors): ``W_Q, W_K, W_V`` are ``[L, H, d_model, d_head]``, ``W_O`` is
+``[L, H, d_head, d_model]``, a head's OV circuit is ``W_V W_O`` and its QK circuit ``W_Q W_K^T``.
+
+LayerNorm: where a circuit passes through a LayerNorm, its elementwise weight is folded in (``ln1`` weight of a
+head's own layer into the rows of its ``W_Q``, ``W_K``, ``W_V``; ``ln_final`` weight into the rows of ``W_U``).
+The normalization itself (centering, division by the norm) and every bias (``b_Q``, ``b_K``, ``b_V``, LN bias)
+are ignored: these are circuits of the weights, as in Elhage et al. 2021.
+
+Sources: Elhage et al. 2021, "A Mathematical Framework for Transformer Circuits" (OV/QK eigenvalue analysis,
+composition scores); ARENA 1.2 ("Intro to Mech Interp", composition) for the random-matrix baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from defcheck import Checker, hookimpl
+from defcheck.context import CheckContext
+from defcheck.diagnostics import DefcheckError
+from defcheck.models.view import ModelView
+from defcheck.scores import Scores, safe_ratio
+
+Circuit = Literal["full", "bare"]
+CompositionType = Literal["K", "Q", "V"]
+EIGEN_DTYPE = torch.float64
+BASELINE_SAMPLES = 300  # as ARENA 1.2
+_SHARED = "circuits:"
+
+# --------------------------------------------------------------------------------------------------------------
+# weights (ln-folded, upcast, on the model's device)
+
+
+def _shared(context: CheckContext | None, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    return compute() if context is None else context.shared(_SHARED + key, compute)
+
+
+def _expand_heads(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Repeat grouped key/value heads (GQA) so that every query head has its own copy."""
+    if weight.shape[1] == n_heads:
+        return weight
+    return weight.repeat_interleave(n_heads // weight.shape[1], dim=1)
+
+
+def _ln1_weights(view: ModelView, dtype: torch.dtype) -> torch.Tensor | None:
+    """``[L, d_model]``: every block's ``ln1`` weight, or None when the model's ln1 has no weight."""
+    weights = [view.ln_weight(layer, "ln1") for layer in range(view.n_layers)]
+    if any(weight is None for weight in weights):
+        return None
+    return torch.stack([weight.to(dtype) for weight in weights])  # type: ignore[union-attr]
+
+
+def head_weight(view: ModelView, name: str, dtype: torch.dtype = EIGEN_DTYPE) -> torch.Tensor:
+    """``W_Q``/``W_K``/``W_V`` with their layer's ``ln1`` weight folded into the rows, or ``W_O``; in ``dtype``."""
+    weight = _expand_heads(view.weight(name), view.n_heads).to(dtype)
+    if name in ("W_Q", "W_K", "W_V"):
+        ln1 = _ln1_weights(view, dtype)
+        if ln1 is not None:
+            weight = weight * ln1.to(weight.device)[:, None, :, None]
+    return weight
+
+
+def unembedding(view: ModelView, dtype: torch.dtype = EIGEN_DTYPE) -> torch.Tensor:
+    """``W_U`` ``[d_model, d_vocab_out]`` with the ``ln_final`` weight folded into its rows."""
+    weight = view.weight("W_U").to(dtype)
+    ln_final = view.ln_weight(None)
+    return weight if ln_final is None else weight * ln_final.to(weight.device, dtype)[:, None]
+
+
+def _unembed_embed(view: ModelView, context: CheckContext | None) -> torch.Tensor:
+    """``W_U W_E`` ``[d_model, d_model]`` (ln_final folded), shared by every full-OV computation."""
+
+    def compute() -> torch.Tensor:
+        embed = view.weight("W_E").to(EIGEN_DTYPE)
+        unembed = unembedding(view)
+        if unembed.shape[1] != embed.shape[0]:
+            raise DefcheckError(
+                f"the unembedding's vocabulary ({unembed.shape[1]}) differs from the embedding's ({embed.shape[0]})"
+            )
+        return unembed @ embed
+
+    return _shared(context, "W_U@W_E", compute)
+
+
+def _embed_gram(view: ModelView, context: CheckContext | None) -> torch.Tensor:
+    """``W_E^T W_E`` ``[d_model, d_model]``, shared by every full-QK computation."""
+
+    def compute() -> torch.Tensor:
+        embed = view.weight("W_E").to(EIGEN_DTYPE)
+        return embed.T @ embed
+
+    return _shared(context, "W_E^T@W_E", compute)
+
+
+def _frobenius(matrix: torch.Tensor) -> torch.Tensor:
+    return matrix.flatten(-2).norm(dim=-1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# eigenvalue ratios
+
+
+def eigenvalue_ratio(matrix: torch.Tensor, bound: torch.Tensor, tolerance: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Re(sum lambda) / sum |lambda|`` of each square ``matrix`` ``[..., r, r]``, and a mask of 0/0 entries.
+
+    ``Re(sum lambda)`` is the trace. An entry is 0/0 where ``sum |lambda| <= tolerance * bound``; ``bound`` is an
+    upper bound of ``sum |lambda|`` from the factors' norms, so the test is relative to the weights' scale.
+    """
+    eigenvalues = torch.linalg.eigvals(matrix)
+    numerator = eigenvalues.real.sum(-1)
+    denominator = eigenvalues.abs().sum(-1)
+    scale = torch.where(bound > 0, bound, torch.ones_like(bound))
+    ratio, _ = safe_ratio(numerator / scale, denominator / scale, eps=0.0)
+    undefined = denominator <= tolerance * bound
+    return torch.where(undefined, torch.full_like(ratio, float("nan")), ratio), undefined
+
+
+def ov_circuit_matrix(
+    view: ModelView, circuit: Circuit = "full", context: CheckContext | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``[L, H, d_head, d_head]`` matrix whose eigenvalues are the OV circuit's nonzero ones, and a bound.
+
+    full: ``W_O (W_U W_E) W_V`` (the cyclic permutation of ``W_E W_V W_O W_U``; FactoredMatrix's ``BA``);
+    bare: ``W_O W_V`` (of ``W_V W_O``). The bound ``sqrt(d_head) ||W_O||_F ||middle||_2 ||W_V||_F`` is at least
+    ``sum |lambda|``.
+    """
+    W_V, W_O = head_weight(view, "W_V"), head_weight(view, "W_O")
+    if circuit == "full":
+        middle = _unembed_embed(view, context)
+        matrix = (W_O @ middle) @ W_V
+        middle_norm = torch.linalg.matrix_norm(middle, ord=2)
+    else:
+        matrix = W_O @ W_V
+        middle_norm = torch.ones((), dtype=W_O.dtype, device=W_O.device)
+    bound = math.sqrt(view.d_head) * _frobenius(W_O) * middle_norm * _frobenius(W_V)
+    return matrix, bound
+
+
+def qk_circuit_matrix(
+    view: ModelView, circuit: Circuit = "full", context: CheckContext | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``[L, H, d_head, d_head]`` matrix whose eigenvalues are the QK circuit's nonzero ones, and a bound.
+
+    full: ``W_K^T (W_E^T W_E) W_Q`` (of ``W_E W_Q W_K^T W_E^T``); bare: ``W_K^T W_Q`` (of ``W_Q W_K^T``).
+    """
+    W_Q, W_K = head_weight(view, "W_Q"), head_weight(view, "W_K")
+    W_K_T = W_K.transpose(-2, -1)
+    if circuit == "full":
+        middle = _embed_gram(view, context)
+        matrix = (W_K_T @ middle) @ W_Q
+        middle_norm = torch.linalg.matrix_norm(middle, ord=2)
+    else:
+        matrix = W_K_T @ W_Q
+        middle_norm = torch.ones((), dtype=W_Q.dtype, device=W_Q.device)
+    bound = math.sqrt(view.d_head) * _frobenius(W_K) * middle_norm * _frobenius(W_Q)
+    return matrix, bound
+
+
+class EigenParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    circuit: Circuit = Field(
+        "full",
+        description="full: through the token embedding and unembedding (W_E ... W_U for OV, W_E ... W_E^T for QK); "
+        "bare: the head's own matrix (W_V W_O, or W_Q W_K^T) on the residual stream.",
+    )
+    tolerance: float = Field(
+        1e-6,
+        ge=0.0,
+        description="A head's score is undefined (0/0) where the sum of |eigenvalues| is at most this fraction of "
+        "its upper bound from the weights' norms.",
+    )
+
+
+def score_ov_copying(context: CheckContext) -> Scores:
+    """``Re(sum lambda) / sum |lambda|`` of each head's OV circuit ``W_E W_V W_O W_U`` (or ``W_V W_O``).
+
+    Elhage et al. 2021, "A Mathematical Framework for Transformer Circuits", section "Copying / Primarily
+    Positive Eigenvalues": 1 for a head whose OV circuit maps each token to itself (copying), -1 for anti-copying.
+    The nonzero eigenvalues of ``(W_E W_V)(W_O W_U)`` equal those of ``W_O W_U W_E W_V`` (``d_head x d_head``).
+    LN weights are folded (``ln1`` into ``W_V`` rows, ``ln_final`` into ``W_U`` rows).
+    """
+    params: EigenParams = context.params
+    view = context.model
+    matrix, bound = ov_circuit_matrix(view, params.circuit, context)
+    ratio, undefined = eigenvalue_ratio(matrix, bound, params.tolerance)
+    scores = Scores(ratio.float().cpu())
+    if undefined.any():
+        W_V, W_O = head_weight(view, "W_V"), head_weight(view, "W_O")
+        bare_zero = (_gram_norm(W_V, W_O) <= params.tolerance * _frobenius(W_O) * _frobenius(W_V)).cpu()
+        names = view.unit_names()
+        zero = undefined.cpu() & bare_zero
+        scores.mark_undefined(zero, "undefined: 0/0, the head's OV circuit W_V W_O is zero", names)
+        rest = undefined.cpu() & ~bare_zero
+        where = (
+            "e.g. the head writes only into a subspace the unembedding never reads"
+            if params.circuit == "full"
+            else "the OV circuit is nilpotent"
+        )
+        scores.mark_undefined(rest, f"undefined: 0/0, every eigenvalue of the OV circuit is zero ({where})", names)
+    return scores
+
+
+def _gram_norm(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """``||left @ right||_F`` for ``left [.., n, r]``, ``right [.., r, m]`` via ``tr(G_left G_right)`` (r x r)."""
+    gram_left = left.transpose(-2, -1) @ left
+    gram_right = right @ right.transpose(-2, -1)
+    return (gram_left * gram_right).sum((-2, -1)).clamp_min(0).sqrt()
+
+
+def score_qk_eigenvalue(context: CheckContext) -> Scores:
+    """``Re(sum lambda) / sum |lambda|`` of each head's QK circuit on tokens ``W_E W_Q W_K^T W_E^T`` (or bare).
+
+    Elhage et al. 2021, "A Mathematical Framework for Transformer Circuits": positive eigenvalues of the full QK
+    circuit mean the head attends to tokens equal to (or like) the query token (token matching). Computed as the
+    eigenvalues of ``W_K^T W_E^T W_E W_Q`` (``d_head x d_head``); ``ln1`` weights folded into ``W_Q``, ``W_K``.
+    """
+    params: EigenParams = context.params
+    view = context.model
+    matrix, bound = qk_circuit_matrix(view, params.circuit, context)
+    ratio, undefined = eigenvalue_ratio(matrix, bound, params.tolerance)
+    scores = Scores(ratio.float().cpu())
+    if undefined.any():
+        scores.mark_undefined(
+            undefined.cpu(),
+            "undefined: 0/0, every eigenvalue of the QK circuit is zero (a zero or nilpotent W_Q W_K^T on these "
+            "inputs)",
+            view.unit_names(),
+        )
+    return scores
+
+
+# --------------------------------------------------------------------------------------------------------------
+# positional QK
+
+
+class PositionalParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    offset: int = Field(1, ge=0, description="The key position j = i - offset scored for query i (1: previous token).")
+    max_position: int | None = Field(
+        None,
+        ge=2,
+        description="Query positions 0..max_position-1 are used (each attends over j <= i); default min(n_ctx, 64).",
+    )
+
+
+def attention_scale(view: ModelView) -> float:
+    """What attention scores are divided by: ``cfg.attn_scale`` if set and used, else ``sqrt(d_head)``."""
+    scale = float(getattr(view.cfg, "attn_scale", -1.0) or -1.0)
+    use = bool(getattr(view.cfg, "use_attn_scale", True))
+    return scale if use and scale > 0 else math.sqrt(view.d_head)
+
+
+def positional_patterns(view: ModelView, max_position: int) -> torch.Tensor:
+    """``[L, H, P, P]`` causal softmax of ``(W_pos[i] W_Q)(W_pos[j] W_K)^T / sqrt(d_head)`` (no biases)."""
+    W_Q, W_K = head_weight(view, "W_Q"), head_weight(view, "W_K")
+    positions = view.weight("W_pos")[:max_position].to(W_Q.device, EIGEN_DTYPE)
+    queries = positions @ W_Q  # [L, H, P, d_head]
+    keys = positions @ W_K
+    scores = queries @ keys.transpose(-2, -1) / attention_scale(view)
+    causal = torch.ones(max_position, max_position, dtype=torch.bool, device=scores.device).tril()
+    return scores.masked_fill(~causal, float("-inf")).softmax(-1)
+
+
+def score_qk_positional(context: CheckContext) -> Scores:
+    """Mean attention on key ``i - offset`` from positional embeddings alone, per head.
+
+    ``S[i, j] = (W_pos[i] W_Q)(W_pos[j] W_K)^T / sqrt(d_head)``, causal softmax over ``j <= i``; the score is the
+    mean over query positions ``max(1, offset) <= i < max_position`` of the probability on ``j = i - offset``.
+    The ``ln1`` weight is folded into ``W_Q``/``W_K``; token embeddings, LN centering/scaling and the biases
+    ``b_Q``, ``b_K`` are ignored (``b_K`` adds the same amount to a query's every score, so softmax ignores it;
+    ``b_Q`` does not). Elhage et al. 2021 (positional QK, previous-token heads). Rotary models have no ``W_pos``:
+    inapplicable.
+    """
+    params: PositionalParams = context.params
+    view = context.model
+    shape = (view.n_layers, view.n_heads)
+    if view.positional != "standard" or not view.has_weight("W_pos"):
+        return Scores.inapplicable(
+            shape,
+            f"the model's positional embedding is '{view.positional}', not learned absolute positions added to "
+            "the residual stream (no W_pos), so attention cannot be scored from positional embeddings alone",
+        )
+    size = params.max_position or min(view.n_ctx, 64)
+    if size > view.n_ctx:
+        raise DefcheckError(f"max_position {size} exceeds the model's context ({view.n_ctx})")
+    first = max(1, params.offset)
+    if first >= size:
+        raise DefcheckError(f"offset {params.offset} leaves no query position below max_position {size}")
+    patterns = positional_patterns(view, size)
+    queries = torch.arange(first, size, device=patterns.device)
+    on_target = patterns[..., queries, queries - params.offset]  # [L, H, n_queries]
+    return Scores(on_target.mean(-1).float().cpu())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# composition
+
+
+def gram_root(matrix: torch.Tensor) -> torch.Tensor:
+    """A square root ``R [.., r, r]`` of the Gram matrix of ``matrix [.., n, r]``: ``R^T R = matrix^T matrix``.
+
+    Then ``||X matrix^T||_F = ||X R^T||_F`` for every ``X`` (both squared are ``tr(X G X^T)``), so a product's
+    norm is computed in ``r``-sized space. ``R`` is the Cholesky factor of the Gram matrix plus a jitter of
+    ``1e-13 * trace / r`` on the diagonal (so rank-deficient heads factor too; it moves a composition ratio by at
+    most ~``sqrt(1e-13)``); a zero matrix gets ``R = 0``; ``eigh`` is the fallback. Use float64.
+    """
+    gram = matrix.transpose(-2, -1) @ matrix
+    size = gram.shape[-1]
+    trace = gram.diagonal(dim1=-2, dim2=-1).sum(-1)
+    zero = (trace <= 0)[..., None, None]
+    eye = torch.eye(size, dtype=gram.dtype, device=gram.device)
+    jittered = gram + (1e-13 * trace / size)[..., None, None] * eye
+    lower, info = torch.linalg.cholesky_ex(torch.where(zero, eye, jittered))
+    if not bool((info == 0).all()):
+        values, vectors = torch.linalg.eigh(gram)
+        return values.clamp_min(0).sqrt()[..., :, None] * vectors.transpose(-2, -1)
+    return torch.where(zero, torch.zeros_like(lower), lower.transpose(-2, -1))
+
+
+def composition_factors(
+    view: ModelView, type: CompositionType
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Small factors with the Frobenius geometry of the full composition matrices (float64).
+
+    Returns ``left [L, H, r, d_model]`` with ``||left_A y||_F = ||W_OV^A y||_F`` for every ``y`` (where
+    ``W_OV^A = W_V W_O``), ``right [L, H, d_model, r]`` with ``||x right_B||_F = ||x M_B||_F`` for every ``x``
+    (``M_B`` = ``W_Q W_K^T`` for Q, ``W_K W_Q^T`` for K, ``W_V W_O`` for V, as TransformerLens's
+    ``all_composition_scores``), and masks of heads whose matrix is zero (relative to its factors' norms).
+    For ``X = P M Q``: ``||X||_F^2 = tr(M^T (P^T P) M (Q Q^T))``, with ``r x r`` Gram matrices; ``left`` is
+    ``R_V W_O`` with ``R_V^T R_V = W_V^T W_V`` (see :func:`gram_root`), and so on.
+    """
+    W_V, W_O = head_weight(view, "W_V"), head_weight(view, "W_O")
+    left = gram_root(W_V) @ W_O
+    left_scale = _frobenius(W_V) * _frobenius(W_O)
+    if type == "V":
+        right = W_V @ gram_root(W_O.transpose(-2, -1)).transpose(-2, -1)
+        right_scale = left_scale
+    else:
+        W_Q, W_K = head_weight(view, "W_Q"), head_weight(view, "W_K")
+        reads, other = (W_Q, W_K) if type == "Q" else (W_K, W_Q)
+        right = reads @ gram_root(other).transpose(-2, -1)
+        right_scale = _frobenius(W_Q) * _frobenius(W_K)
+    tolerance = 1e-6
+    left_zero = _frobenius(left) <= tolerance * left_scale
+    right_zero = _frobenius(right) <= tolerance * right_scale
+    return left, right, left_zero, right_zero
+
+
+def _composition(
+    view: ModelView, type: CompositionType, dtype: torch.dtype, sources: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``[L, H, L, H]`` ratios for earlier (l1 < l2) pairs (0 elsewhere, NaN for 0/0), and the zero masks.
+
+    ``sources`` (``[L, H]`` bool) limits the earlier heads computed (the rest stay 0), e.g. to ``with:`` members.
+    """
+    left, right, left_zero, right_zero = composition_factors(view, type)
+    n_layers, n_heads = view.n_layers, view.n_heads
+    device = left.device
+    if sources is None:
+        sources = torch.ones(n_layers, n_heads, dtype=torch.bool)
+    sources = sources.to(device)
+    norms = _frobenius(left)[:, :, None, None] * _frobenius(right)[None, None]  # [L_A, H_A, L_B, H_B]
+    out = torch.zeros(n_layers, n_heads, n_layers, n_heads, dtype=EIGEN_DTYPE, device=device)
+    rank_l, rank_r, width = left.shape[-2], right.shape[-1], n_heads * right.shape[-1]
+    rows = left.to(dtype)  # [L, H, r, d]
+    cols = right.to(dtype).permute(2, 0, 1, 3).reshape(right.shape[2], n_layers * width)  # [d, (L H r)]
+    # One GEMM per earlier layer against every later layer at once: the pairs form a triangle, and this bounds
+    # memory to [H r, L H r]. Each r x r block of the product is one pair's R_V^A W_O^A (M_B factor).
+    for layer in range(n_layers - 1):
+        heads = torch.nonzero(sources[layer]).flatten()
+        if heads.numel() == 0:
+            continue
+        block = rows[layer, heads].reshape(-1, rows.shape[-1]) @ cols[:, (layer + 1) * width :]
+        block = block.reshape(heads.numel(), rank_l, n_layers - layer - 1, n_heads, rank_r)
+        out[layer, heads, layer + 1 :] = block.square().sum((1, 4)).to(EIGEN_DTYPE).sqrt()
+    layers = torch.arange(n_layers, device=device)
+    later_pair = (layers[:, None] < layers[None, :])[:, None, :, None]
+    undefined = (left_zero[:, :, None, None] | right_zero[None, None]) & later_pair
+    ratio = out / torch.where(undefined | ~later_pair, torch.ones_like(norms), norms)
+    ratio = torch.where(undefined, torch.full_like(ratio, float("nan")), ratio)
+    return ratio, left_zero, right_zero
+
+
+def composition_scores(
+    model_view: ModelView, type: CompositionType, *, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """``[L, H, L, H]`` composition scores ``||W_OV^A M_B||_F / (||W_OV^A||_F ||M_B||_F)``, no baseline.
+
+    ``[l1, h1, l2, h2]`` scores earlier head ``(l1, h1)`` into later head ``(l2, h2)``; entries with
+    ``l1 >= l2`` are 0 (as TransformerLens's ``all_composition_scores``), 0/0 entries NaN. ``M_B`` is
+    ``W_Q W_K^T`` (Q), ``W_K W_Q^T`` (K) or ``W_V W_O`` (V); ``ln1`` weights are folded (a no-op without LN).
+    Every pair is an ``r x r`` block of one GEMM per earlier layer in ``dtype`` (factors in float64).
+    """
+    if type not in ("K", "Q", "V"):
+        raise ValueError(f"type must be one of K, Q, V, not {type!r}")
+    return _composition(model_view, type, dtype)[0]
+
+
+@lru_cache(maxsize=32)
+def random_baseline(d_model: int, d_head: int, samples: int = BASELINE_SAMPLES, seed: int = 0) -> float:
+    """The mean composition score of random matrices with a head's shapes (SAMPLED, as ARENA 1.2 does).
+
+    ``W_A = A_1 A_2^T`` and ``W_B = B_1 B_2^T`` with ``A_i, B_i [d_model, d_head]`` of i.i.d. uniform entries
+    (ARENA uses ``kaiming_uniform_``; the ratio does not depend on the scale), ``samples`` draws from a
+    generator seeded with ``seed``; the score is the same ratio as :func:`composition_scores`. It is close to
+    ``1/sqrt(d_model)`` (the ratio of expectations for Gaussian entries), a little above it for small ``d_model``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    a1, a2, b1, b2 = (torch.rand(samples, d_model, d_head, generator=generator).mul_(2).sub_(1) for _ in range(4))
+    # W_A = a1 a2^T, W_B = b1 b2^T. With Gram matrices G = a^T a and C = a2^T b1 (all d_head x d_head):
+    # ||W_A W_B||^2 = tr(G_a1 C G_b2 C^T), ||W_A||^2 = tr(G_a1 G_a2), ||W_B||^2 = tr(G_b1 G_b2).
+    g_a1, g_a2, g_b1, g_b2 = ((m.transpose(-2, -1) @ m).to(EIGEN_DTYPE) for m in (a1, a2, b1, b2))
+    cross = (a2.transpose(-2, -1) @ b1).to(EIGEN_DTYPE)
+    product = ((g_a1 @ cross) * (cross @ g_b2)).sum((-2, -1))
+    norm_a = (g_a1 * g_a2).sum((-2, -1))
+    norm_b = (g_b1 * g_b2).sum((-2, -1))
+    scores = (product / (norm_a * norm_b)).sqrt()
+    return float(scores.mean())
+
+
+class CompositionParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: CompositionType = Field(
+        "K",
+        description="K: the later head's keys read the earlier head's output (W_OV^A W_K W_Q^T); Q: its queries "
+        "(W_OV^A W_Q W_K^T); V: its values (W_OV^A W_V W_O).",
+    )
+    baseline: bool = Field(
+        True,
+        description="Subtract the mean composition score of random matrices of the same shapes (ARENA's baseline; "
+        f"{BASELINE_SAMPLES} seeded samples), so 0 means no more composition than chance.",
+    )
+    aggregate: Literal["max", "sum"] = Field(
+        "max", description="How a head's scores against its eligible partners combine: the best one, or the sum."
+    )
+
+
+def score_composition(context: CheckContext) -> Scores:
+    """Composition of each head B with the earlier ``with:`` members A (Elhage et al. 2021, section
+    "Virtual Weights and Composition"): ``||W_OV^A M_B||_F / (||W_OV^A||_F ||M_B||_F)``, minus ARENA's random
+    baseline, aggregated (max or sum) over members A with ``layer(A) < layer(B)``. Evidence names the best partner.
+    """
+    params: CompositionParams = context.params
+    view = context.model
+    names = view.unit_names()
+    shape = (view.n_layers, view.n_heads)
+    members = context.related_mask()
+    key = "".join("1" if member else "0" for member in members.flatten().tolist())
+    ratio, _, right_zero = context.shared(
+        f"{_SHARED}composition:{params.type}:{key}", lambda: _composition(view, params.type, torch.float32, members)
+    )
+    ratio, right_zero = ratio.cpu(), right_zero.cpu()
+    undefined = torch.isnan(ratio)
+    if params.baseline:
+        baseline = context.shared(
+            f"{_SHARED}baseline:{view.d_model}x{view.d_head}:{context.seed}",
+            lambda: random_baseline(view.d_model, view.d_head, seed=context.seed),
+        )
+        ratio = ratio - baseline
+    layers = torch.arange(view.n_layers)
+    earlier = (layers[:, None] < layers[None, :])[:, None, :, None]  # [L, 1, L, 1]: layer(A) < layer(B)
+    eligible = (members[:, :, None, None] & earlier).expand(*shape, *shape)  # [L_A, H_A, L_B, H_B]
+    usable = eligible & ~undefined
+    pairs = ratio.permute(2, 3, 0, 1).reshape(*shape, -1)  # [L_B, H_B, A]
+    usable_b = usable.permute(2, 3, 0, 1).reshape(*shape, -1)
+    masked = torch.where(usable_b, pairs, torch.full_like(pairs, float("-inf")))
+    best_value, best_index = masked.max(-1)
+    summed = torch.where(usable_b, pairs, torch.zeros_like(pairs)).sum(-1)
+    values = best_value if params.aggregate == "max" else summed
+    has_usable = usable_b.any(-1)
+    values = torch.where(has_usable, values, torch.full_like(values, float("nan")))
+    scores = Scores(values.float())
+    has_eligible = eligible.permute(2, 3, 0, 1).reshape(*shape, -1).any(-1)
+    definitions = ", ".join(sorted(context.related)) or "the `with:` definitions"
+    scores.mark_undefined(~has_eligible, f"no earlier member of {definitions}", names)
+    matrix = "W_V W_O" if params.type == "V" else ("W_Q W_K^T" if params.type == "Q" else "W_K W_Q^T")
+    scores.mark_undefined(
+        has_eligible & right_zero, f"undefined: 0/0, the head's {matrix} ({params.type}-side matrix) is zero", names
+    )
+    scores.mark_undefined(
+        has_eligible & ~has_usable,
+        f"undefined: 0/0, every earlier member of {definitions} has a zero OV circuit",
+        names,
+    )
+    for index in torch.nonzero(has_usable.flatten()).flatten().tolist():
+        partner = int(best_index.flatten()[index])
+        scores.evidence[names[index]] = {
+            "partner": names[partner],
+            "partner_score": float(best_value.flatten()[index]),
+        }
+    return scores
+
+
+@hookimpl
+def defcheck_checkers() -> list[Checker]:
+    source = 'Elhage et al. 2021, "A Mathematical Framework for Transformer Circuits"'
+    return [
+        Checker(
+            "ov_eigenvalue_copying",
+            "mechanism",
+            score_ov_copying,
+            summary="Re(sum of eigenvalues) / sum of |eigenvalues| of the head's OV circuit W_E W_V W_O W_U "
+            "(1: copying, -1: anti-copying)",
+            source=source,
+            params=EigenParams,
+        ),
+        Checker(
+            "qk_eigenvalue",
+            "mechanism",
+            score_qk_eigenvalue,
+            summary="Re(sum of eigenvalues) / sum of |eigenvalues| of the head's QK circuit W_E W_Q W_K^T W_E^T "
+            "(positive: attends to tokens equal to the query token)",
+            source=source,
+            params=EigenParams,
+        ),
+        Checker(
+            "qk_positional",
+            "mechanism",
+            score_qk_positional,
+            summary="Mean attention on position i - offset from positional embeddings alone (1: previous token)",
+            source=source,
+            params=PositionalParams,
+        ),
+        Checker(
+            "composition",
+            "mechanism",
+            score_composition,
+            summary="Frobenius composition score (K, Q or V) with the best (or all) earlier `with:` members, "
+            "minus a random-matrix baseline",
+            source=f"{source}; ARENA 1.2 for the random baseline",
+            params=CompositionParams,
+            relation="required",
+        ),
+    ]
