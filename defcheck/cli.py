@@ -257,6 +257,51 @@ def plugins(settings: _Settings, as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--markdown", is_flag=True, help="Print the reference page (docs/checkers.md) instead of a table.")
+@json_option
+@click.pass_obj
+def checkers(settings: _Settings, markdown: bool, as_json: bool) -> None:
+    """List the registered checkers: what each observes, its parameters, probe and `with:` needs."""
+    from defcheck.checkerdoc import checkers_markdown
+
+    extensions = settings.extensions
+    if markdown:
+        click.echo(checkers_markdown(extensions), nl=False)
+        return
+    rows = [
+        {
+            "name": checker.name,
+            "observes": checker.observes,
+            "unit": checker.unit,
+            "probe": checker.probe,
+            "with": checker.relation,
+            "params": sorted(checker.params.model_fields),
+            "plugin": extensions.owner("checkers", checker.name),
+            "summary": checker.summary,
+            "source": checker.source,
+        }
+        for checker in sorted(extensions.checkers.values(), key=lambda c: c.name)
+    ]
+    if as_json:
+        click.echo(json.dumps({"checkers": rows}, indent=2))
+        return
+    table = Table(title="defcheck checkers", title_justify="left")
+    for column in ("checker", "observes", "probe", "with", "params", "plugin"):
+        table.add_column(column)
+    for row in rows:
+        style = "cyan" if row["observes"] == "behavior" else "magenta"
+        table.add_row(
+            row["name"],
+            f"[{style}]{row['observes']}[/]",
+            row["probe"],
+            row["with"],
+            ", ".join(row["params"]) or "-",
+            row["plugin"],
+        )
+    _console().print(table)
+
+
+@main.command()
 @click.argument("name")
 @click.option(
     "--unit",

@@ -111,6 +111,16 @@ def aggregate(per_sequence: torch.Tensor, probe: ProbeBatch, how: str) -> torch.
 
 
 def score_attention_pattern(context: CheckContext) -> Scores:
+    """The share of a head's attention that goes to the pattern's targets, on the probe.
+
+    For each sequence: ``sum_{q in T} sum_k A[q, k] D[q, k] / sum_{q in T} sum_k A[q, k]``, where ``D`` marks
+    the targets (previous token, earlier copies of the current token, the token after an earlier copy, BOS,
+    or K back), ``T`` is the set of query rows that have at least one target, and ``exclude_bos`` /
+    ``exclude_current_token`` drop those columns from ``A`` and ``D``. Averaged over sequences (``mean``), or
+    the lowest of the per-repeat-length averages (``min``). TransformerLens's ``detect_head`` divides by every
+    row instead, so its score is this one times ``|T| / rows``: a perfect induction head scores 1.0 here and
+    under 0.5 there on ``[BOS] + R + R``.
+    """
     params: PatternParams = context.params
     probe = context.probe
     assert probe is not None
