@@ -94,6 +94,15 @@ def _to_final(view: ModelView, x: torch.Tensor, scale: torch.Tensor | None) -> t
     return x
 
 
+def final_unembed(view: ModelView) -> torch.Tensor:
+    """The frozen final norm's linear part (centering, weight) followed by the centered ``W_U``: ``[d_model, V]``.
+
+    Leaves out the norm's positive scale, which a share does not depend on.
+    """
+    w_u = centered_unembed(view)
+    return _to_final(view, torch.eye(view.d_model, dtype=w_u.dtype, device=w_u.device), None) @ w_u
+
+
 def centered_unembed(view: ModelView) -> torch.Tensor:
     """``W_U`` minus its mean over the vocabulary, float32 ``[d_model, d_vocab]``."""
     w_u = view.weight("W_U").float()
@@ -164,16 +173,17 @@ def source_shares(context: CheckContext, layer: int) -> tuple[torch.Tensor, torc
     view = context.model
     probe = context.probe
     assert probe is not None
-    w_u = centered_unembed(view)
-    tokens = probe.tokens.to(w_u.device)
+    final = context.shared("logits.final_unembed", lambda: final_unembed(view))  # [d_model, V]
+    tokens = probe.tokens.to(final.device)
     values = context.activation(V_HOOK.format(layer))  # [b, k, H, d_head]
-    w_o = view.weight("W_O")[layer].float()
+    # ell = v @ W_O @ final: multiply in d_head space, one [H, d_head, V] matrix per layer
+    circuit = torch.einsum("hdm,mv->hdv", view.weight("W_O")[layer].float(), final)
     flat_values = values.flatten(0, 1)
     flat_tokens = tokens.flatten()
     up_parts, down_parts = [], []
     for items in _chunks(flat_values.shape[0], view.n_heads * view.d_vocab):
         v = flat_values[items].float()  # [n, H, d_head]
-        ell = _to_final(view, torch.einsum("nhd,hdm->nhm", v, w_o.to(v)), None) @ w_u  # [n, H, V], centered
+        ell = torch.einsum("nhd,hdv->nhv", v, circuit.to(v))  # [n, H, V], centered over the vocabulary
         own = ell.gather(-1, flat_tokens[items][:, None, None].expand(-1, ell.shape[1], 1)).squeeze(-1)
         total = ell.abs().sum(-1) / 2  # sum raise == sum lower == |ell|_1 / 2, since ell sums to 0
         zero = total <= total.amax().clamp_min(1e-30) * 1e-6
