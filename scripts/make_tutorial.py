@@ -1,0 +1,643 @@
+"""Write docs/tutorial.md from real runs of defcheck on the hand-built models (and the shipped toy model).
+
+Every number and every quoted sentence of the tutorial comes from a report this script builds with
+``defcheck.check``; tests/test_tutorial.py re-runs it into a temporary file and fails when docs/tutorial.md
+differs. Run it after changing a checker, a definition or the report's wording:
+
+    python scripts/make_tutorial.py            # writes docs/tutorial.md
+    python scripts/make_tutorial.py --output /tmp/tutorial.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "docs" / "tutorial.md"
+THREADS = 2
+WIDTH = 110
+
+# Concept files the tutorial writes next to the built-in ones (shown in the page as they are used).
+FIXED_LENGTH = """\
+concept: fixed_length_induction_head
+unit: attention_head
+summary: induction_head, with its behavioral definition probed at one repeat length only.
+definitions:
+  prefix_matching_and_copying:
+    kind: behavioral
+    source: Olsson et al. 2022, at one repeat length
+    all:
+      - checker: attention_pattern
+        params: {pattern: prefix_matching}
+        probe: {name: repeated_random_tokens, n: 32, length: 13}
+        threshold: ">= 0.4"
+      - checker: copying
+        probe: {name: repeated_random_tokens, n: 32, length: 13}
+        threshold: "> 0"
+  k_composition:              # the same two mechanistic definitions as induction_head
+    kind: mechanistic
+    source: Elhage et al. 2021
+    all:
+      - {checker: composition, params: {type: K}, with: previous_token_head.attends_previous, threshold: ">= 0.05"}
+      - {checker: ov_eigenvalue_copying, threshold: ">= 0.5"}
+  previous_token_path:
+    kind: mechanistic
+    source: Olsson et al. 2022, ablations
+    all:
+      - checker: path_ablation
+        params: {path: k, ablation: mean, pattern: prefix_matching}
+        probe: {name: repeated_random_tokens, n: 32, length: [8, 13, 21]}
+        with: previous_token_head.attends_previous
+        threshold: ">= 0.25"
+      - {checker: ov_eigenvalue_copying, threshold: ">= 0.5"}
+"""
+
+BY_LENGTH = """\
+concept: prefix_matching_by_length
+unit: attention_head
+summary: Prefix matching measured at one repeat length at a time.
+definitions:
+  length_8:
+    kind: behavioral
+    source: Olsson et al. 2022
+    all:
+      - checker: attention_pattern
+        params: {pattern: prefix_matching}
+        probe: {name: repeated_random_tokens, n: 32, length: 8}
+        threshold: ">= 0.4"
+  length_13:
+    kind: behavioral
+    source: Olsson et al. 2022
+    all:
+      - checker: attention_pattern
+        params: {pattern: prefix_matching}
+        probe: {name: repeated_random_tokens, n: 32, length: 13}
+        threshold: ">= 0.4"
+  length_21:
+    kind: behavioral
+    source: Olsson et al. 2022
+    all:
+      - checker: attention_pattern
+        params: {pattern: prefix_matching}
+        probe: {name: repeated_random_tokens, n: 32, length: 21}
+        threshold: ">= 0.4"
+"""
+
+Q_COMPOSITION = """\
+concept: q_composition_induction_head
+unit: attention_head
+summary: Induction heads whose queries read a duplicate-token head (Q-composition).
+definitions:
+  prefix_matching_and_copying:
+    kind: behavioral
+    source: Olsson et al. 2022
+    all:
+      - checker: attention_pattern
+        params: {pattern: prefix_matching, aggregate: min}
+        probe: {name: repeated_random_tokens, n: 32, length: [8, 13, 21]}
+        threshold: ">= 0.4"
+      - checker: copying
+        probe: {name: repeated_random_tokens, n: 32, length: [8, 13, 21]}
+        threshold: "> 0"
+  q_composition:
+    kind: mechanistic
+    source: Elhage et al. 2021 ("Q- or K-composition")
+    all:
+      - {checker: composition, params: {type: Q}, with: duplicate_token_head.attends_duplicates, threshold: ">= 0.05"}
+      - {checker: ov_eigenvalue_copying, threshold: ">= 0.5"}
+"""
+
+ALL_EARLIER = """\
+concept: chance_composition
+unit: attention_head
+summary: K-composition of each head with every head of an earlier layer (for random models).
+definitions:
+  any_head:
+    kind: behavioral
+    source: tutorial
+    all:
+      - {checker: attention_pattern, params: {pattern: bos}, probe: {name: random_tokens, n: 4}, threshold: ">= 0"}
+  composes:
+    kind: mechanistic
+    source: tutorial
+    all:
+      - {checker: composition, params: {type: K}, with: any_head, threshold: ">= 0.05"}
+"""
+
+RAW = """\
+concept: raw_composition
+unit: attention_head
+summary: K-composition with the previous-token heads, without subtracting the random baseline.
+definitions:
+  ratio:
+    kind: mechanistic
+    source: Elhage et al. 2021
+    all:
+      - checker: composition
+        params: {type: K, baseline: false}
+        with: previous_token_head.attends_previous
+        threshold: ">= 0.1"
+"""
+
+CONCEPT_FILES = {
+    "raw_composition.yaml": RAW,
+    "fixed_length_induction_head.yaml": FIXED_LENGTH,
+    "prefix_matching_by_length.yaml": BY_LENGTH,
+    "q_composition_induction_head.yaml": Q_COMPOSITION,
+    "chance_composition.yaml": ALL_EARLIER,
+}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# reading reports
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A score as printed in the tutorial: fixed decimals, ``undefined`` for None, no ``-0.000``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "undefined"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def criterion(report: Any, concept: str, definition: str, index: int = 0) -> dict[str, Any]:
+    return report.concepts[concept].definitions[definition].criteria[index]
+
+
+def score(report: Any, concept: str, definition: str, unit: str, index: int = 0) -> float | None:
+    return criterion(report, concept, definition, index)["scores"][unit]
+
+
+def category(report: Any, concept: str, unit: str) -> str:
+    overlap = report.concepts[concept].overlap
+    for name in ("both", "behavioral_only", "mechanistic_only"):
+        if unit in overlap[name]:
+            return name.replace("_", " ")
+    return "neither"
+
+
+def quote(text: str) -> str:
+    return "\n".join("> " + line for line in textwrap.wrap(text, WIDTH, break_on_hyphens=False))
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def yaml_block(text: str) -> str:
+    return "```yaml\n" + text.rstrip("\n") + "\n```"
+
+
+def roles(view: Any, units: Sequence[str]) -> str:
+    rows = [[f"`{unit}`", view.info["heads"][unit]] for unit in units]
+    return table(["head", "what it was built to do"], rows)
+
+
+def induction_row(report: Any, unit: str) -> list[str]:
+    concept = "induction_head"
+    k = criterion(report, concept, "k_composition")
+    partner = k["evidence"].get(unit, {}).get("partner")
+    path = criterion(report, concept, "previous_token_path")["evidence"].get(unit, {})
+    return [
+        f"`{unit}`",
+        fmt(score(report, concept, "prefix_matching_and_copying", unit)),
+        fmt(score(report, concept, "prefix_matching_and_copying", unit, 1)),
+        fmt(k["scores"][unit]) + (f" (with `{partner}`)" if partner else ""),
+        f"{fmt(path.get('before'))} → {fmt(path.get('after'))}" if "before" in path else "—",
+        fmt(score(report, concept, "k_composition", unit, 1)),
+        category(report, concept, unit),
+    ]
+
+
+INDUCTION_HEADER = [
+    "head",
+    "prefix matching (worst length)",
+    "copying",
+    "K-composition − baseline",
+    "prefix matching, before → after ablating the partner",
+    "OV eigenvalue ratio",
+    "induction_head",
+]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the page
+
+
+def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
+    import defcheck
+    from defcheck.models import ModelView, TokenSpace, build_bridge
+    from defcheck.models.constructed import CONSTRUCTED, IMPOSTOR_LENGTH, Layout, induction
+
+    try:
+        from defcheck_plugins.loaders import builtin_models
+    except ImportError:  # the loader plugin is not installed
+        builtin_models = list  # type: ignore[assignment]
+
+    folder = Path(tempfile.mkdtemp(prefix="defcheck-tutorial-"))
+    for name, text in CONCEPT_FILES.items():
+        (folder / name).write_text(text)
+
+    def check(view: Any, concepts: Sequence[str], definitions: Sequence[str] = ()) -> Any:
+        progress(f"{view.name}: {', '.join([*concepts, *definitions])}")
+        return defcheck.check(view, concepts=list(concepts), definitions=list(definitions), paths=[folder])
+
+    blocks: list[str] = []
+
+    def add(*parts: str) -> None:
+        blocks.extend(part.strip("\n") for part in parts if part.strip())
+
+    views = {name: builder() for name, builder in CONSTRUCTED.items()}
+    definitions_file = (ROOT / "definitions" / "induction_head.yaml").read_text()
+    body = definitions_file[definitions_file.index("definitions:") :]
+
+    add(
+        '# Tutorial: two meanings of "induction head"',
+        "<!-- Generated by scripts/make_tutorial.py from real runs of defcheck; do not edit by hand.\n"
+        "     tests/test_tutorial.py fails when this page and the tool disagree. -->",
+    )
+    add(
+        *prose(
+            """
+            Interpretability names the parts it finds inside networks: previous-token heads, induction heads,
+            copy-suppression heads. Each name can be pinned down in two ways.
+
+            - A **behavioral** definition says what the part *does* on inputs we choose. Olsson et al. (2022)
+              call a head an induction head if, on a random sequence that repeats, it attends to the token that
+              came after the earlier copy of the current token (*prefix matching*) and raises that token's
+              logit (*copying*): it completes `[A][B] … [A] → [B]`.
+            - A **mechanistic** definition says *how* the part does it. Elhage et al. (2021) describe the
+              induction head by its circuit: its keys read what a previous-token head wrote (*K-composition*),
+              and its OV circuit copies tokens (mostly positive eigenvalues).
+
+            On the small models where these definitions were introduced they picked out the same heads, so one
+            word came to be used for both. They are still two different claims. The behavioral one is cheap to
+            check and is about exactly the behavior you probed, no more: it says nothing about how the head
+            does it, and a head can pass it with a trick that only works on the probe. The mechanistic one
+            predicts much more (what an ablation will do, how the head behaves off the probe), but it describes
+            *one* mechanism, and a head that reaches the same behavior another way falls outside it. Reading a
+            behavioral result as a mechanistic one ("we found the induction heads, so we know how this model
+            copies in context") claims more understanding than was shown.
+
+            defcheck writes both kinds of definition down as data, checks a model against each, and reports
+            where they agree and where they part, naming the criterion that keeps a head on one side. This
+            tutorial runs it on small models whose weights were written by hand, so the right answer is known
+            before the tool runs. **Every number and every quoted sentence below is the tool's own output**,
+            produced by `scripts/make_tutorial.py`.
+            """
+        )
+    )
+
+    add("## The definitions")
+    add(
+        *prose(
+            """
+            The built-in concept file `definitions/induction_head.yaml` holds one behavioral and two
+            mechanistic definitions (`defcheck list` shows every concept; [checkers.md](checkers.md) gives
+            each checker's formula):
+            """
+        ),
+        yaml_block(body),
+    )
+    add(
+        *prose(
+            """
+            A head is a *behavioral* member of a concept when it passes one of its behavioral definitions, a
+            *mechanistic* member when it passes a mechanistic one. The report sorts every head into **both**,
+            **behavioral only**, **mechanistic only** or **neither**, and explains each one-sided head.
+            """
+        )
+    )
+
+    add("## The hand-built models")
+    add(
+        *prose(
+            """
+            `defcheck.models.constructed` builds TransformerLens 4 models (`TransformerBridge`) and writes
+            their weights by hand. The residual stream is cut into one-hot subspaces: the current token
+            (`TOK`), the previous token (`PREV`, written by a previous-token head), the prediction (`OUT`, the
+            only thing the unembedding reads), the position (`POS`) and a few more. Heads read and write them
+            through identity blocks, so what a head does can be read off its weights; the module's docstrings
+            derive each one. Every model also carries three distractors: a head that attends uniformly, one
+            that attends to BOS and one that attends to the current token, each with a small random OV circuit.
+            The vocabulary is BOS and the numbers 1 to 31.
+            """
+        )
+    )
+    add(
+        table(
+            ["model (`defcheck run --model ...`)", "what it was built to show"],
+            [[f"`builtin:{name}`", view.info["summary"]] for name, view in views.items()],
+        )
+    )
+
+    # --- 1. the true circuit -----------------------------------------------------------------------------
+    view = views["induction"]
+    report = first = check(view, ["induction_head", "previous_token_head"], ["raw_composition.ratio"])
+    path = criterion(report, "induction_head", "previous_token_path")["evidence"]["1.0"]
+    k = criterion(report, "induction_head", "k_composition")
+    add("## 1. A true induction circuit: the definitions agree", roles(view, ["0.0", "1.0"]))
+    add("`defcheck run --model builtin:induction --concept induction_head` says:")
+    add(quote(report.concepts["induction_head"].summary))
+    add(table(INDUCTION_HEADER, [induction_row(report, unit) for unit in ("1.0", "1.1", "1.2", "1.3")]))
+    add(
+        *prose(
+            f"""
+            Both kinds find `1.0` and only `1.0`. The mechanistic evidence is specific: the composition checker
+            names `{k["evidence"]["1.0"]["partner"]}`, the previous-token head, as the partner whose output
+            `1.0`'s keys read, and removing that output from `1.0`'s keys alone (mean ablation; its queries and
+            values untouched) takes its prefix matching from {fmt(path["before"])} to {fmt(path["after"])},
+            what uniform attention over the keys scores by chance. The layer-1 distractors fail every criterion.
+            `previous_token_head` agrees as well: the report puts `0.0` in both kinds of it.
+            """
+        )
+    )
+
+    # --- 2. the impostor ---------------------------------------------------------------------------------
+    view = views["impostor"]
+    length = IMPOSTOR_LENGTH
+    report = check(view, ["induction_head", "fixed_length_induction_head", "prefix_matching_by_length"])
+    by_length = [score(report, "prefix_matching_by_length", f"length_{n}", "1.0") for n in (8, 13, 21)]
+    add("## 2. An impostor: the behavior without the mechanism", roles(view, ["0.0", "1.0"]))
+    add(
+        *prose(
+            f"""
+            On a block of {length} random tokens repeated, the token after the earlier copy of the current
+            token is always exactly {length - 1} positions back, so a head that attends {length - 1} back *by
+            position* is indistinguishable from an induction head, as long as the probe uses that length.
+            Suppose a behavioral definition probes only that length:
+            """
+        ),
+        yaml_block(FIXED_LENGTH),
+        "The report on `builtin:impostor`:",
+        quote(report.concepts["fixed_length_induction_head"].summary),
+    )
+    add(
+        *prose(
+            f"""
+            The head is an induction head by that behavioral definition and by neither mechanistic one, and
+            the report names the criteria that keep it off the mechanistic side. The behavioral definition was
+            not wrong about the behavior it probed: at repeat length {length} the head's prefix matching is
+            {fmt(by_length[1])}. The probe was too narrow. The same head at three lengths:
+            """
+        ),
+        table(["repeat length", "8", "13", "21"], [["prefix matching of `1.0`", *map(fmt, by_length)]]),
+    )
+    prefix, copying = report.concepts["induction_head"].definitions["prefix_matching_and_copying"].criteria
+    add(
+        *prose(
+            f"""
+            The built-in behavioral definition probes lengths 8, 13 and 21 and keeps the worst (`aggregate:
+            min`), so there the impostor's prefix matching is {fmt(prefix["scores"]["1.0"])} (`{prefix["threshold"]}`
+            fails) while its copying is {fmt(copying["scores"]["1.0"])} (`{copying["threshold"]}` passes):
+            `1.0` is in {category(report, "induction_head", "1.0")} kind of `induction_head`. A behavioral
+            definition is a claim about its probe distribution; widening the distribution is how it rules out
+            shortcuts that a mechanistic definition rules out by construction.
+            """
+        )
+    )
+
+    # --- 3. anti-induction -------------------------------------------------------------------------------
+    view = views["anti-induction"]
+    report = check(view, ["induction_head", "copy_suppression_head"])
+    add("## 3. Anti-induction: the attention without the copying", roles(view, ["0.0", "1.0"]))
+    add(table(INDUCTION_HEADER, [induction_row(report, "1.0")]))
+    add(
+        *prose(
+            f"""
+            `1.0` has the induction head's attention, circuit and all: its K-composition with `0.0` and the
+            effect of ablating `0.0` are those of model 1. But its OV circuit is negated, so it lowers the logit
+            of the token it attends to. Prefix matching alone would call it an induction head; its copying
+            ({fmt(score(report, "induction_head", "prefix_matching_and_copying", "1.0", 1))}) and OV eigenvalue
+            ratio ({fmt(score(report, "induction_head", "k_composition", "1.0", 1))}) keep it out of both
+            kinds. It is what `copy_suppression_head` describes, and the report says so:
+            """
+        ),
+        quote(report.concepts["copy_suppression_head"].summary),
+    )
+
+    # --- 4. Q-composition --------------------------------------------------------------------------------
+    view = views["q-composition"]
+    report = check(view, ["induction_head", "q_composition_induction_head"])
+    q = criterion(report, "q_composition_induction_head", "q_composition")
+    add("## 4. The same behavior by another mechanism: Q-composition", roles(view, ["0.0", "0.1", "1.0"]))
+    add(
+        *prose(
+            f"""
+            Here `1.0` finds the token after the earlier copy through its *queries*: `0.1` attends to earlier
+            copies of the current token and writes the position after each, and `1.0`'s query reads that
+            position while its key reads plain positional embeddings. Its behavior is an induction head's
+            (prefix matching {fmt(score(report, "induction_head", "prefix_matching_and_copying", "1.0"))},
+            copying {fmt(score(report, "induction_head", "prefix_matching_and_copying", "1.0", 1))}). The
+            built-in mechanistic definitions look for K-composition with a previous-token head, and the report
+            says:
+            """
+        ),
+        quote(report.concepts["induction_head"].summary),
+    )
+    add(
+        *prose(
+            """
+            Nothing is wrong with the head or with the tool: the mechanistic definition describes one
+            mechanism, and this head uses another. Elhage et al. allow either Q- or K-composition; a definition
+            that looks for Q-composition finds it:
+            """
+        ),
+        yaml_block(Q_COMPOSITION),
+        quote(report.concepts["q_composition_induction_head"].summary),
+        *prose(
+            f"""
+            The composition checker names `{q["evidence"]["1.0"]["partner"]}` as the partner (Q-composition
+            {fmt(q["scores"]["1.0"])} above the baseline).
+            """
+        ),
+    )
+
+    # --- 5. degenerate -----------------------------------------------------------------------------------
+    view = views["degenerate"]
+    report = check(view, ["induction_head"])
+    k = criterion(report, "induction_head", "k_composition")
+    eigen = criterion(report, "induction_head", "k_composition", 1)
+    undetermined = ", ".join(f"`{u}`" for u in report.concepts["induction_head"].overlap.undetermined)
+    add('## 5. Degenerate heads: "undefined" is an answer', roles(view, ["0.0", "1.0", "1.1"]))
+    add(
+        *prose(
+            f"""
+            A composition score divides by the norm of the earlier head's OV circuit, an eigenvalue ratio by
+            the summed size of the eigenvalues; here both are 0/0. The report does not make up a number:
+
+            - `1.0`, composition: *{k["undefined"]["1.0"]}*
+            - `1.1`, OV eigenvalues: *{eigen["undefined"]["1.1"]}*
+            - `0.0`, OV eigenvalues: *{eigen["undefined"]["0.0"]}*
+
+            None of them is a member of `k_composition` (its members: {k_members(report)}), and the overlap
+            lists the heads whose non-membership rests on an undefined score, so that "not a member" is not
+            read as "shown not to be one": {undetermined}.
+            """
+        )
+    )
+
+    # --- 6. composition is weak evidence -----------------------------------------------------------------
+    rows = []
+    cut = None
+    for label, model, result in (
+        ("`induction` (32 tokens)", views["induction"], first),
+        ("`induction-ln` (32 tokens, LayerNorm + MLPs)", views["induction-ln"], None),
+        ("`induction` with 128 tokens", induction(128), None),
+    ):
+        if result is None:
+            result = check(model, [], ["induction_head.k_composition", "raw_composition.ratio"])
+        found = criterion(result, "induction_head", "k_composition")
+        ratio = score(result, "raw_composition", "ratio", "1.0")
+        cut = found["threshold"]
+        rows.append(
+            [
+                label,
+                fmt(model.d_vocab**-0.5),
+                fmt(ratio),
+                fmt(ratio - found["scores"]["1.0"]),
+                fmt(found["scores"]["1.0"]),
+                "yes" if "1.0" in found["passed"] else "**no**",
+            ]
+        )
+    layout = Layout()
+    config = {"n_layers": 2, "d_model": layout.d_model, "n_heads": 8, "d_head": layout.d_head}
+    config |= {"d_vocab": layout.d_vocab, "n_ctx": layout.n_ctx, "attn_only": True, "normalization_type": None}
+    model = ModelView(build_bridge(config, seed=0), TokenSpace(layout.d_vocab, 0), name="random")
+    result = check(model, ["chance_composition"])
+    chance = [v for u, v in criterion(result, "chance_composition", "composes")["scores"].items() if u[0] == "1"]
+    add("## 6. Composition scores are weak evidence")
+    add(
+        *prose(
+            f"""
+            Composition (Elhage et al. 2021) is a ratio of Frobenius norms. For circuits like these, which pass
+            a one-hot code of rank r through the identity, it cannot exceed 1/√r however clean the circuit,
+            while random matrices of the same shapes already score about 1/√d_model. defcheck subtracts that
+            random baseline, and the built-in definition asks for `{cut}` above it:
+            """
+        ),
+        table(
+            ["model", "1/√r", "composition of `1.0` with `0.0`", "random baseline", "difference", f"passes `{cut}`"],
+            rows,
+        ),
+    )
+    add(
+        *prose(
+            f"""
+            Chance is much lower than the cut-off: in a randomly initialised model with the shapes of
+            `induction` and 8 heads a layer, each of the {len(chance)} layer-1 heads with its best layer-0
+            partner scores between {fmt(min(chance))} and {fmt(max(chance))} above the baseline. So the
+            constructed partner stands far above chance in every row, yet the fixed cut-off admits it only
+            while the circuit is small: one more output direction (the LayerNorm model's balancing coordinate)
+            brings it to the edge, and a vocabulary of 128 tokens pushes a perfect circuit under it. A cut-off
+            for composition scores has to scale with the rank of the circuit and the width of the model, or be
+            a rank rule (the best partner among all heads), rather than one fixed number.
+            """
+        )
+    )
+
+    # --- 7. the trained toy model ------------------------------------------------------------------------
+    if "toy-induction" in builtin_models():
+        from defcheck.models.loading import load_model
+
+        toy = load_model("builtin:toy-induction")
+        report = check(toy, ["induction_head", "previous_token_head"])
+        concept = report.concepts["induction_head"]
+        units = [*concept.overlap.both, *concept.overlap.behavioral_only, *concept.overlap.mechanistic_only]
+        add("## 7. A trained model")
+        add(
+            *prose(
+                f"""
+                `builtin:toy-induction` ({toy.n_layers} layers of {toy.n_heads} heads, attention only) was
+                trained on repeated random tokens until induction heads formed; nobody wrote its weights. It is
+                the default model of `defcheck run`, which says:
+                """
+            ),
+            quote(concept.summary),
+            quote(report.concepts["previous_token_head"].summary),
+        )
+        if units:
+            add(table(INDUCTION_HEADER, [induction_row(report, unit) for unit in units]))
+
+    # --- closing -----------------------------------------------------------------------------------------
+    add("## What to take away")
+    add(
+        *prose(
+            """
+            - **Say which definition you mean.** "Head 1.0 is an induction head" is one claim under
+              `prefix_matching_and_copying` and another under `k_composition`; defcheck reports them side by
+              side and never merges them into one verdict.
+            - **Behavioral definitions are claims about a probe.** They are easy to check and hard to argue
+              with, but a head can satisfy them with a shortcut the probe happens to reward (model 2). Vary the
+              probe (several repeat lengths, `aggregate: min`) before reading a behavioral member as more than
+              that.
+            - **Mechanistic definitions are claims about one mechanism.** They predict much more, and they miss
+              heads that reach the same behavior another way (model 4). A behavioral-only head is a prompt to
+              look for a second mechanism, not necessarily a false positive.
+            - **Read the divergences.** The informative heads are the one-sided ones, and the report names the
+              criterion, score and threshold that put each one there. Undefined scores are reported as such
+              (model 5), and weak mechanistic signals such as composition scores deserve the scepticism of
+              section 6.
+
+            The distinction between the two kinds of definition, with induction heads as its main example,
+            comes from the essay this project grew out of, "Behavioral and mechanistic definitions (often
+            confuse AI alignment discussions)"; the definitions themselves cite Olsson et al. 2022 and Elhage et
+            al. 2021.
+            """
+        )
+    )
+    return "\n\n".join(blocks) + "\n"
+
+
+def prose(text: str, width: int = WIDTH) -> list[str]:
+    """Dedented text as Markdown blocks, each paragraph and list item re-wrapped to ``width``."""
+    out = []
+    for block in textwrap.dedent(text).strip("\n").split("\n\n"):
+        lines = block.splitlines()
+        if lines[0].startswith("- "):
+            items: list[list[str]] = []
+            for line in lines:
+                if line.startswith("- "):
+                    items.append([line[2:]])
+                else:
+                    items[-1].append(line.strip())
+            wrapped = [
+                textwrap.fill(" ".join(item), width, initial_indent="- ", subsequent_indent="  ") for item in items
+            ]
+            out.append("\n".join(wrapped))
+        else:
+            out.append(textwrap.fill(" ".join(line.strip() for line in lines), width, break_on_hyphens=False))
+    return out
+
+
+def k_members(report: Any) -> str:
+    members = report.concepts["induction_head"].definitions["k_composition"].members
+    return ", ".join(f"`{m}`" for m in members) if members else "none"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="where to write the page (docs/tutorial.md)")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(THREADS)  # the budget: under a minute on 2 cores
+    page = build_page(progress=(lambda _: None) if args.quiet else (lambda text: print(text, file=sys.stderr)))
+    args.output.write_text(page, encoding="utf-8")
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
