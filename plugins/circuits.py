@@ -438,10 +438,11 @@ class CompositionParams(BaseModel):
         description="K: the later head's keys read the earlier head's output (W_OV^A W_K W_Q^T); Q: its queries "
         "(W_OV^A W_Q W_K^T); V: its values (W_OV^A W_V W_O).",
     )
-    baseline: bool = Field(
-        True,
-        description="Subtract the mean composition score of random matrices of the same shapes (ARENA's baseline; "
-        f"{BASELINE_SAMPLES} seeded samples), so 0 means no more composition than chance.",
+    baseline: Literal["subtract", "divide", "none"] = Field(
+        "subtract",
+        description="Compare with the mean composition score of random matrices of the same shapes (ARENA's "
+        f"baseline; {BASELINE_SAMPLES} seeded samples): subtract it (0 = chance) or divide by it (1 = chance, "
+        "comparable across model widths, since the baseline shrinks like 1/sqrt(d_model)); none: the raw ratio.",
     )
     aggregate: Literal["max", "sum"] = Field(
         "max", description="How a head's scores against its eligible partners combine: the best one, or the sum."
@@ -450,8 +451,9 @@ class CompositionParams(BaseModel):
 
 def score_composition(context: CheckContext) -> Scores:
     """Composition of each head B with the earlier ``with:`` members A (Elhage et al. 2021, section
-    "Virtual Weights and Composition"): ``||W_OV^A M_B||_F / (||W_OV^A||_F ||M_B||_F)``, minus ARENA's random
-    baseline, aggregated (max or sum) over members A with ``layer(A) < layer(B)``. Evidence names the best partner.
+    "Virtual Weights and Composition"): ``||W_OV^A M_B||_F / (||W_OV^A||_F ||M_B||_F)``, minus (or divided by)
+    ARENA's random baseline, aggregated (max or sum) over members A with ``layer(A) < layer(B)``. Evidence names
+    the best partner.
     """
     params: CompositionParams = context.params
     view = context.model
@@ -464,12 +466,12 @@ def score_composition(context: CheckContext) -> Scores:
     )
     ratio, right_zero = ratio.cpu(), right_zero.cpu()
     undefined = torch.isnan(ratio)
-    if params.baseline:
+    if params.baseline != "none":
         baseline = context.shared(
             f"{_SHARED}baseline:{view.d_model}x{view.d_head}:{context.seed}",
             lambda: random_baseline(view.d_model, view.d_head, seed=context.seed),
         )
-        ratio = ratio - baseline
+        ratio = ratio - baseline if params.baseline == "subtract" else ratio / baseline
     layers = torch.arange(view.n_layers)
     earlier = (layers[:, None] < layers[None, :])[:, None, :, None]  # [L, 1, L, 1]: layer(A) < layer(B)
     eligible = (members[:, :, None, None] & earlier).expand(*shape, *shape)  # [L_A, H_A, L_B, H_B]

@@ -263,15 +263,15 @@ def test_composition_aggregate_baseline_and_members(built):
     only[ZERO] = True
     related = {"toy.prev": only}
     raw = composition_scores(built, "K")
-    plain = score_composition(_context(built, CompositionParams(baseline=False), related))
+    plain = score_composition(_context(built, CompositionParams(baseline="none"), related))
     assert torch.allclose(plain.values[1], raw[0, 2, 1].float(), atol=1e-6)  # 0.6's pairs are 0/0 and skipped
-    summed = score_composition(_context(built, CompositionParams(baseline=False, aggregate="sum"), related))
+    summed = score_composition(_context(built, CompositionParams(baseline="none", aggregate="sum"), related))
     assert torch.allclose(summed.values, plain.values, equal_nan=True)
     everyone = torch.ones(2, 8, dtype=torch.bool)
     summed_all = score_composition(
-        _context(built, CompositionParams(aggregate="sum", baseline=False), {"a.b": everyone})
+        _context(built, CompositionParams(aggregate="sum", baseline="none"), {"a.b": everyone})
     )
-    max_all = score_composition(_context(built, CompositionParams(baseline=False), {"a.b": everyone}))
+    max_all = score_composition(_context(built, CompositionParams(baseline="none"), {"a.b": everyone}))
     assert (summed_all.values[1] > max_all.values[1] + 0.1).all()
     only_zero = torch.zeros(2, 8, dtype=torch.bool)
     only_zero[ZERO] = True

@@ -293,7 +293,8 @@ def test_induction_head_is_in_both_kinds(report):
     assert induction_head.overlap.both == ["1.0"]
     assert induction_head.overlap.behavioral_only == [] and induction_head.overlap.mechanistic_only == []
     for definition in induction_head.definitions.values():
-        assert definition.members == ["1.0"], definition.id
+        expected = [] if definition.id == "induction_head.q_composition" else ["1.0"]  # a K-composition circuit
+        assert definition.members == expected, definition.id
     previous = report("induction").concepts["previous_token_head"]
     assert previous.overlap.both == ["0.0"]
 
@@ -304,11 +305,11 @@ def test_previous_token_head_is_named_as_the_k_composition_partner(report):
     assert composition["checker"] == "composition"
     assert composition["evidence"]["1.0"]["partner"] == "0.0"
     assert composition["scores"]["1.0"] == pytest.approx(composition["evidence"]["1.0"]["partner_score"], abs=1e-5)
-    # the other layer-1 heads read nothing 0.0 writes: their composition is the baseline below zero
+    # the other layer-1 heads read nothing 0.0 writes: zero times the random baseline
     others = [
         v for unit, v in composition["scores"].items() if unit.startswith("1.") and unit != "1.0" and v is not None
     ]
-    assert others and max(others) < 0
+    assert others and max(others) == 0
 
 
 def test_ablating_the_previous_token_head_on_the_key_path_removes_prefix_matching(report):
@@ -384,12 +385,16 @@ def test_anti_induction_matches_prefixes_but_is_a_copy_suppression_head_not_an_i
 # --- another mechanism for the same behavior: Q-composition ----------------------------------------------------
 
 
-def test_q_composition_induction_is_behavioral_only_for_the_builtin_k_composition_definitions(report):
+def test_q_composition_induction_is_found_by_the_q_composition_definition_only(report):
     result = report("q-composition")
     concept = result.concepts["induction_head"]
-    assert concept.overlap.behavioral_only == ["1.0"]
-    assert "k_composition (composition" in concept.overlap.divergences["1.0"]
-    # a Q-composition definition finds it, with the duplicate-token head as partner
+    assert concept.overlap.both == ["1.0"]  # the union of the mechanistic definitions holds it
+    assert concept.definitions["q_composition"].members == ["1.0"]
+    assert concept.definitions["q_composition"].criteria[0]["evidence"]["1.0"]["partner"] == "0.1"
+    assert concept.definitions["k_composition"].members == []  # the K-composition definition alone misses it
+    pairs = {(*pair["behavioral"], *pair["mechanistic"]): pair for pair in concept.overlap.pairs}
+    assert pairs[("prefix_matching_and_copying", "k_composition")]["behavioral_only"] == ["1.0"]
+    # the test concept's Q-composition definition agrees, with the duplicate-token head as partner
     q_composition = result.concepts["ground_truth"].definitions["q_composition"]
     assert q_composition.members == ["1.0"]
     assert q_composition.criteria[0]["evidence"]["1.0"]["partner"] == "0.1"
@@ -460,7 +465,7 @@ def test_builtin_k_composition_threshold_separates_the_partner_from_random_pairs
     cut = _k_composition_threshold(report("induction"))
     partner = report("induction").concepts["induction_head"].definitions["k_composition"].criteria[0]["scores"]["1.0"]
     layout = Layout()
-    assert partner == pytest.approx(layout.d_vocab**-0.5 - 0.0707, abs=2e-3)  # 1/sqrt(rank) minus the baseline
+    assert partner == pytest.approx(layout.d_vocab**-0.5 / 0.0707, abs=0.03)  # 1/sqrt(rank) over the baseline
     assert partner >= cut
     # random pairs: a seeded random model of the same shapes, every layer-0 head a `with:` member
     (tmp_path / "every_head.yaml").write_text(
@@ -482,7 +487,7 @@ def test_builtin_k_composition_threshold_separates_the_partner_from_random_pairs
                 kind: mechanistic
                 source: defcheck tests
                 all:
-                  - {checker: composition, params: {type: K}, with: any_head, threshold: ">= 0.05"}
+                  - {checker: composition, params: {type: K, baseline: divide}, with: any_head, threshold: ">= 1.5"}
             """
         )
     )
@@ -494,33 +499,33 @@ def test_builtin_k_composition_threshold_separates_the_partner_from_random_pairs
         result = defcheck.check(view, paths=[tmp_path], concepts=["random_composition_head"], include_builtin=False)
         scores = result.concepts["random_composition_head"].definitions["composes"].criteria[0]["scores"]
         chance += [v for unit, v in scores.items() if unit.startswith("1.")]
-    assert len(chance) == 12 and max(chance) < cut and max(abs(v) for v in chance) < 0.01
-    assert partner > 10 * max(chance)
+    assert len(chance) == 12 and max(chance) < cut and max(abs(v - 1) for v in chance) < 0.15  # 1 = chance
+    assert partner - 1 > 10 * max(v - 1 for v in chance)
 
 
 def test_with_layernorm_the_partner_still_clears_the_cut_off(report):
     """The BAL coordinate adds one direction to every write, which lowers the Frobenius ratio by sqrt(2): from
-    0.177 to 0.125, 0.054 above the baseline, a hair over the ">= 0.05" of the definitions of this writing."""
+    0.177 to 0.125, 1.77 times the baseline, above the ">= 1.5" (times chance) of the built-in definition."""
     cut = _k_composition_threshold(report("induction-ln"))
     composition = report("induction-ln").concepts["induction_head"].definitions["k_composition"].criteria[0]
     partner = composition["scores"]["1.0"]
     assert composition["evidence"]["1.0"]["partner"] == "0.0"
-    assert partner == pytest.approx(1 / math.sqrt(2 * 32) - 0.0705, abs=2e-3)
+    assert partner == pytest.approx(1 / math.sqrt(2 * 32) / 0.0705, abs=0.03)
     assert partner >= cut  # a true partner must be admitted
 
 
-def test_a_larger_vocabulary_brings_a_perfect_partner_down_to_chance_plus_0_043(report):
+def test_a_larger_vocabulary_keeps_a_perfect_partner_at_twice_chance(report):
     """One-hot circuits of rank r top out at 1/sqrt(r): at d_vocab 128 the ratio is 0.088 against a baseline of
-    0.045, so a perfect partner scores 0.043 above chance, under the ">= 0.05" of the definitions of this
-    writing (reported with issue 5), although chance stays within 0.01 of zero (the test above)."""
+    0.045. Subtracting the baseline left 0.043, under the ">= 0.05" the definition first had; divided by the
+    baseline it is 1.95 times chance, above the ">= 1.5" it has now, while random pairs stay near 1."""
     cut = _k_composition_threshold(report("induction"))
     result = defcheck.check(induction(128), definitions=["induction_head.k_composition"])
     definition = result.concepts["induction_head"].definitions["k_composition"]
     composition = definition.criteria[0]
     partner = composition["scores"]["1.0"]
     assert composition["evidence"]["1.0"]["partner"] == "0.0"
-    assert partner == pytest.approx(128**-0.5 - 0.0453, abs=2e-3)
-    assert ("1.0" in definition.members) == (partner >= cut)  # the report applies the definition's cut-off
+    assert partner == pytest.approx(128**-0.5 / 0.0453, abs=0.03)
+    assert partner >= cut and "1.0" in definition.members
 
 
 # --- the builtin: loader -------------------------------------------------------------------------------------
