@@ -142,13 +142,36 @@ class Report:
     def concepts(self) -> dict[str, ConceptReport]:
         return {name: ConceptReport(name, data, self) for name, data in self.data["concepts"].items()}
 
+    @property
+    def checks(self) -> dict[str, Any] | None:
+        """The ``checks`` block (expectations and baseline differences), when the run had any."""
+        return self.data.get("checks")
+
+    def set_checks(self, checks: Mapping[str, Any] | None) -> None:
+        """Attach (or, with ``None``, remove) the ``checks`` block (see docs/ci.md)."""
+        if checks is None:
+            self.data.pop("checks", None)
+        else:
+            self.data["checks"] = canonical(dict(checks))
+
     def to_json(self) -> str:
         return dumps(self.data)
+
+    def to_baseline_json(self) -> str:
+        """The JSON document without its ``checks`` block: what ``--write-baseline`` stores."""
+        return dumps({key: value for key, value in self.data.items() if key != "checks"})
 
     def to_markdown(self) -> str:
         from defcheck.report.markdown import render_markdown
 
-        return render_markdown(self.data)
+        text = render_markdown(self.data)
+        if self.checks is not None:
+            from defcheck.report.checks import checks_markdown
+
+            head = text.split("\n\n", 2)  # the title, the model line, the rest: the checks go before the rest
+            section = checks_markdown(self.data)
+            text = "\n\n".join([*head[:2], section.rstrip("\n"), *head[2:]])
+        return text
 
     def to_html(self) -> str:
         from defcheck.report.html import render_document
@@ -203,17 +226,19 @@ def build_data(run: RunResult, registry: Any = None, model_info: Mapping[str, An
         file = files.get(concept)
         spec = file.concept if file is not None else None
         overlap = analysis[concept]
+        definitions = {}
+        for name, result in results.items():
+            definitions[name] = _definition(result, spec.definitions.get(name) if spec else None, names)
+            definitions[name].update(_where(file, "definitions", name))
         concepts[concept] = {
             "unit": spec.unit if spec else overlap.unit,
             "description": spec.summary if spec else None,
             "references": list(spec.references) if spec else [],
-            "definitions": {
-                name: _definition(result, spec.definitions.get(name) if spec else None, names)
-                for name, result in results.items()
-            },
+            "definitions": definitions,
             "overlap": overlap.to_dict(),
             "note": overlap.note,
             "summary": overlap.summary,
+            **_where(file, "concept"),
         }
     data = {
         "report_version": REPORT_VERSION,
@@ -223,6 +248,15 @@ def build_data(run: RunResult, registry: Any = None, model_info: Mapping[str, An
         "concepts": concepts,
     }
     return canonical(data)
+
+
+def _where(file: Any, *field: str) -> dict[str, Any]:
+    """``file`` (the concept file as shown in diagnostics) and ``line`` (of the field's key), or nulls."""
+    if file is None:
+        return {"file": None, "line": None}
+    position = getattr(file, "position", None)
+    line = position(*field, key=True)[0] if callable(position) else None
+    return {"file": getattr(file, "label", None), "line": line}
 
 
 def _model(run: RunResult, extra: Mapping[str, Any] | None) -> dict[str, Any]:
