@@ -24,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "tutorial.md"
 THREADS = 2
+OLD_CUT = 0.05  # the fixed difference above the random baseline that the built-in k_composition used to ask for
 WIDTH = 110
 
 # Concept files the tutorial writes next to the built-in ones (shown in the page as they are used).
@@ -47,7 +48,10 @@ definitions:
     kind: mechanistic
     source: Elhage et al. 2021
     all:
-      - {checker: composition, params: {type: K}, with: previous_token_head.attends_previous, threshold: ">= 0.05"}
+      - checker: composition
+        params: {type: K, baseline: divide}
+        with: previous_token_head.attends_previous
+        threshold: ">= 1.5"
       - {checker: ov_eigenvalue_copying, threshold: ">= 0.5"}
   previous_token_path:
     kind: mechanistic
@@ -112,7 +116,10 @@ definitions:
     kind: mechanistic
     source: Elhage et al. 2021 ("Q- or K-composition")
     all:
-      - {checker: composition, params: {type: Q}, with: duplicate_token_head.attends_duplicates, threshold: ">= 0.05"}
+      - checker: composition
+        params: {type: Q, baseline: divide}
+        with: duplicate_token_head.attends_duplicates
+        threshold: ">= 1.5"
       - {checker: ov_eigenvalue_copying, threshold: ">= 0.5"}
 """
 
@@ -130,20 +137,20 @@ definitions:
     kind: mechanistic
     source: tutorial
     all:
-      - {checker: composition, params: {type: K}, with: any_head, threshold: ">= 0.05"}
+      - {checker: composition, params: {type: K, baseline: divide}, with: any_head, threshold: ">= 1.5"}
 """
 
 RAW = """\
 concept: raw_composition
 unit: attention_head
-summary: K-composition with the previous-token heads, without subtracting the random baseline.
+summary: K-composition with the previous-token heads, the raw ratio without the random baseline.
 definitions:
   ratio:
     kind: mechanistic
     source: Elhage et al. 2021
     all:
       - checker: composition
-        params: {type: K, baseline: false}
+        params: {type: K, baseline: none}
         with: previous_token_head.attends_previous
         threshold: ">= 0.1"
 """
@@ -224,7 +231,7 @@ INDUCTION_HEADER = [
     "head",
     "prefix matching (worst length)",
     "copying",
-    "K-composition − baseline",
+    "K-composition (× chance)",
     "prefix matching, before → after ablating the partner",
     "OV eigenvalue ratio",
     "induction_head",
@@ -431,6 +438,12 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
     view = views["q-composition"]
     report = check(view, ["induction_head", "q_composition_induction_head"])
     q = criterion(report, "q_composition_induction_head", "q_composition")
+    pairs = {pair["mechanistic"][0]: pair for pair in report.concepts["induction_head"].overlap["pairs"]}
+
+    def side(name: str) -> str:
+        pair = pairs[name]
+        return next(key.replace("_", " ") for key in ("both", "behavioral_only") if "1.0" in pair[key])
+
     add("## 4. The same behavior by another mechanism: Q-composition", roles(view, ["0.0", "0.1", "1.0"]))
     add(
         *prose(
@@ -440,26 +453,33 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
             position while its key reads plain positional embeddings. Its behavior is an induction head's
             (prefix matching {fmt(score(report, "induction_head", "prefix_matching_and_copying", "1.0"))},
             copying {fmt(score(report, "induction_head", "prefix_matching_and_copying", "1.0", 1))}). The
-            built-in mechanistic definitions look for K-composition with a previous-token head, and the report
-            says:
+            built-in `induction_head` has three mechanistic definitions: `k_composition` and
+            `previous_token_path` look for a previous-token head feeding the keys, `q_composition` for a
+            duplicate-token head feeding the queries. The report says:
             """
         ),
         quote(report.concepts["induction_head"].summary),
     )
     add(
         *prose(
-            """
-            Nothing is wrong with the head or with the tool: the mechanistic definition describes one
-            mechanism, and this head uses another. Elhage et al. allow either Q- or K-composition; a definition
-            that looks for Q-composition finds it:
+            f"""
+            Membership of a kind is the union of its definitions, so `1.0` is in both kinds because
+            `q_composition` admits it. The pairs tell the rest: against `k_composition` alone `1.0` is
+            {side("k_composition")} (Jaccard 0 above), against `previous_token_path` {side("previous_token_path")},
+            and against `q_composition` {side("q_composition")}. Had the concept file carried only the
+            K-composition definition, this head
+            would be a behavioral-only member and the report would name `k_composition` as the reason. Nothing
+            is wrong with the head or with the tool: each mechanistic definition describes one mechanism, and
+            this head uses the other one. The same check as a concept of its own, with just the Q-composition
+            definition:
             """
         ),
         yaml_block(Q_COMPOSITION),
         quote(report.concepts["q_composition_induction_head"].summary),
         *prose(
             f"""
-            The composition checker names `{q["evidence"]["1.0"]["partner"]}` as the partner (Q-composition
-            {fmt(q["scores"]["1.0"])} above the baseline).
+            The composition checker names `{q["evidence"]["1.0"]["partner"]}`, the duplicate-token head, as the
+            partner: Q-composition {fmt(q["scores"]["1.0"])} times chance.
             """
         ),
     )
@@ -506,8 +526,10 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
                 label,
                 fmt(model.d_vocab**-0.5),
                 fmt(ratio),
-                fmt(ratio - found["scores"]["1.0"]),
-                fmt(found["scores"]["1.0"]),
+                fmt(ratio / found["scores"]["1.0"]),
+                fmt(ratio - ratio / found["scores"]["1.0"]),
+                "yes" if ratio - ratio / found["scores"]["1.0"] >= OLD_CUT else "**no**",
+                fmt(found["scores"]["1.0"], 2),
                 "yes" if "1.0" in found["passed"] else "**no**",
             ]
         )
@@ -523,26 +545,41 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
             f"""
             Composition (Elhage et al. 2021) is a ratio of Frobenius norms. For circuits like these, which pass
             a one-hot code of rank r through the identity, it cannot exceed 1/√r however clean the circuit,
-            while random matrices of the same shapes already score about 1/√d_model. defcheck subtracts that
-            random baseline, and the built-in definition asks for `{cut}` above it:
+            while random matrices of the same shapes already score about 1/√d_model (the *random baseline*,
+            averaged over seeded samples). Both shrink as the model grows, so a perfect circuit can end up only
+            a little above chance in absolute terms. An earlier version of the built-in definition subtracted
+            the baseline and asked for `>= {OLD_CUT}` above it; the current one divides by the baseline and asks
+            for `{cut}`, i.e. at least {cut.split()[-1]} times chance:
             """
         ),
         table(
-            ["model", "1/√r", "composition of `1.0` with `0.0`", "random baseline", "difference", f"passes `{cut}`"],
+            [
+                "model",
+                "1/√r",
+                "composition of `1.0` with `0.0`",
+                "random baseline",
+                "difference",
+                f"passes `>= {OLD_CUT}` (old)",
+                "times chance",
+                f"passes `{cut}`",
+            ],
             rows,
         ),
     )
     add(
         *prose(
             f"""
-            Chance is much lower than the cut-off: in a randomly initialised model with the shapes of
-            `induction` and 8 heads a layer, each of the {len(chance)} layer-1 heads with its best layer-0
-            partner scores between {fmt(min(chance))} and {fmt(max(chance))} above the baseline. So the
-            constructed partner stands far above chance in every row, yet the fixed cut-off admits it only
-            while the circuit is small: one more output direction (the LayerNorm model's balancing coordinate)
-            brings it to the edge, and a vocabulary of 128 tokens pushes a perfect circuit under it. A cut-off
-            for composition scores has to scale with the rank of the circuit and the width of the model, or be
-            a rank rule (the best partner among all heads), rather than one fixed number.
+            The fixed difference worked while the circuit was small, but with a vocabulary of 128 tokens the
+            perfect partner is only {rows[-1][4]} above chance and fails it, although nothing about the circuit
+            got worse: the ceiling 1/√r and the baseline both shrank. As a ratio the same circuit is
+            {rows[-1][6]} times chance and passes. The margin is modest (from {min(row[6] for row in rows)} to
+            {max(row[6] for row in rows)} times chance across the rows). What makes `{cut}` usable is that chance
+            itself stays near 1: in a randomly
+            initialised model with the shapes of `induction` and 8 heads a layer, each of the {len(chance)}
+            layer-1 heads with its best layer-0 partner scores between {fmt(min(chance))} and {fmt(max(chance))}
+            times chance, even after taking the best of 8 partners. A composition score is still weak
+            evidence: it says that two heads' subspaces line up, not that the later head uses what the earlier
+            one wrote, which is why `induction_head` also has the ablation definition `previous_token_path`.
             """
         )
     )
@@ -569,6 +606,53 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
         )
         if units:
             add(table(INDUCTION_HEADER, [induction_row(report, unit) for unit in units]))
+        prev = report.concepts["previous_token_head"].overlap
+        ablation = criterion(report, "induction_head", "previous_token_path")["evidence"]
+        drops = [ablation[u]["after"] for u in units if "after" in ablation.get(u, {})]
+        partners = sorted(
+            {criterion(report, "induction_head", "k_composition")["evidence"][u]["partner"] for u in units}
+        )
+        add(
+            *prose(
+                f"""
+                Here the two kinds agree on all {len(units)} heads of layer 1, and the mechanistic evidence
+                names a real partner for each: K-composition with {" or ".join(f"`{p}`" for p in partners)},
+                both of them previous-token heads in both kinds of `previous_token_head`
+                ({", ".join(f"`{u}`" for u in prev.both)}), and ablating that partner from the keys drops the
+                prefix matching to between {fmt(min(drops))} and {fmt(max(drops))}. The one one-sided head in
+                these two reports is `0.0` of `previous_token_head`: it attends to the previous token, but its QK
+                circuit is not positional enough for the mechanistic definition, as quoted above. No Q-composition
+                was found (the `q_composition` pair has
+                Jaccard 0): the network learned the K-composition circuit.
+                """
+            )
+        )
+    if "toy-shortcut" in builtin_models():
+        from defcheck.models.loading import load_model
+
+        shortcut = load_model("builtin:toy-shortcut")
+        report = check(shortcut, ["induction_head"])
+        prefix = criterion(report, "induction_head", "prefix_matching_and_copying")["scores"]
+        add(
+            *prose(
+                """
+                `builtin:toy-shortcut` has the same shape but was trained with the repeated block always 8
+                tokens long and always at the same place, so attending 7 positions back by position solves its
+                task without looking at tokens (model 2's trick, learned). `defcheck run --model
+                builtin:toy-shortcut --concept induction_head` says:
+                """
+            ),
+            quote(report.concepts["induction_head"].summary),
+            *prose(
+                f"""
+                On the probe's repeats of 8, 13 and 21 random tokens no head does prefix
+                matching (the best worst-length score is {fmt(max(prefix.values()))}), and since no head
+                qualifies as a previous-token or duplicate-token head, the composition scores are undefined
+                rather than low. A model trained on a narrow task found the narrow solution, and a behavioral
+                definition with a wide enough probe tells it apart from induction.
+                """
+            ),
+        )
 
     # --- closing -----------------------------------------------------------------------------------------
     add("## What to take away")
@@ -583,7 +667,8 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
               probe (several repeat lengths, `aggregate: min`) before reading a behavioral member as more than
               that.
             - **Mechanistic definitions are claims about one mechanism.** They predict much more, and they miss
-              heads that reach the same behavior another way (model 4). A behavioral-only head is a prompt to
+              heads that reach the same behavior another way (model 4, which `k_composition` alone misses). A
+              behavioral-only head is a prompt to
               look for a second mechanism, not necessarily a false positive.
             - **Read the divergences.** The informative heads are the one-sided ones, and the report names the
               criterion, score and threshold that put each one there. Undefined scores are reported as such

@@ -31,8 +31,11 @@ def test_tutorial_is_what_the_script_writes_today(tmp_path):
 def test_the_page_quotes_the_tools_verdict_on_every_case():
     page = " ".join(line.removeprefix("> ").strip() for line in PAGE.read_text(encoding="utf-8").splitlines())
     assert "1 head is an induction head in both senses (1.0)" in page  # model 1
-    assert page.count("1.0 behaves like one but fails k_composition") == 2  # models 2 (one length) and 4
+    assert page.count("1.0 behaves like one but fails k_composition") == 1  # model 2 (one length)
+    assert "prefix_matching_and_copying x k_composition 0; prefix_matching_and_copying x" in page  # model 4
+    assert "prefix_matching_and_copying x q_composition 1" in page  # model 4: found by q_composition
     assert "1 head is a copy suppression head in both senses (1.0)" in page  # model 3
     assert "1 head is a q composition induction head in both senses (1.0)" in page  # model 4, Q-composition
     assert "every earlier member of previous_token_head.attends_previous has a zero OV circuit" in page  # model 5
-    assert "| `induction` with 128 tokens | 0.088 |" in page and "| **no** |" in page  # composition's limit
+    # composition's limit: the old fixed difference fails a perfect circuit at 128 tokens, the ratio passes it
+    assert "| `induction` with 128 tokens | 0.088 |" in page and "| **no** | 1.95 | yes |" in page
