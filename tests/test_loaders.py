@@ -27,7 +27,7 @@ from defcheck.models.loading import (
 from defcheck.models.view import ModelView
 from defcheck.plugins import load_plugins
 
-BUILTIN = ("toy-induction", "toy-shortcut")  # toy-mlp is not shipped yet
+BUILTIN = ("toy-induction", "toy-shortcut", "toy-mlp")
 TOKENS = torch.randint(1, 64, (3, 20), generator=torch.Generator().manual_seed(0))
 MLP = {"n_layers": 2, "attn_only": False, "normalization_type": "LN", "d_mlp": 128}
 
@@ -116,7 +116,7 @@ def test_the_default_model_is_shipped():
 def test_an_unknown_builtin_lists_the_available_ones(extensions):
     with pytest.raises(DefcheckError, match=r"unknown built-in model 'toy-inductoin'; did you mean 'toy-induction'\?"):
         load_model("builtin:toy-inductoin", extensions)
-    with pytest.raises(DefcheckError, match=r"available: builtin:toy-induction, builtin:toy-shortcut"):
+    with pytest.raises(DefcheckError, match=r"available: builtin:toy-induction, builtin:toy-mlp, builtin:toy-shortcut"):
         load_model("builtin:", extensions)
 
 

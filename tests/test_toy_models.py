@@ -26,7 +26,7 @@ from defcheck.runner import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "train_toy_models.py"
-NAMES = ("toy-induction", "toy-shortcut")  # toy-mlp is not shipped yet
+NAMES = ("toy-induction", "toy-shortcut", "toy-mlp")
 SHORTCUT_LENGTH = 8
 
 
@@ -96,6 +96,27 @@ def test_toy_shortcut_matches_prefixes_only_at_its_training_length(views):
     assert at_training.max() > 0.6, at_training
     for length in (5, 11, 17):
         assert prefix_matching(view, length).max() < 0.3, length
+
+
+def repeat_loss(view, length: int, n: int = 32) -> float:
+    """Next-token loss on the second repeat of ``[BOS] + R + R`` (after its first token)."""
+    request = ProbeRequest(RepeatedParams(n=n, length=length), view.tokens, seed=0, n_ctx=view.n_ctx)
+    tokens = build_repeated(request).tokens
+    logits, _ = view.run(tokens)
+    losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none")
+    return float(losses[:, length + 1 :].mean())
+
+
+def test_toy_mlp_completes_repeats_without_induction_attention(views):
+    """toy-mlp (LayerNorm, MLPs) was trained like toy-induction and completes repeats (low loss), but no head
+    attends by prefix matching: induction behavior in the logits without induction attention."""
+    view = views["toy-mlp"]
+    assert view.normalization == "LN" and not view.attn_only
+    assert view.weight("W_in").shape == (2, 64, 256)
+    for length in (8, 11):
+        assert repeat_loss(view, length) < 1.0, length
+        assert prefix_matching(view, length).max() < 0.3, length
+    assert repeat_loss(views["toy-induction"], 11) < 0.1
 
 
 def test_the_runner_tells_induction_from_the_shortcut(tmp_path, views, extensions):
