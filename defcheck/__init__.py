@@ -2,7 +2,7 @@
 
 from defcheck.api import check
 from defcheck.diagnostics import DefcheckError, Diagnostic
-from defcheck.extensions import Checker, ConceptFolder, ModelLoader, Probe, ReportFormat
+from defcheck.extensions import Checker, ConceptFolder, ModelLoader, Probe, ReportFormat, Streamed
 from defcheck.hookspecs import hookimpl
 from defcheck.schema import Concept, Criterion, Definition
 
@@ -19,6 +19,7 @@ __all__ = [
     "ModelLoader",
     "Probe",
     "ReportFormat",
+    "Streamed",
     "__version__",
     "check",
     "hookimpl",

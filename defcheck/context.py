@@ -22,6 +22,8 @@ class CheckContext:
     probe's tokens, from the one forward pass shared by every checker on that probe; ``logits`` the model's
     logits there. ``related`` maps each ``with:`` definition id to a boolean mask of its members
     (``[n_layers, n_heads]``). ``memo`` is shared by all checkers in a run, for work worth doing once.
+    For a streamed checker (``Checker.streamed``), ``rows`` is the slice of the probe's sequences that the
+    current batch holds (None for the whole probe) and ``prepared`` the results of its ``prepare`` pass.
     """
 
     model: ModelView
@@ -32,6 +34,8 @@ class CheckContext:
     related: dict[str, torch.Tensor] = field(default_factory=dict)
     seed: int = 0
     memo: dict[str, Any] = field(default_factory=dict)
+    rows: slice | None = None
+    prepared: list[Any] = field(default_factory=list)
 
     def shared(self, key: str, compute: Callable[[], T]) -> T:
         """``compute()`` once per run (and model) under ``key``; later calls return the stored value."""

@@ -24,6 +24,30 @@ class NoParams(BaseModel):
 
 
 @dataclass(frozen=True)
+class Streamed:
+    """How a checker scores a probe one batch of sequences at a time, so that the runner holds one batch's
+    activations in memory, not the whole probe's.
+
+    ``step(context)`` is called once per batch of the forward pass: ``context.probe`` holds only that batch's
+    sequences (``context.rows`` says which rows of the probe they are) and ``context.activations`` only their
+    activations. It returns a partial result that holds no activations (per-sequence values, sums).
+    ``finish(context, partials)`` is then called once, with the whole probe, no activations, and the partials
+    in batch order, and returns the scores; it must give the same scores as one step over the whole probe.
+    ``prepare``, where given, is a first pass over the probe for statistics every batch needs (e.g. a mean over
+    all sequences for mean ablation): the runner calls it per batch before the steps and hands the list of its
+    results to every step and to ``finish`` as ``context.prepared``; ``wants_prepare(context)`` (default: always)
+    says whether a criterion needs that pass, which costs one more forward pass over the probe. ``logits``:
+    whether ``step`` reads ``context.logits`` (without it the forward pass may stop before the unembedding).
+    """
+
+    step: Callable[..., Any]
+    finish: Callable[..., Any]
+    prepare: Callable[..., Any] | None = None
+    wants_prepare: Callable[..., bool] | None = None
+    logits: bool = False
+
+
+@dataclass(frozen=True)
 class Checker:
     """A scoring function over every unit of a model at once.
 
@@ -33,7 +57,8 @@ class Checker:
     defaults, ``extra="forbid"``) that validates the criterion's ``params:``; ``probe`` and ``relation``
     say whether a criterion must, may or must not give a ``probe:`` and a ``with:``. ``score`` is called by
     the runner with a context and returns the scores; its signature is documented in
-    ``docs/writing-plugins.md``.
+    ``docs/writing-plugins.md``. ``streamed`` (optional) lets the runner score the probe batch by batch
+    (:class:`Streamed`); a checker without it gets the whole probe's activations at once.
     """
 
     name: str
@@ -46,6 +71,7 @@ class Checker:
     probe: Need = "none"
     relation: Need = "none"
     activations: Callable[..., list[str]] | None = None
+    streamed: Streamed | None = None
 
 
 @dataclass(frozen=True)

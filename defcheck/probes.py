@@ -16,7 +16,8 @@ class ProbeBatch:
     """Tokens ``[n, pos]`` built by a probe, and what the checkers need to know about them.
 
     ``bos`` is True when every sequence starts with the model's BOS token; ``info`` holds probe-specific
-    metadata (e.g. the repeat length of each sequence).
+    metadata (e.g. the repeat length of each sequence). Per-sequence metadata is a tensor with one row per
+    sequence (first dimension ``n``), so that :meth:`select` can cut it with the tokens.
     """
 
     name: str
@@ -28,6 +29,18 @@ class ProbeBatch:
     @property
     def key(self) -> str:
         return probe_key(self.name, self.params)
+
+    def select(self, rows: slice) -> ProbeBatch:
+        """The sequences ``rows`` of this probe (one batch of a forward pass), with their per-sequence metadata:
+        every tensor in ``info`` whose first dimension is the number of sequences is cut too."""
+        count = self.tokens.shape[0]
+
+        def cut(value: Any) -> Any:
+            per_sequence = isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == count
+            return value[rows] if per_sequence else value
+
+        info = {key: cut(value) for key, value in self.info.items()}
+        return ProbeBatch(self.name, self.params, self.tokens[rows], bos=self.bos, info=info)
 
 
 def probe_key(name: str, params: dict[str, Any]) -> str:

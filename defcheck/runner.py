@@ -2,10 +2,24 @@
 
 Definitions are evaluated in reference order (``with:`` targets first). A checker that raises marks its
 definition as errored; every other definition still runs.
+
+How the work is shared:
+
+- Each distinct probe (name and parameters) is built once and run through the model in one forward pass, in
+  batches of ``batch_size`` sequences, capturing the union of the activations its criteria ask for. A probe's
+  pass waits until the ``with:`` targets of every criterion on it are scored, so that one pass serves them
+  all; only a probe whose criteria depend on definitions scored on that same probe needs a second pass.
+- Checkers that declare :class:`~defcheck.extensions.Streamed` are scored batch by batch during the pass
+  (each batch is reduced to small per-sequence partials, then dropped), so memory is bounded by the batch
+  size, not by the probe's size. Other checkers get the whole probe's activations, concatenated, as before.
+- Criteria that are the same computation (same checker, parameters, probe and ``with:`` targets) are scored
+  once; each keeps its own threshold. Work shared between different criteria goes through ``CheckContext.memo``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -81,6 +95,350 @@ def _probe_params(extensions: Extensions, criterion: Criterion) -> tuple[str, di
     return probe_key(probe.name, params), params
 
 
+@dataclass
+class _Task:
+    """One criterion of one definition, as the runner schedules it."""
+
+    definition_id: str
+    criterion: Criterion
+    checker: Checker
+    probe: str | None  # probe key
+    related: list[str]  # ids of the with: definitions
+    signature: str  # equal signatures are the same computation
+
+
+@dataclass
+class _Computed:
+    """The outcome of one computation, shared by every criterion with its signature."""
+
+    scores: Scores | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    used: bool = False
+
+
+@dataclass
+class _Job:
+    """A computation during a probe's pass: its context, what it captures, and its partial results."""
+
+    task: _Task
+    context: CheckContext
+    names: list[str]
+    partials: list[Any] = field(default_factory=list)
+    prepared: list[Any] = field(default_factory=list)
+    outcome: _Computed = field(default_factory=_Computed)
+    done: bool = False
+
+
+class _Run:
+    """The state of one :func:`evaluate` call."""
+
+    def __init__(
+        self,
+        model: ModelView,
+        registry: Registry,
+        extensions: Extensions,
+        order: list[str],
+        seed: int,
+        batch_size: int | None,
+        progress: Progress | None,
+    ) -> None:
+        self.model, self.registry, self.extensions = model, registry, extensions
+        self.order, self.seed, self.batch_size, self.progress = order, seed, batch_size, progress
+        self.shape = (model.n_layers, model.n_heads)
+        self.timings: dict[str, float] = {}
+        self.memo: dict[str, Any] = {}
+        self.plan: dict[str, tuple[str, dict[str, Any]]] = {}  # probe key -> (probe name, params)
+        self.tasks: dict[str, list[_Task]] = {}
+        self.outcomes: dict[int, _Computed] = {}  # id(task) -> outcome
+        self.computed: dict[str, _Computed] = {}  # signature -> outcome
+        self.probes: dict[str, ProbeBatch] = {}
+        self.failed_probes: dict[str, Exception] = {}
+        self.passes: dict[str, int] = {}
+        self.results: dict[str, DefinitionResult] = {}
+        self.done = 0
+        for definition_id in order:
+            _, definition = registry.definition(definition_id)
+            related_ids = _related_ids(definition_id, definition.criteria)
+            tasks = []
+            for criterion in definition.criteria:
+                checker = extensions.checkers[criterion.checker]
+                keyed = _probe_params(extensions, criterion)
+                if keyed is not None:
+                    self.plan.setdefault(keyed[0], (criterion.probe.name, keyed[1]))  # type: ignore[union-attr]
+                related = related_ids.get(id(criterion), [])
+                signature = json.dumps(
+                    [checker.name, criterion.params, keyed[0] if keyed else None, related], sort_keys=True, default=str
+                )
+                tasks.append(_Task(definition_id, criterion, checker, keyed[0] if keyed else None, related, signature))
+            self.tasks[definition_id] = tasks
+        self.steps = len(self.plan) + len(order)
+
+    # -- scheduling ----------------------------------------------------------------------------------------
+
+    def evaluate(self) -> RunResult:
+        known = set(self.order)
+        remaining = list(self.order)
+        while remaining:
+            for definition_id in list(remaining):  # in order: with: targets come first
+                if self._ready(definition_id, known):
+                    self.results[definition_id] = self._finalize(definition_id)
+                    remaining.remove(definition_id)
+                    self._advance(definition_id)
+            if not remaining:
+                break
+            pending = [
+                task
+                for definition_id in remaining
+                for task in self.tasks[definition_id]
+                if task.probe is not None and id(task) not in self.outcomes
+            ]
+            ready = [task for task in pending if all(self._resolved(r, known) for r in task.related)]
+            if not ready:
+                raise DefcheckError("cannot order the probes' forward passes: the with: references form a cycle")
+            keys = list(dict.fromkeys(task.probe for task in ready))
+            # prefer a probe all of whose waiting criteria can run now: then one pass serves them all
+            whole = [key for key in keys if all(t in ready for t in pending if t.probe == key)]
+            key = (whole or keys)[0]
+            self._probe_pass(key, [task for task in ready if task.probe == key])  # type: ignore[arg-type]
+        definitions = {definition_id: self.results[definition_id] for definition_id in self.order}
+        return RunResult(self.model, self.seed, definitions, self.probes, self.timings)
+
+    def _resolved(self, definition_id: str, known: set[str]) -> bool:
+        return definition_id in self.results or definition_id not in known
+
+    def _ready(self, definition_id: str, known: set[str]) -> bool:
+        tasks = self.tasks[definition_id]
+        return all(self._resolved(r, known) for task in tasks for r in task.related) and all(
+            id(task) in self.outcomes for task in tasks if task.probe is not None
+        )
+
+    def _advance(self, label: str) -> None:
+        self.done += 1
+        self.steps = max(self.steps, self.done)
+        if self.progress:
+            self.progress(label, self.done, self.steps)
+
+    # -- definitions -----------------------------------------------------------------------------------------
+
+    def _finalize(self, definition_id: str) -> DefinitionResult:
+        _, definition = self.registry.definition(definition_id)
+        result = DefinitionResult(definition_id, definition.kind, definition.combinator)
+        for task in self.tasks[definition_id]:
+            computed = self.outcomes.get(id(task)) if task.probe is not None else self._weights_only(task)
+            assert computed is not None
+            outcome = CriterionResult(task.checker.name, task.criterion.threshold, task.probe)
+            if computed.scores is not None:
+                outcome.scores = dataclasses.replace(computed.scores)
+                outcome.passed = task.criterion.threshold.select(computed.scores.values)
+            outcome.error = computed.error
+            outcome.seconds = 0.0 if computed.used else computed.seconds  # a shared computation counts once
+            computed.used = True
+            step = f"{definition_id} {task.checker.name}"
+            self.timings[step] = self.timings.get(step, 0.0) + outcome.seconds
+            result.criteria.append(outcome)
+        errors = [c.error for c in result.criteria if c.error]
+        if errors:
+            result.error = "; ".join(errors)
+        else:
+            stacked = torch.stack([c.passed for c in result.criteria])  # type: ignore[misc]
+            result.members = stacked.all(0) if definition.combinator == "all" else stacked.any(0)
+        return result
+
+    def _weights_only(self, task: _Task) -> _Computed:
+        """A criterion without a probe: scored from the weights, once per signature."""
+        if task.signature in self.computed:
+            return self.computed[task.signature]
+        started = time.perf_counter()
+        outcome = _Computed()
+        try:
+            context = self._context(task)
+            self._score(outcome, task.checker.score, context)
+        except Exception as error:
+            self._fail(outcome, task, error)
+        outcome.seconds = time.perf_counter() - started
+        self.computed[task.signature] = outcome
+        return outcome
+
+    def _context(self, task: _Task, probe: ProbeBatch | None = None) -> CheckContext:
+        params = _validated(task.checker.params, task.criterion.params)
+        context = CheckContext(self.model, params, probe=probe, seed=self.seed, memo=self.memo)
+        context.related = _related_members(task.related, self.results)
+        return context
+
+    def _score(self, outcome: _Computed, compute: Callable[..., Any], *args: Any) -> None:
+        try:
+            outcome.scores = _checked(Scores.of(compute(*args)), self.shape)
+        except NotApplicable as reason:
+            outcome.scores = Scores.inapplicable(self.shape, str(reason))
+
+    def _fail(self, outcome: _Computed, task: _Task, error: BaseException) -> None:
+        if isinstance(error, NotApplicable):
+            outcome.scores = Scores.inapplicable(self.shape, str(error))
+        else:
+            outcome.error = f"checker '{task.checker.name}' failed: {_describe(error)}"
+
+    # -- probes ------------------------------------------------------------------------------------------------
+
+    def _build(self, key: str) -> ProbeBatch:
+        if key in self.failed_probes:
+            raise self.failed_probes[key]
+        if key not in self.probes:
+            name, params = self.plan[key]
+            probe = self.extensions.probes[name]
+            try:
+                request = ProbeRequest(
+                    _validated(probe.params, params),
+                    _token_space(self.model),
+                    self.seed,
+                    self.model.n_ctx,
+                    getattr(self.model.model, "tokenizer", None),
+                )
+                batch = probe.build(request)
+            except NotApplicable:
+                raise
+            except Exception as error:
+                raise DefcheckError(f"probe {key} failed: {_describe(error)}") from error
+            batch.params = params
+            self.probes[key] = batch
+        return self.probes[key]
+
+    def _probe_pass(self, key: str, tasks: list[_Task]) -> None:
+        """Build the probe (once) and run one forward pass over it for ``tasks`` (those whose with: targets are
+        scored), scoring streamed checkers batch by batch."""
+        self.passes[key] = self.passes.get(key, 0) + 1
+        label = f"probe {key}" if self.passes[key] == 1 else f"probe {key} (pass {self.passes[key]})"
+        started = time.perf_counter()
+        scoring = 0.0
+        groups: dict[str, list[_Task]] = {}
+        for task in tasks:
+            if task.signature in self.computed:  # scored in an earlier pass
+                self.outcomes[id(task)] = self.computed[task.signature]
+            else:
+                groups.setdefault(task.signature, []).append(task)
+        try:
+            batch = self._build(key)
+        except Exception as error:
+            self.failed_probes[key] = error
+            for group in groups.values():
+                outcome = _Computed()
+                self._fail(outcome, group[0], error)
+                self._assign(group, outcome)
+            self.timings[label] = time.perf_counter() - started
+            self._advance(f"probe {self.plan[key][0]}")
+            return
+        jobs: list[_Job] = []
+        for group in groups.values():
+            task = group[0]
+            try:
+                context = self._context(task, batch)
+                names = _activations(task.checker, context.params, self.model)
+            except Exception as error:
+                outcome = _Computed()
+                self._fail(outcome, task, error)
+                self._assign(group, outcome)
+                continue
+            jobs.append(_Job(task, context, names))
+        streamed = [job for job in jobs if job.task.checker.streamed is not None]
+        whole = [job for job in jobs if job.task.checker.streamed is None]
+        try:
+            preparing = [job for job in streamed if _wants_prepare(job)]
+            if preparing:
+                scoring += self._forward(batch, preparing, [], prepare=True)
+            scoring += self._forward(batch, streamed, whole, prepare=False)
+        except Exception as error:  # the forward pass itself failed: every criterion on it fails
+            failure = error if isinstance(error, DefcheckError) else DefcheckError(_describe(error))
+            failure = DefcheckError(f"probe {key} failed: {failure}")
+            for job in jobs:
+                if not job.done:
+                    self._fail(job.outcome, job.task, failure)
+                    job.done = True
+        for job in jobs:
+            self._assign(groups[job.task.signature], job.outcome)
+        self.timings[label] = self.timings.get(label, 0.0) + max(time.perf_counter() - started - scoring, 0.0)
+        self._advance(f"probe {self.plan[key][0]}")
+
+    def _forward(self, batch: ProbeBatch, streamed: list[_Job], whole: list[_Job], *, prepare: bool) -> float:
+        """One forward pass over the probe for ``streamed`` jobs (their ``prepare`` or ``step``, per batch) and
+        ``whole`` jobs (activations concatenated, then ``score``). Returns the seconds spent scoring."""
+        names = sorted({name for job in [*streamed, *whole] for name in job.names})
+        kept = sorted({name for job in whole for name in job.names})
+        logits_needed = bool(whole) or any(job.task.checker.streamed.logits for job in streamed)  # type: ignore[union-attr]
+        logits_parts: list[torch.Tensor] = []
+        parts: dict[str, list[torch.Tensor]] = {name: [] for name in kept}
+        scoring = 0.0
+        for rows, logits, activations in self.model.run_batches(
+            batch.tokens, names, self.batch_size, logits=logits_needed
+        ):
+            selected = batch.select(rows)
+            for job in streamed:
+                if job.done:
+                    continue
+                declaration = job.task.checker.streamed
+                assert declaration is not None
+                context = dataclasses.replace(
+                    job.context,
+                    probe=selected,
+                    logits=logits,
+                    activations={name: activations[name] for name in job.names},
+                    rows=rows,
+                    prepared=job.prepared,
+                )
+                function, kept_in = (declaration.prepare, job.prepared) if prepare else (declaration.step, job.partials)
+                partial, spent = self._timed(job, function, context, last=False)  # type: ignore[arg-type]
+                scoring += spent
+                if not job.done:
+                    kept_in.append(partial)
+            if whole:
+                if logits is not None:
+                    logits_parts.append(logits)
+                for name in kept:
+                    parts[name].append(activations[name])
+            del activations, logits
+        if prepare:
+            return scoring
+        for job in streamed:
+            if job.done:
+                continue
+            declaration = job.task.checker.streamed
+            assert declaration is not None
+            job.context.prepared = job.prepared
+            scoring += self._timed(job, self._score, job.outcome, declaration.finish, job.context, job.partials)[1]
+            job.partials = []
+        if whole:
+            logits_all = torch.cat(logits_parts) if logits_parts else None
+            activations_all = {name: torch.cat(chunks) for name, chunks in parts.items()}
+            parts.clear()
+            for job in whole:
+                job.context.logits = logits_all
+                job.context.activations = {name: activations_all[name] for name in job.names}
+                scoring += self._timed(job, self._score, job.outcome, job.task.checker.score, job.context)[1]
+                job.context.activations = {}
+                job.context.logits = None
+        return scoring
+
+    def _timed(self, job: _Job, function: Callable[..., Any], *args: Any, last: bool = True) -> tuple[Any, float]:
+        """``function(*args)`` as one of ``job``'s steps: a raise fails the job and ends it; ``last``: the job is
+        done after it. Returns the result (None after a raise) and the seconds spent, added to the job's time."""
+        started = time.perf_counter()
+        result = None
+        try:
+            result = function(*args)
+        except Exception as error:
+            self._fail(job.outcome, job.task, error)
+            job.done = True
+        if last:
+            job.done = True
+        spent = time.perf_counter() - started
+        job.outcome.seconds += spent
+        return result, spent
+
+    def _assign(self, group: list[_Task], outcome: _Computed) -> None:
+        self.computed[group[0].signature] = outcome
+        for task in group:
+            self.outcomes[id(task)] = outcome
+
+
 def evaluate(
     model: ModelView,
     registry: Registry,
@@ -91,94 +449,22 @@ def evaluate(
     definitions: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Evaluate the registry's definitions (or the ``definitions`` ids and what they refer to) on ``model``."""
+    """Evaluate the registry's definitions (or the ``definitions`` ids and what they refer to) on ``model``.
+
+    ``batch_size`` is the number of sequences per forward pass (default: a whole probe); with it, streamed
+    checkers hold one batch's activations at a time.
+    """
     if registry.errors:
         raise DefcheckError("the definitions have errors; run `defcheck validate` first")
     order = _selected(registry, definitions)
-    timings: dict[str, float] = {}
-    plan: dict[str, tuple[str, dict[str, Any], set[str]]] = {}
-    for definition_id in order:
-        _, definition = registry.definition(definition_id)
-        for criterion in definition.criteria:
-            keyed = _probe_params(extensions, criterion)
-            if keyed is None:
-                continue
-            key, params = keyed
-            checker = extensions.checkers[criterion.checker]
-            names = set(_activations(checker, criterion, model))
-            if key in plan:
-                plan[key][2].update(names)
-            else:
-                plan[key] = (criterion.probe.name, params, names)  # type: ignore[union-attr]
-    probes: dict[str, ProbeBatch] = {}
-    runs: dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]] | Exception] = {}
-    steps = len(plan) + len(order)
-    done = 0
-    for key, (name, params, names) in plan.items():
-        started = time.perf_counter()
-        try:
-            probe = extensions.probes[name]
-            request = ProbeRequest(
-                _validated(probe.params, params),
-                _token_space(model),
-                seed,
-                model.n_ctx,
-                getattr(model.model, "tokenizer", None),
-            )
-            batch = probe.build(request)
-            batch.params = params
-            probes[key] = batch
-            runs[key] = model.run(batch.tokens, sorted(names), batch_size)
-        except NotApplicable as reason:
-            runs[key] = reason
-        except Exception as error:
-            runs[key] = DefcheckError(f"probe {key} failed: {_describe(error)}")
-        timings[f"probe {key}"] = time.perf_counter() - started
-        done += 1
-        if progress:
-            progress(f"probe {name}", done, steps)
-    memo: dict[str, Any] = {}
-    results: dict[str, DefinitionResult] = {}
-    shape = (model.n_layers, model.n_heads)
-    for definition_id in order:
-        _, definition = registry.definition(definition_id)
-        result = DefinitionResult(definition_id, definition.kind, definition.combinator)
-        related_ids = _related_ids(definition_id, definition.criteria)
-        for criterion in definition.criteria:
-            checker = extensions.checkers[criterion.checker]
-            keyed = _probe_params(extensions, criterion)
-            outcome = CriterionResult(criterion.checker, criterion.threshold, keyed[0] if keyed else None)
-            started = time.perf_counter()
-            try:
-                context = CheckContext(model, _validated(checker.params, criterion.params), seed=seed, memo=memo)
-                context.related = _related_members(related_ids.get(id(criterion), []), results)
-                if keyed is not None:
-                    run = runs[keyed[0]]
-                    if isinstance(run, Exception):
-                        raise run
-                    context.probe = probes[keyed[0]]
-                    context.logits, context.activations = run
-                outcome.scores = _checked(Scores.of(checker.score(context)), shape)
-            except NotApplicable as reason:
-                outcome.scores = Scores.inapplicable(shape, str(reason))
-            except Exception as error:
-                outcome.error = f"checker '{checker.name}' failed: {_describe(error)}"
-            if outcome.scores is not None:
-                outcome.passed = criterion.threshold.select(outcome.scores.values)
-            outcome.seconds = time.perf_counter() - started
-            timings[f"{definition_id} {checker.name}"] = outcome.seconds
-            result.criteria.append(outcome)
-        errors = [c.error for c in result.criteria if c.error]
-        if errors:
-            result.error = "; ".join(errors)
-        else:
-            stacked = torch.stack([c.passed for c in result.criteria])  # type: ignore[misc]
-            result.members = stacked.all(0) if definition.combinator == "all" else stacked.any(0)
-        results[definition_id] = result
-        done += 1
-        if progress:
-            progress(definition_id, done, steps)
-    return RunResult(model, seed, results, probes, timings)
+    return _Run(model, registry, extensions, order, seed, batch_size, progress).evaluate()
+
+
+def _wants_prepare(job: _Job) -> bool:
+    declaration = job.task.checker.streamed
+    if declaration is None or declaration.prepare is None:
+        return False
+    return declaration.wants_prepare is None or bool(declaration.wants_prepare(job.context))
 
 
 def _checked(scores: Scores, shape: tuple[int, int]) -> Scores:
@@ -223,10 +509,10 @@ def _related_ids(definition_id: str, criteria: list[Criterion]) -> dict[int, lis
     return {id(c): [w if "." in w else f"{concept}.{w}" for w in (c.with_ or [])] for c in criteria}
 
 
-def _activations(checker: Checker, criterion: Criterion, model: ModelView) -> list[str]:
+def _activations(checker: Checker, params: Any, model: ModelView) -> list[str]:
     if checker.activations is None:
         return []
-    return list(checker.activations(_validated(checker.params, criterion.params), model))
+    return list(checker.activations(params, model))
 
 
 def _token_space(model: ModelView) -> TokenSpace:

@@ -15,7 +15,7 @@ import torch
 from defcheck_plugins.attention import PatternParams, aggregate, pattern_scores, target_mask
 from pydantic import Field, field_validator
 
-from defcheck import Checker, hookimpl
+from defcheck import Checker, Streamed, hookimpl
 from defcheck.context import CheckContext
 from defcheck.diagnostics import DefcheckError
 from defcheck.models.view import ModelView
@@ -111,9 +111,12 @@ def recompute_pattern(view: ModelView, layer: int, q_resid: torch.Tensor, k_resi
         return torch.softmax(scores, dim=-1)
 
 
-def member_outputs(context: CheckContext, members: torch.Tensor, ablation: str) -> list[torch.Tensor | None]:
+def member_outputs(
+    context: CheckContext, members: torch.Tensor, ablation: str, means: list[torch.Tensor | None] | None = None
+) -> list[torch.Tensor | None]:
     """Per layer, the summed output deviation ``[b, pos, d_model]`` of that layer's member heads (None if it has
-    none): ``z @ W_O`` of the members, minus their mean over sequences and positions for mean ablation."""
+    none): ``z @ W_O`` of the members, minus their mean over sequences and positions for mean ablation (``means``:
+    that mean per layer over the whole probe, when ``context`` holds only one batch of it)."""
     view = context.model
     outputs: list[torch.Tensor | None] = []
     for layer in range(view.n_layers):  # only member layers do any work; shapes are per layer
@@ -121,13 +124,18 @@ def member_outputs(context: CheckContext, members: torch.Tensor, ablation: str) 
         if not heads.any():
             outputs.append(None)
             continue
-        z = context.activation(Z_HOOK.format(layer)).float()
-        w_o = view.weight("W_O")[layer].to(z)
-        out = torch.einsum("bphd,hdm->bpm", z * heads.to(z)[None, None, :, None], w_o)
+        out = _member_output(context, heads, layer)
         if ablation == "mean":
-            out = out - out.mean((0, 1), keepdim=True)
+            mean = means[layer] if means is not None else None
+            out = out - (out.mean((0, 1), keepdim=True) if mean is None else mean.to(out))
         outputs.append(out)
     return outputs
+
+
+def _member_output(context: CheckContext, heads: torch.Tensor, layer: int) -> torch.Tensor:
+    z = context.activation(Z_HOOK.format(layer)).float()
+    w_o = context.model.weight("W_O")[layer].to(z)
+    return torch.einsum("bphd,hdm->bpm", z * heads.to(z)[None, None, :, None], w_o)
 
 
 def score_path_ablation(context: CheckContext) -> Scores:
@@ -154,12 +162,72 @@ def score_path_ablation(context: CheckContext) -> Scores:
     Source: path patching (Wang et al. 2022, Interpretability in the Wild; Goldowsky-Dill et al. 2023) applied
     to K-composition (Elhage et al. 2021, Olsson et al. 2022: induction heads' keys read a previous-token head).
     """
+    prepared = [prepare_path_ablation(context)] if wants_mean_pass(context) else []
+    context.prepared = prepared
+    return finish_path_ablation(context, [step_path_ablation(context)])
+
+
+def wants_mean_pass(context: CheckContext) -> bool:
+    """Mean ablation needs the members' mean output over the whole probe first: a member in a layer before
+    the last one."""
+    return context.params.ablation == "mean" and bool(context.related_mask()[:-1].any())
+
+
+def _batch_key(context: CheckContext, what: str, params: bool) -> str | None:
+    """A memo key for one batch's work: criteria that differ only in their ``with:`` names but have the same
+    members (e.g. copies of a concept) share it. None outside a streamed run (no batch identity)."""
+    if context.rows is None or context.probe is None:
+        return None
+    members = "".join("1" if m else "0" for m in context.related_mask().flatten().tolist())
+    settings = context.params.model_dump_json() if params else ""
+    return f"ablation.{what}:{context.probe.key}:{context.rows.start}:{context.rows.stop}:{members}:{settings}"
+
+
+def prepare_path_ablation(context: CheckContext) -> tuple[list[torch.Tensor | None], int]:
+    """One batch of the first pass: per member layer, the members' output summed over sequences and positions
+    (float64), and the number of positions summed."""
+    key = _batch_key(context, "prepare", params=False)
+    return _prepare(context) if key is None else context.shared(key, lambda: _prepare(context))
+
+
+def _prepare(context: CheckContext) -> tuple[list[torch.Tensor | None], int]:
+    members = context.related_mask()
+    sums: list[torch.Tensor | None] = []
+    count = 0
+    for layer in range(context.model.n_layers):
+        if not members[layer].any():
+            sums.append(None)
+            continue
+        out = _member_output(context, members[layer], layer)
+        count = out.shape[0] * out.shape[1]
+        sums.append(out.double().sum((0, 1), keepdim=True))
+    return sums, count
+
+
+def _probe_means(prepared: list[tuple[list[torch.Tensor | None], int]]) -> list[torch.Tensor | None] | None:
+    if not prepared:
+        return None
+    total = sum(count for _, count in prepared)
+    means: list[torch.Tensor | None] = []
+    for layer in range(len(prepared[0][0])):
+        parts = [sums[layer] for sums, _ in prepared]
+        means.append(None if parts[0] is None else torch.stack(parts).sum(0) / max(total, 1))  # type: ignore[misc]
+    return means
+
+
+def step_path_ablation(context: CheckContext) -> dict[str, torch.Tensor]:
+    """One batch: per-sequence scores ``[L, b, H]`` before and after the ablation, and which layers have a path."""
+    key = _batch_key(context, "step", params=True)
+    return _step(context) if key is None else context.shared(key, lambda: _step(context))
+
+
+def _step(context: CheckContext) -> dict[str, torch.Tensor]:
     view = context.model
     params: PathAblationParams = context.params
     probe = context.probe
     assert probe is not None
     members = context.related_mask()
-    n_layers, n_heads = view.n_layers, view.n_heads
+    n_layers = view.n_layers
     first = context.activation(PATTERN_HOOK.format(0))
     device = first.device
     targets = target_mask(params.pattern, probe.tokens.to(device), probe.bos)
@@ -170,24 +238,26 @@ def score_path_ablation(context: CheckContext) -> Scores:
     }
 
     def behavior(pattern: torch.Tensor) -> torch.Tensor:
-        return aggregate(pattern_scores(pattern[None].float(), targets, **options), probe, params.aggregate)[0].cpu()
+        return pattern_scores(pattern[None].float(), targets, **options)[0].cpu()  # [b, H]
 
-    outputs = member_outputs(context, members, params.ablation)
-    before = torch.full((n_layers, n_heads), float("nan"))
-    after = torch.full((n_layers, n_heads), float("nan"))
+    outputs = member_outputs(context, members, params.ablation, _probe_means(context.prepared))
+    before: list[torch.Tensor] = []
+    after: list[torch.Tensor] = []
     has_path = torch.zeros(n_layers, dtype=torch.bool)
     removed: torch.Tensor | None = None  # sum of the deviations of members in layers < current
     tolerance = _dtype_tolerance(first.dtype)
     for layer in range(n_layers):  # each layer's input depends on the members before it
         cached = context.activation(PATTERN_HOOK.format(layer))
         if removed is None:
-            before[layer] = after[layer] = behavior(cached)
+            clean = behavior(cached)
+            before.append(clean)
+            after.append(clean)
         else:
             has_path[layer] = True
             resid = context.activation(RESID_HOOK.format(layer)).float()
             patched = resid - removed
-            clean = recompute_pattern(view, layer, resid, resid)
-            gap = float((clean - cached.float()).abs().max())
+            recomputed = recompute_pattern(view, layer, resid, resid)
+            gap = float((recomputed - cached.float()).abs().max())
             if gap > tolerance:
                 raise DefcheckError(
                     f"cannot reproduce layer {layer}'s attention pattern from its input (max difference {gap:.2g}); "
@@ -198,9 +268,23 @@ def score_path_ablation(context: CheckContext) -> Scores:
                 if params.path == "k"
                 else recompute_pattern(view, layer, patched, resid)
             )
-            before[layer], after[layer] = behavior(clean), behavior(ablated)
+            before.append(behavior(recomputed))
+            after.append(behavior(ablated))
         if outputs[layer] is not None:
             removed = outputs[layer] if removed is None else removed + outputs[layer]
+    return {"before": torch.stack(before), "after": torch.stack(after), "has_path": has_path}
+
+
+def finish_path_ablation(context: CheckContext, partials: list[dict[str, torch.Tensor]]) -> Scores:
+    """The whole probe: the per-sequence scores aggregated (``mean`` or ``min``), then the drop per head."""
+    view = context.model
+    params: PathAblationParams = context.params
+    probe = context.probe
+    assert probe is not None
+    n_heads = view.n_heads
+    before = aggregate(torch.cat([part["before"] for part in partials], dim=1), probe, params.aggregate)
+    after = aggregate(torch.cat([part["after"] for part in partials], dim=1), probe, params.aggregate)
+    has_path = partials[0]["has_path"]
     drop = torch.where(has_path[:, None], before - after, torch.zeros_like(before))
     drop = torch.where(torch.isnan(before), before, drop)
     scores = Scores(drop)
@@ -241,5 +325,11 @@ def defcheck_checkers() -> list[Checker]:
             probe="required",
             relation="required",
             activations=path_ablation_hooks,
+            streamed=Streamed(
+                step_path_ablation,
+                finish_path_ablation,
+                prepare=prepare_path_ablation,
+                wants_prepare=wants_mean_pass,
+            ),
         )
     ]

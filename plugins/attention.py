@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from defcheck import Checker, hookimpl
+from defcheck import Checker, Streamed, hookimpl
 from defcheck.context import CheckContext
 from defcheck.diagnostics import DefcheckError
 from defcheck.models.view import ModelView
@@ -121,6 +121,11 @@ def score_attention_pattern(context: CheckContext) -> Scores:
     row instead, so its score is this one times ``|T| / rows``: a perfect induction head scores 1.0 here and
     under 0.5 there on ``[BOS] + R + R``.
     """
+    return finish_attention_pattern(context, [step_attention_pattern(context)])
+
+
+def step_attention_pattern(context: CheckContext) -> torch.Tensor:
+    """One batch: per-sequence scores ``[layers, batch, heads]`` (see :func:`pattern_scores`)."""
     params: PatternParams = context.params
     probe = context.probe
     assert probe is not None
@@ -133,7 +138,15 @@ def score_attention_pattern(context: CheckContext) -> Scores:
         exclude_bos=params.exclude_bos,
         exclude_current_token=params.exclude_current_token,
     )
-    scores = Scores(aggregate(per_sequence, probe, params.aggregate).cpu())
+    return per_sequence.cpu()
+
+
+def finish_attention_pattern(context: CheckContext, partials: list[torch.Tensor]) -> Scores:
+    """The whole probe: per-sequence scores aggregated over sequences (``mean`` or ``min``)."""
+    params: PatternParams = context.params
+    probe = context.probe
+    assert probe is not None
+    scores = Scores(aggregate(torch.cat(partials, dim=1), probe, params.aggregate))
     nan = torch.isnan(scores.values)
     if nan.any():
         scores.mark_undefined(
@@ -158,5 +171,6 @@ def defcheck_checkers() -> list[Checker]:
             params=PatternParams,
             probe="required",
             activations=pattern_hooks,
+            streamed=Streamed(step_attention_pattern, finish_attention_pattern),
         )
     ]

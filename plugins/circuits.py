@@ -18,7 +18,8 @@ composition scores); ARENA 1.2 ("Intro to Mech Interp", composition) for the ran
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Literal
 
@@ -35,6 +36,7 @@ Circuit = Literal["full", "bare"]
 CompositionType = Literal["K", "Q", "V"]
 EIGEN_DTYPE = torch.float64
 BASELINE_SAMPLES = 300  # as ARENA 1.2
+VOCABULARY_CHUNK = 2**22  # elements per float64 chunk of W_E / W_U (32 MiB) in W_U W_E and W_E^T W_E
 _SHARED = "circuits:"
 
 # --------------------------------------------------------------------------------------------------------------
@@ -81,13 +83,14 @@ def _unembed_embed(view: ModelView, context: CheckContext | None) -> torch.Tenso
     """``W_U W_E`` ``[d_model, d_model]`` (ln_final folded), shared by every full-OV computation."""
 
     def compute() -> torch.Tensor:
-        embed = view.weight("W_E").to(EIGEN_DTYPE)
-        unembed = unembedding(view)
+        embed, unembed = view.weight("W_E"), view.weight("W_U")
         if unembed.shape[1] != embed.shape[0]:
             raise DefcheckError(
                 f"the unembedding's vocabulary ({unembed.shape[1]}) differs from the embedding's ({embed.shape[0]})"
             )
-        return unembed @ embed
+        product = _vocabulary_product(unembed.T, embed)
+        ln_final = view.ln_weight(None)
+        return product if ln_final is None else ln_final.to(product)[:, None] * product
 
     return _shared(context, "W_U@W_E", compute)
 
@@ -96,10 +99,38 @@ def _embed_gram(view: ModelView, context: CheckContext | None) -> torch.Tensor:
     """``W_E^T W_E`` ``[d_model, d_model]``, shared by every full-QK computation."""
 
     def compute() -> torch.Tensor:
-        embed = view.weight("W_E").to(EIGEN_DTYPE)
-        return embed.T @ embed
+        embed = view.weight("W_E")
+        return _vocabulary_product(embed, embed)
 
     return _shared(context, "W_E^T@W_E", compute)
+
+
+def _vocabulary_product(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """``left^T right`` (both ``[d_vocab, d_model]``) in float64, summed over chunks of the vocabulary, so that
+    no float64 copy of a ``d_vocab``-sized matrix is made (they are the largest tensors of a run)."""
+    out = torch.zeros(left.shape[1], right.shape[1], dtype=EIGEN_DTYPE, device=left.device)
+    rows = max(1, VOCABULARY_CHUNK // max(left.shape[1], right.shape[1]))
+    for start in range(0, left.shape[0], rows):
+        out += left[start : start + rows].to(EIGEN_DTYPE).T @ right[start : start + rows].to(EIGEN_DTYPE)
+    return out
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run LAPACK on small matrices (eigenvalues, SVD, Cholesky of d_head- or d_model-sized ones) on one thread.
+
+    Those routines open many short parallel regions; where the cores are shared, each waits for a descheduled
+    thread (measured on 2 busy cores: a 768 x 768 spectral norm took 1-27 s on two threads, 0.27 s on one).
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _frobenius(matrix: torch.Tensor) -> torch.Tensor:
@@ -116,7 +147,8 @@ def eigenvalue_ratio(matrix: torch.Tensor, bound: torch.Tensor, tolerance: float
     ``Re(sum lambda)`` is the trace. An entry is 0/0 where ``sum |lambda| <= tolerance * bound``; ``bound`` is an
     upper bound of ``sum |lambda|`` from the factors' norms, so the test is relative to the weights' scale.
     """
-    eigenvalues = torch.linalg.eigvals(matrix)
+    with _one_thread():
+        eigenvalues = torch.linalg.eigvals(matrix)
     numerator = eigenvalues.real.sum(-1)
     denominator = eigenvalues.abs().sum(-1)
     scale = torch.where(bound > 0, bound, torch.ones_like(bound))
@@ -138,7 +170,8 @@ def ov_circuit_matrix(
     if circuit == "full":
         middle = _unembed_embed(view, context)
         matrix = (W_O @ middle) @ W_V
-        middle_norm = torch.linalg.matrix_norm(middle, ord=2)
+        with _one_thread():
+            middle_norm = torch.linalg.matrix_norm(middle, ord=2)
     else:
         matrix = W_O @ W_V
         middle_norm = torch.ones((), dtype=W_O.dtype, device=W_O.device)
@@ -158,7 +191,8 @@ def qk_circuit_matrix(
     if circuit == "full":
         middle = _embed_gram(view, context)
         matrix = (W_K_T @ middle) @ W_Q
-        middle_norm = torch.linalg.matrix_norm(middle, ord=2)
+        with _one_thread():
+            middle_norm = torch.linalg.matrix_norm(middle, ord=2)
     else:
         matrix = W_K_T @ W_Q
         middle_norm = torch.ones((), dtype=W_Q.dtype, device=W_Q.device)
@@ -322,9 +356,11 @@ def gram_root(matrix: torch.Tensor) -> torch.Tensor:
     zero = (trace <= 0)[..., None, None]
     eye = torch.eye(size, dtype=gram.dtype, device=gram.device)
     jittered = gram + (1e-13 * trace / size)[..., None, None] * eye
-    lower, info = torch.linalg.cholesky_ex(torch.where(zero, eye, jittered))
+    with _one_thread():
+        lower, info = torch.linalg.cholesky_ex(torch.where(zero, eye, jittered))
     if not bool((info == 0).all()):
-        values, vectors = torch.linalg.eigh(gram)
+        with _one_thread():
+            values, vectors = torch.linalg.eigh(gram)
         return values.clamp_min(0).sqrt()[..., :, None] * vectors.transpose(-2, -1)
     return torch.where(zero, torch.zeros_like(lower), lower.transpose(-2, -1))
 

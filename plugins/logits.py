@@ -13,6 +13,7 @@ has one, is not applied (the direct effect is on the pre-cap logits).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Literal
 
@@ -20,7 +21,7 @@ import torch
 from defcheck_plugins.attention import target_mask
 from pydantic import BaseModel, ConfigDict, Field
 
-from defcheck import Checker, hookimpl
+from defcheck import Checker, Streamed, hookimpl
 from defcheck.context import CheckContext
 from defcheck.models.view import ModelView
 from defcheck.scores import Scores
@@ -29,8 +30,10 @@ Z_HOOK = "blocks.{}.attn.hook_z"
 V_HOOK = "blocks.{}.attn.hook_v"
 PATTERN_HOOK = "blocks.{}.attn.hook_pattern"
 SCALE_HOOK = "ln_final.hook_scale"
-# Elements of the per-chunk [positions, heads, d_vocab] logit effect (float32): 2**24 is 64 MiB.
-CHUNK_ELEMENTS = 2**24
+# Elements of the per-chunk [d_vocab, positions] logit effect of one head (float32): 2**23 is 32 MiB.
+CHUNK_ELEMENTS = 2**23
+# A source's effect counts as zero (its shares 0/0) below this fraction of |v| ||circuit||_F sqrt(d_vocab).
+ZERO_TOLERANCE = 1e-6
 
 Positions = Literal["all", "targets"]
 
@@ -153,10 +156,12 @@ def predictable_positions(tokens: torch.Tensor, bos: bool, positions: str) -> to
     return keep & (targets & following).any(-1)
 
 
-def _mean_over(values: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
-    """``values [L, b, q, H]`` averaged over selected positions ``[b, q]``, then over sequences (NaN-aware)."""
-    masked = torch.where(selected[None, :, :, None], values, torch.full_like(values, float("nan")))
-    return masked.nanmean(2).nanmean(1)
+def _per_sequence(values: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+    """``values [b, q, H]`` averaged over the selected positions ``[b, q]`` of each sequence (NaN-aware): ``[b, H]``.
+
+    Averaging these over sequences gives the checkers' scores; a streamed run keeps only these per batch."""
+    masked = torch.where(selected[:, :, None], values, torch.full_like(values, float("nan")))
+    return masked.nanmean(1)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -176,24 +181,31 @@ def source_shares(context: CheckContext, layer: int) -> tuple[torch.Tensor, torc
     final = context.shared("logits.final_unembed", lambda: final_unembed(view))  # [d_model, V]
     tokens = probe.tokens.to(final.device)
     values = context.activation(V_HOOK.format(layer))  # [b, k, H, d_head]
-    # ell = v @ W_O @ final: multiply in d_head space, one [H, d_head, V] matrix per layer
-    circuit = torch.einsum("hdm,mv->hdv", view.weight("W_O")[layer].float(), final)
-    flat_values = values.flatten(0, 1)
+    # ell = v @ W_O @ final: multiply in d_head space, one [V, d_head] matrix per head, vocabulary-major, so that
+    # each chunk's product [V, rows] is a tall GEMM and its |.|_1 a reduction over contiguous columns
+    circuits = torch.einsum("hdm,mv->hvd", view.weight("W_O")[layer].to(final), final).contiguous()  # [H, V, d_head]
+    flat_values = values.flatten(0, 1).to(circuits)  # [n, H, d_head]
     flat_tokens = tokens.flatten()
-    up_parts, down_parts = [], []
-    for items in _chunks(flat_values.shape[0], view.n_heads * view.d_vocab):
-        v = flat_values[items].float()  # [n, H, d_head]
-        ell = torch.einsum("nhd,hdv->nhv", v, circuit.to(v))  # [n, H, V], centered over the vocabulary
-        own = ell.gather(-1, flat_tokens[items][:, None, None].expand(-1, ell.shape[1], 1)).squeeze(-1)
-        total = ell.abs().sum(-1) / 2  # sum raise == sum lower == |ell|_1 / 2, since ell sums to 0
-        zero = total <= total.amax().clamp_min(1e-30) * 1e-6
-        total = torch.where(zero, torch.ones_like(total), total)
-        nan = torch.full_like(total, float("nan"))
-        up_parts.append(torch.where(zero, nan, own.clamp_min(0) / total).cpu())
-        down_parts.append(torch.where(zero, nan, (-own).clamp_min(0) / total).cpu())
-        del ell
+    n, vocabulary = flat_values.shape[0], circuits.shape[1]
+    own = torch.einsum("nhd,nhd->nh", circuits[:, flat_tokens].transpose(0, 1), flat_values)  # effect on tok[k]
+    total = torch.empty(n, view.n_heads, dtype=circuits.dtype, device=circuits.device)
+    rows = min(n, max(1, CHUNK_ELEMENTS // vocabulary))
+    group = max(1, CHUNK_ELEMENTS // (vocabulary * rows))  # heads per product: all of them for small vocabularies
+    for first in range(0, view.n_heads, group):
+        heads = slice(first, min(first + group, view.n_heads))
+        for items in _chunks(n, vocabulary * group):
+            ell = torch.bmm(circuits[heads], flat_values[items, heads].permute(1, 2, 0))  # [heads, V, rows]
+            total[items, heads] = (ell.abs_().sum(1) / 2).T  # sum raise == sum lower == |ell|_1 / 2 (ell sums to 0)
+            del ell
+    # 0/0 where the effect is zero up to rounding: relative to the value's and the circuit's norms
+    scale = flat_values.norm(dim=-1) * circuits.flatten(1).norm(dim=-1) * math.sqrt(vocabulary)  # [n, H]
+    zero = total <= scale * ZERO_TOLERANCE
+    total = torch.where(zero, torch.ones_like(total), total)
+    nan = torch.full_like(total, float("nan"))
+    up = torch.where(zero, nan, own.clamp_min(0) / total).cpu()
+    down = torch.where(zero, nan, (-own).clamp_min(0) / total).cpu()
     shape = (*values.shape[:2], view.n_heads)
-    return torch.cat(up_parts).reshape(shape), torch.cat(down_parts).reshape(shape)
+    return up.reshape(shape), down.reshape(shape)
 
 
 def score_copying(context: CheckContext) -> Scores:
@@ -216,20 +228,20 @@ def score_copying(context: CheckContext) -> Scores:
     head undefined everywhere scores NaN with a reason (a zeroed head is NaN, not 0). Evidence per head: the
     attention-weighted mean ``up`` and ``down``.
     """
+    return finish_copying(context, [step_copying(context)])
+
+
+def step_copying(context: CheckContext) -> dict[str, torch.Tensor]:
+    """One batch: per-sequence means ``[L, b, H]`` of the per-query score, ``up`` and ``down``."""
     view = context.model
     params: CopyingParams = context.params
     probe = context.probe
     assert probe is not None
-    units = view.unit_names()
-    shape = (view.n_layers, view.n_heads)
     selected = copy_positions(probe.tokens, probe.bos, params.positions)  # [b, q]
-    if not selected.any():
-        scores = Scores(torch.full(shape, float("nan")))
-        scores.mark_undefined(
-            torch.ones(shape, dtype=torch.bool), "no query position in the probe has a prefix-matching target", units
-        )
-        return scores
     per_layer: dict[str, list[torch.Tensor]] = {"score": [], "up": [], "down": []}
+    if not selected.any():  # no query of this batch is averaged over: skip the vocabulary-sized work
+        nan = torch.full((view.n_layers, probe.tokens.shape[0], view.n_heads), float("nan"))
+        return {name: nan for name in per_layer}
     for layer in range(view.n_layers):
         up, down = source_shares(context, layer)  # [b, k, H]
         pattern = context.activation(PATTERN_HOOK.format(layer)).float().cpu()  # [b, H, q, k]
@@ -239,8 +251,25 @@ def score_copying(context: CheckContext) -> Scores:
         for name, values in (("score", up - down), ("up", up), ("down", down)):
             summed = torch.einsum("bhqk,bkh->bhq", weight, torch.nan_to_num(values))
             per_query = torch.where(mass > 0, summed / mass.clamp_min(1e-30), torch.full_like(summed, float("nan")))
-            per_layer[name].append(per_query.permute(0, 2, 1))  # [b, q, H]
-    means = {name: _mean_over(torch.stack(values), selected) for name, values in per_layer.items()}
+            per_layer[name].append(_per_sequence(per_query.permute(0, 2, 1), selected))  # [b, H]
+    return {name: torch.stack(values) for name, values in per_layer.items()}
+
+
+def finish_copying(context: CheckContext, partials: list[dict[str, torch.Tensor]]) -> Scores:
+    """The whole probe: per-sequence means averaged over sequences, with evidence and reasons."""
+    view = context.model
+    params: CopyingParams = context.params
+    probe = context.probe
+    assert probe is not None
+    units = view.unit_names()
+    shape = (view.n_layers, view.n_heads)
+    if not copy_positions(probe.tokens, probe.bos, params.positions).any():
+        scores = Scores(torch.full(shape, float("nan")))
+        scores.mark_undefined(
+            torch.ones(shape, dtype=torch.bool), "no query position in the probe has a prefix-matching target", units
+        )
+        return scores
+    means = {name: torch.cat([part[name] for part in partials], dim=1).nanmean(1) for name in partials[0]}
     scores = Scores(means["score"])
     for index, unit in enumerate(units):
         layer, head = divmod(index, view.n_heads)
@@ -272,12 +301,20 @@ def score_direct_logit_attribution(context: CheckContext) -> Scores:
     the probe has no such position. Computed without the vocabulary axis (the unembedding column of ``t`` is
     gathered first), so it is cheap for any vocabulary size.
     """
+    return finish_direct_logit_attribution(context, [step_direct_logit_attribution(context)])
+
+
+def step_direct_logit_attribution(context: CheckContext) -> torch.Tensor:
+    """One batch: per-sequence means ``[L, b, H]`` over the chosen positions."""
     view = context.model
     params: DLAParams = context.params
     probe = context.probe
     assert probe is not None
     tokens = probe.tokens
-    w_u = centered_unembed(view)
+    selected = predictable_positions(tokens, probe.bos, params.positions)
+    if not selected.any():
+        return torch.full((view.n_layers, tokens.shape[0], view.n_heads), float("nan"))
+    w_u = context.shared("logits.centered_unembed", lambda: centered_unembed(view))
     following = torch.zeros_like(tokens)
     following[:, :-1] = tokens[:, 1:]
     # eff(o) . u == o . eff*(u) with eff*(u) = center(u * w) / scale: fold the frozen final norm into u
@@ -294,10 +331,18 @@ def score_direct_logit_attribution(context: CheckContext) -> Scores:
         z = context.activation(Z_HOOK.format(layer)).float()
         w_o = view.weight("W_O")[layer].to(z)
         read = torch.einsum("hdm,bqm->bqhd", w_o, direction.to(z))
-        values.append((z * read).sum(-1).cpu())
-    selected = predictable_positions(tokens, probe.bos, params.positions)
-    scores = Scores(_mean_over(torch.stack(values), selected))
-    if not selected.any():
+        values.append(_per_sequence((z * read).sum(-1).cpu(), selected))
+    return torch.stack(values)
+
+
+def finish_direct_logit_attribution(context: CheckContext, partials: list[torch.Tensor]) -> Scores:
+    """The whole probe: per-sequence means averaged over sequences."""
+    view = context.model
+    params: DLAParams = context.params
+    probe = context.probe
+    assert probe is not None
+    scores = Scores(torch.cat(partials, dim=1).nanmean(1))
+    if not predictable_positions(probe.tokens, probe.bos, params.positions).any():
         scores.mark_undefined(
             torch.ones(scores.values.shape, dtype=torch.bool),
             "no position in the probe has a next token predictable from an earlier occurrence",
@@ -324,6 +369,7 @@ def defcheck_checkers() -> list[Checker]:
             params=CopyingParams,
             probe="required",
             activations=copying_hooks,
+            streamed=Streamed(step_copying, finish_copying),
         ),
         Checker(
             "direct_logit_attribution",
@@ -335,5 +381,6 @@ def defcheck_checkers() -> list[Checker]:
             params=DLAParams,
             probe="required",
             activations=dla_hooks,
+            streamed=Streamed(step_direct_logit_attribution, finish_direct_logit_attribution),
         ),
     ]

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from defcheck import Checker, Probe, hookimpl
+from defcheck import Checker, Probe, Streamed, hookimpl
 from defcheck.context import CheckContext
 from defcheck.models.view import ModelView
 from defcheck.probes import ProbeBatch, ProbeRequest, probe_generator
@@ -130,6 +130,11 @@ def build_ordinal(request: ProbeRequest) -> ProbeBatch:
 def score_successor_logits(context: CheckContext) -> Scores:
     """Share of positions where the head's direct logit effect, among the sequence's ordinal tokens, is highest
     on the successor of the current token (a behavioral counterpart of :func:`score_ov_successor`)."""
+    return finish_successor_logits(context, [step_successor_logits(context)])
+
+
+def step_successor_logits(context: CheckContext) -> torch.Tensor:
+    """One batch: per-sequence shares ``[L, b, H]``."""
     view, probe = context.model, context.probe
     assert probe is not None
     groups: list[list[int]] = probe.info["groups"]
@@ -146,7 +151,12 @@ def score_successor_logits(context: CheckContext) -> Scores:
     mask = allowed[probe.info["group"]][None, :, None, None, :]
     best = union[effect.masked_fill(~mask, float("-inf")).argmax(-1)]  # [L, b, q, H]
     hits = best == probe.info["successor"][None, :, :, None]
-    return Scores(hits.float().mean(dim=(1, 2)))
+    return hits.float().mean(dim=2)  # [L, b, H]
+
+
+def finish_successor_logits(context: CheckContext, partials: list[torch.Tensor]) -> Scores:
+    """The whole probe: per-sequence shares averaged over sequences."""
+    return Scores(torch.cat(partials, dim=1).mean(1))
 
 
 def _hooks(params: BaseModel, view: ModelView) -> list[str]:
@@ -174,6 +184,7 @@ def defcheck_checkers() -> list[Checker]:
             params=SuccessorParams,
             probe="required",
             activations=_hooks,
+            streamed=Streamed(step_successor_logits, finish_successor_logits),
         ),
     ]
 

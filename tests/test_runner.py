@@ -86,13 +86,13 @@ def setup(tmp_path):
 def test_one_forward_pass_per_distinct_probe(setup, random_view, monkeypatch):
     registry, extensions = setup
     calls = []
-    original = type(random_view).run
+    original = type(random_view).run_batches
 
-    def counting(self, tokens, names=(), batch_size=None):
+    def counting(self, tokens, names=(), batch_size=None, **options):
         calls.append(tuple(tokens.shape))
-        return original(self, tokens, names, batch_size)
+        return original(self, tokens, names, batch_size, **options)
 
-    monkeypatch.setattr(type(random_view), "run", counting)
+    monkeypatch.setattr(type(random_view), "run_batches", counting)
     result = evaluate(random_view, registry, extensions)
     assert len(calls) == 2  # the two spellings of the repeated probe are one probe
     assert len(result.probes) == 2
@@ -157,3 +157,43 @@ def test_the_fixture_plugin_concept_runs_end_to_end(fixture_extensions, random_v
     assert spreads.error is None and spreads.scores.values.shape == (2, 8)
     large = result.definitions["wide_head.large_output"]
     assert large.error is None and int(large.criteria[0].passed.sum()) == 2  # top_k: 2
+
+
+def _same(first, second):
+    for key, expected in first.definitions.items():
+        got = second.definitions[key]
+        assert (expected.error is None) == (got.error is None), (key, expected.error, got.error)
+        for a, b in zip(expected.criteria, got.criteria, strict=True):
+            if a.scores is not None:
+                torch.testing.assert_close(a.scores.values, b.scores.values, atol=1e-5, rtol=1e-4, equal_nan=True)
+                assert a.scores.undefined.keys() == b.scores.undefined.keys()
+        if expected.members is not None:
+            assert torch.equal(expected.members, got.members), key
+
+
+@pytest.mark.parametrize("name", ["induction", "induction-ln", "successor"])
+def test_streamed_batches_give_the_whole_probes_scores_for_every_builtin_definition(name):
+    """Every built-in checker is scored batch by batch (copying, DLA, path ablation with its mean pass...)."""
+    from defcheck.models.constructed import load_constructed
+
+    view = load_constructed(name)
+    extensions = load_plugins()
+    registry = load_registry([], extensions)
+    whole = evaluate(view, registry, extensions)
+    if name.startswith("induction"):  # previous-token members: the mean-ablation pass runs, and matters
+        ablation = whole.definitions["induction_head.previous_token_path"]
+        assert ablation.error is None and ablation.criteria[0].scores.values.abs().max() > 0.1
+    _same(whole, evaluate(view, registry, extensions, batch_size=7))
+
+
+def test_identical_criteria_are_scored_once(random_view, tmp_path):
+    concept = textwrap.dedent(CONCEPT).split("  other_probe:")[0].replace("probe_sharing", "twice")
+    (tmp_path / "a.yaml").write_text(concept)
+    (tmp_path / "b.yaml").write_text(concept.replace("concept: twice", "concept: again"))
+    extensions = load_plugins()
+    registry = load_registry([tmp_path], extensions, include_builtin=False)
+    result = evaluate(random_view, registry, extensions)
+    first, second = result.definitions["twice.previous"], result.definitions["again.previous"]
+    assert torch.equal(first.scores.values, second.scores.values)
+    assert first.criteria[0].seconds > 0 and second.criteria[0].seconds == 0  # computed once, counted once
+    assert int(second.members.sum()) == 2  # each keeps its own threshold (top_k: 2)

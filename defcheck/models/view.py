@@ -6,7 +6,7 @@ nnsight) is one more adapter. The default adapter wraps a TransformerLens 4 ``Tr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,24 @@ from defcheck.diagnostics import DefcheckError
 
 STACKED = ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O", "W_in", "W_out", "b_in", "b_out")
 SINGLE = ("W_E", "W_pos", "W_U", "b_U")
+# The input of the unembedding: a pass that needs no logits stops there (after the final norm's hooks).
+STOP_HOOK = "unembed.hook_in"
+
+
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once every wanted activation is captured."""
+
+
+def _capture(store: dict[str, torch.Tensor], name: str) -> Callable[..., Any]:
+    def hook(activation: torch.Tensor, hook: Any) -> torch.Tensor:
+        store[name] = activation.detach()
+        return activation
+
+    return hook
+
+
+def _stop(activation: torch.Tensor, hook: Any) -> None:
+    raise _StopForward
 
 
 @dataclass(frozen=True)
@@ -139,24 +157,56 @@ class ModelView:
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run the model on ``tokens`` [batch, pos]; return logits and the activations named in ``names``.
 
-        Activations are concatenated over batches of ``batch_size`` sequences.
+        Activations are concatenated over batches of ``batch_size`` sequences. To keep one batch in memory at
+        a time, iterate over :meth:`run_batches` instead.
         """
-        wanted = set(names)
-        size = batch_size or tokens.shape[0]
+        wanted = sorted(set(names))
         logits_parts: list[torch.Tensor] = []
         parts: dict[str, list[torch.Tensor]] = {name: [] for name in wanted}
-        for start in range(0, tokens.shape[0], size):
-            batch = tokens[start : start + size].to(self.device)
-            if wanted:
-                logits, cache = self.model.run_with_cache(batch, names_filter=lambda name: name in wanted)
-                for name in wanted:
-                    if name not in cache:
-                        raise DefcheckError(f"the model has no activation '{name}'")
-                    parts[name].append(cache[name].detach())
-            else:
-                logits = self.model(batch)
-            logits_parts.append(logits.detach())
+        for _, logits, activations in self.run_batches(tokens, wanted, batch_size):
+            assert logits is not None
+            logits_parts.append(logits)
+            for name in wanted:
+                parts[name].append(activations[name])
         return torch.cat(logits_parts), {name: torch.cat(chunks) for name, chunks in parts.items()}
+
+    @torch.no_grad()
+    def run_batches(
+        self, tokens: torch.Tensor, names: Iterable[str] = (), batch_size: int | None = None, *, logits: bool = True
+    ) -> Iterator[tuple[slice, torch.Tensor | None, dict[str, torch.Tensor]]]:
+        """One forward pass over ``tokens`` [batch, pos], ``batch_size`` sequences at a time (default: all).
+
+        Yields ``(rows, logits, activations)`` per batch: the rows of ``tokens`` it covers, its logits, and the
+        activations named in ``names`` (detached). Nothing is kept between batches, so a caller that reduces
+        each batch holds one batch's activations at a time. With ``logits=False`` the pass stops before the
+        unembedding where the model allows it (its ``[batch, pos, d_vocab]`` output is often the largest tensor
+        of the pass) and yields ``None`` for the logits.
+        """
+        wanted = sorted(set(names))
+        hook_dict = getattr(self.model, "hook_dict", {})
+        missing = [name for name in wanted if name not in hook_dict]
+        if missing:
+            raise DefcheckError(f"the model has no activation '{missing[0]}'")
+        stop_early = not logits and STOP_HOOK in hook_dict
+        size = batch_size or max(tokens.shape[0], 1)
+        for start in range(0, tokens.shape[0], size):
+            rows = slice(start, min(start + size, tokens.shape[0]))
+            batch = tokens[rows].to(self.device)
+            captured: dict[str, torch.Tensor] = {}
+            hooks: list[tuple[str, Callable[..., Any]]] = [(name, _capture(captured, name)) for name in wanted]
+            if stop_early:
+                hooks.append((STOP_HOOK, _stop))
+            output: torch.Tensor | None = None
+            try:
+                with self.model.hooks(fwd_hooks=hooks):
+                    output = self.model(batch)
+            except _StopForward:
+                pass
+            for name in wanted:
+                if name not in captured:
+                    raise DefcheckError(f"the model has no activation '{name}' (its hook point never fired)")
+            yield rows, (output.detach() if logits and output is not None else None), captured
+            del captured, output
 
     @torch.no_grad()
     def run_with_hooks(

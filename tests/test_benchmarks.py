@@ -1,0 +1,40 @@
+"""The benchmark script runs end to end and prints its tables (no timing assertions: tests don't time)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_run.py"
+
+
+@pytest.mark.slow
+def test_quick_toy_run_prints_the_ratio_table(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--models", "toy", "--json", str(tmp_path / "rows.json")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "## RATIOS" in out
+    ratios = out.split("## RATIOS", 1)[1]
+    for ours, other in (("defcheck-full", "peer"), ("defcheck-full", "naive"), ("defcheck-peer", "peer")):
+        row = re.search(rf"^\| toy \| {ours} \| {other} \| ([0-9.]+) \| ([0-9.]+) \|", ratios, re.MULTILINE)
+        assert row, f"no {ours}/{other} ratio row in:\n{ratios}"
+        assert float(row.group(1)) > 0 and float(row.group(2)) >= 0
+    # every method ran (none failed or was skipped on the toy model), and the scores agree
+    table = out.split("## RATIOS", 1)[0]
+    for method in ("defcheck-full", "defcheck-peer", "peer-detect", "peer-composition-K", "naive"):
+        assert re.search(rf"^\| toy \| {method} \| [^|]+ \| [0-9.]+ \|", table, re.MULTILINE), method
+    assert "naive vs detect_head attention scores" in out
+    assert "## 2. Scaling" in out and "## 3. Composition" in out
+    diffs = re.findall(r"^\| toy \| [KQ] \| .* \| ([0-9.e+-]+) \|$", out, re.MULTILINE)
+    assert diffs and all(float(d) <= 1e-4 for d in diffs), diffs
+    assert (tmp_path / "rows.json").is_file()
