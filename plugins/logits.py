@@ -36,6 +36,7 @@ CHUNK_ELEMENTS = 2**23
 ZERO_TOLERANCE = 1e-6
 
 Positions = Literal["all", "targets"]
+Normalization = Literal["cosine", "share"]
 
 
 class CopyingParams(BaseModel):
@@ -45,6 +46,14 @@ class CopyingParams(BaseModel):
         "targets",
         description="Query positions averaged over: 'targets' (positions that have a prefix-matching target, "
         "i.e. whose token occurred earlier; in the repeated part of repeated_random_tokens) or 'all'.",
+    )
+    normalization: Normalization = Field(
+        "cosine",
+        description="How a source's logit effect is compared with its token: 'cosine' (the cosine between the "
+        "effect and the token's centered one-hot, from d_head x d_head Gram matrices, cheap at any vocabulary) or "
+        "'share' (the share of the effect's raise, minus the share of its lowering, that goes to the token: an "
+        "L1 norm over the vocabulary for every source position, the costliest computation of a run on a "
+        "50k-token vocabulary).",
     )
 
 
@@ -168,6 +177,38 @@ def _per_sequence(values: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
 # copying
 
 
+def source_cosines(context: CheckContext, layer: int) -> torch.Tensor:
+    """``[b, k, H]``: for every source position ``k`` and head, the cosine between the direct logit effect of the
+    head's value, ``ell = v[b, k, h] @ W_O[l, h] @ final`` (vocabulary-centered), and the centered one-hot of the
+    token there, ``e_tok - 1/V``: ``ell[tok] / (|ell| sqrt(1 - 1/V))`` (``ell`` sums to zero).
+
+    ``|ell|^2 = v^T G v`` with ``G = W_O final final^T W_O^T`` (``[H, d_head, d_head]``, once per layer and run),
+    so no vocabulary-sized product is formed per position. 1 for a head whose effect is the token's own logit, -1
+    for one that lowers exactly it, about ``N(0, 1/V)`` for an unrelated one; NaN where the effect is zero.
+    """
+    view = context.model
+    probe = context.probe
+    assert probe is not None
+    final = context.shared("logits.final_unembed", lambda: final_unembed(view))  # [d_model, V]
+    w_o = view.weight("W_O")[layer].to(final)  # [H, d_head, d_model]
+
+    def gram() -> torch.Tensor:
+        final_gram = context.shared("logits.final_gram", lambda: final @ final.T)  # [d_model, d_model]
+        return w_o @ final_gram @ w_o.transpose(1, 2)
+
+    circuit_gram = context.shared(f"logits.ov_gram.{layer}", gram)  # [H, d_head, d_head]
+    values = context.activation(V_HOOK.format(layer)).to(final)  # [b, k, H, d_head]
+    tokens = probe.tokens.to(final.device)
+    columns = final[:, tokens]  # [d_model, b, k]: the centered unembedding of each source's own token
+    own = torch.einsum("bkhd,hdm,mbk->bkh", values, w_o, columns)
+    norm = torch.einsum("bkhd,hde,bkhe->bkh", values, circuit_gram, values).clamp_min(0).sqrt()
+    vocabulary = final.shape[1]
+    circuit_norm = torch.diagonal(circuit_gram, dim1=-2, dim2=-1).sum(-1).clamp_min(0).sqrt()  # ||W_O final||_F
+    zero = norm <= values.norm(dim=-1) * circuit_norm * ZERO_TOLERANCE
+    cosine = own / (norm.clamp_min(1e-30) * math.sqrt(max(1.0 - 1.0 / vocabulary, 1e-30)))
+    return torch.where(zero, torch.full_like(cosine, float("nan")), cosine.clamp(-1.0, 1.0)).cpu()
+
+
 def source_shares(context: CheckContext, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(up, down)`` of shape ``[b, k, H]``: for every source position ``k`` and head, the share of the raise
     (lowering) in the direct logit effect of the head's value ``v[b, k, h] @ W_O[l, h]`` that goes to ``tok[b, k]``.
@@ -214,41 +255,50 @@ def score_copying(context: CheckContext) -> Scores:
 
     For head ``(l, h)`` and every source position ``k`` of a sequence, take the direct logit effect of the
     value the head would move from there, ``ell_k = eff(v[k, h] @ W_O[l, h]) @ W_U`` (see the module docstring),
-    minus its mean over the vocabulary; then
+    minus its mean over the vocabulary, and compare it with the token at ``k``:
 
-        up_k   = ReLU(ell_k)[tok_k] / sum_v ReLU(ell_k)[v]    (share of the raise that goes to the token at k)
-        down_k = ReLU(-ell_k)[tok_k] / sum_v ReLU(-ell_k)[v]  (share of the lowering that does)
+        cosine (default): c_k = ell_k[tok_k] / (|ell_k|_2 sqrt(1 - 1/V))   (cosine with tok_k's centered one-hot)
+        share:            c_k = ReLU(ell_k)[tok_k] / sum_v ReLU(ell_k)[v] - ReLU(-ell_k)[tok_k] / sum_v ReLU(-ell_k)[v]
 
-    and, for a query position ``q`` with attention ``A[q, :]``: ``score_q = sum_k A[q, k] (up_k - down_k)`` over
-    the sources with a defined share (renormalized over them). The score is averaged over the query positions
-    chosen by ``positions`` in each sequence, then over sequences; it lies in [-1, 1]: a copying head scores
-    near +1 however it spreads its attention, a copy-suppression (anti-copying) head near -1, an unrelated head
-    near 0. The final norm divides by a positive scale, which leaves shares unchanged, so ``up_k`` and
-    ``down_k`` do not depend on the query. Where the effect is zero the share is undefined (0/0) and left out; a
-    head undefined everywhere scores NaN with a reason (a zeroed head is NaN, not 0). Evidence per head: the
-    attention-weighted mean ``up`` and ``down``.
+    (``share``: the share of the raise that goes to the token at ``k`` minus the share of the lowering that does.)
+    For a query position ``q`` with attention ``A[q, :]``: ``score_q = sum_k A[q, k] c_k`` over the sources with a
+    defined ``c_k`` (renormalized over them). The score is averaged over the query positions chosen by
+    ``positions`` in each sequence, then over sequences; it lies in [-1, 1]: a copying head scores near +1
+    however it spreads its attention, a copy-suppression (anti-copying) head near -1, an unrelated head near 0.
+    The final norm divides by a positive scale, which changes neither a cosine nor a share, so ``c_k`` does not
+    depend on the query. The cosine is dominated by the largest entries of ``ell_k`` (is ``tok_k`` the main
+    thing the head writes?), while the share counts every token's small raise, so that it falls as the
+    vocabulary grows; the share costs an L1 norm over the vocabulary per source position and head, the cosine
+    ``d_head x d_head`` Gram matrices. Where the effect is zero ``c_k`` is undefined (0/0) and left out; a head
+    undefined everywhere scores NaN with a reason (a zeroed head is NaN, not 0). Evidence per head (``share``):
+    the attention-weighted mean share of the raise ``up`` and of the lowering ``down``.
     """
     return finish_copying(context, [step_copying(context)])
 
 
 def step_copying(context: CheckContext) -> dict[str, torch.Tensor]:
-    """One batch: per-sequence means ``[L, b, H]`` of the per-query score, ``up`` and ``down``."""
+    """One batch: per-sequence means ``[L, b, H]`` of the per-query score (and, for ``share``, ``up`` and ``down``)."""
     view = context.model
     params: CopyingParams = context.params
     probe = context.probe
     assert probe is not None
     selected = copy_positions(probe.tokens, probe.bos, params.positions)  # [b, q]
-    per_layer: dict[str, list[torch.Tensor]] = {"score": [], "up": [], "down": []}
+    names = ("score", "up", "down") if params.normalization == "share" else ("score",)
+    per_layer: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     if not selected.any():  # no query of this batch is averaged over: skip the vocabulary-sized work
         nan = torch.full((view.n_layers, probe.tokens.shape[0], view.n_heads), float("nan"))
         return {name: nan for name in per_layer}
     for layer in range(view.n_layers):
-        up, down = source_shares(context, layer)  # [b, k, H]
+        if params.normalization == "share":
+            up, down = source_shares(context, layer)  # [b, k, H]
+            per_source = {"score": up - down, "up": up, "down": down}
+        else:
+            per_source = {"score": source_cosines(context, layer)}
         pattern = context.activation(PATTERN_HOOK.format(layer)).float().cpu()  # [b, H, q, k]
-        defined = ~torch.isnan(up)
-        weight = pattern * defined.permute(0, 2, 1)[:, :, None, :]  # attention on sources with a share
+        defined = ~torch.isnan(per_source["score"])
+        weight = pattern * defined.permute(0, 2, 1)[:, :, None, :]  # attention on sources with a defined value
         mass = weight.sum(-1)  # [b, H, q]
-        for name, values in (("score", up - down), ("up", up), ("down", down)):
+        for name, values in per_source.items():
             summed = torch.einsum("bhqk,bkh->bhq", weight, torch.nan_to_num(values))
             per_query = torch.where(mass > 0, summed / mass.clamp_min(1e-30), torch.full_like(summed, float("nan")))
             per_layer[name].append(_per_sequence(per_query.permute(0, 2, 1), selected))  # [b, H]
@@ -273,7 +323,7 @@ def finish_copying(context: CheckContext, partials: list[dict[str, torch.Tensor]
     scores = Scores(means["score"])
     for index, unit in enumerate(units):
         layer, head = divmod(index, view.n_heads)
-        if not torch.isnan(scores.values[layer, head]):
+        if "up" in means and not torch.isnan(scores.values[layer, head]):
             scores.evidence[unit] = {"up": float(means["up"][layer, head]), "down": float(means["down"][layer, head])}
     reason = "0/0: the head's direct effect on the logits is zero from every attended position"
     scores.mark_undefined(torch.isnan(scores.values), reason, units)
@@ -362,8 +412,8 @@ def defcheck_checkers() -> list[Checker]:
             "copying",
             "behavior",
             score_copying,
-            summary="Share of a head's direct logit raise that goes to the tokens it attends to, minus the share "
-            "of its lowering that does (+1 copying, -1 copy suppression)",
+            summary="How much a head's direct logit effect from each attended position is that position's own "
+            "token (cosine with its one-hot, or share of the raise; +1 copying, -1 copy suppression)",
             source="Olsson et al. 2022, In-context Learning and Induction Heads (copying); direct logit effect "
             "through the frozen final norm",
             params=CopyingParams,

@@ -67,20 +67,59 @@ def test_head_effects_plus_the_rest_of_the_stream_give_the_logits(overrides):
     assert (heads + rest + constant - context.logits).abs().max() < 1e-4
 
 
-def test_copying_on_random_models_is_small_bounded_and_matches_its_evidence(random_view, random_view_mlp):
+@pytest.mark.parametrize("normalization", ["cosine", "share"])
+def test_copying_on_random_models_is_small_bounded_and_matches_its_evidence(
+    random_view, random_view_mlp, normalization
+):
     for view in (random_view, random_view_mlp):
-        scores = score_copying(_context(view, _probe(view, n=16, length=16), CopyingParams()))
+        params = CopyingParams(normalization=normalization)
+        scores = score_copying(_context(view, _probe(view, n=16, length=16), params))
         values = scores.values
         assert not torch.isnan(values).any() and not scores.undefined
         assert values.abs().max() < 0.2  # random heads neither copy nor suppress
+        assert len(scores.evidence) == (view.n_layers * view.n_heads if normalization == "share" else 0)
         for unit, evidence in scores.evidence.items():
             layer, head = map(int, unit.split("."))
             assert 0 <= evidence["down"] <= 1 and 0 <= evidence["up"] <= 1
             assert evidence["up"] - evidence["down"] == pytest.approx(values[layer, head].item(), abs=1e-5)
 
 
-def test_copying_separates_copying_anti_copying_and_silent_heads(circuit):
+@pytest.mark.parametrize("normalization", ["cosine", "share"])
+def test_copying_equals_its_definition_computed_over_the_whole_vocabulary(random_view_mlp, normalization):
+    """Brute force: every source's [V] logit effect from hook_v, W_O and the frozen final norm, then the per-source
+    cosine (or share), attention-weighted over the sources and averaged over the target queries."""
+    view = random_view_mlp
+    probe = _probe(view, n=4, length=8)
+    context = _context(view, probe, CopyingParams(normalization=normalization))
+    scores = score_copying(context).values
+    final = logits.final_unembed(view)  # [d_model, V]
+    tokens = probe.tokens
+    selected = logits.copy_positions(tokens, probe.bos, "targets")
+    expected = torch.zeros(view.n_layers, view.n_heads)
+    for layer in range(view.n_layers):
+        values = context.activation(f"blocks.{layer}.attn.hook_v")  # [b, k, H, d_head]
+        effect = torch.einsum("bkhd,hdm,mv->bkhv", values, view.weight("W_O")[layer], final)
+        own = effect.gather(-1, tokens[:, :, None, None].expand(*effect.shape[:3], 1))[..., 0]  # [b, k, H]
+        if normalization == "cosine":
+            vocabulary = effect.shape[-1]
+            per_source = own / (effect.norm(dim=-1) * (1 - 1 / vocabulary) ** 0.5)
+        else:
+            up = own.clamp_min(0) / effect.clamp_min(0).sum(-1)
+            down = (-own).clamp_min(0) / (-effect).clamp_min(0).sum(-1)
+            per_source = up - down
+        pattern = context.activation(f"blocks.{layer}.attn.hook_pattern")  # [b, H, q, k]
+        per_query = torch.einsum("bhqk,bkh->bqh", pattern, per_source) / pattern.sum(-1).transpose(1, 2)
+        per_sequence = torch.stack([per_query[b][selected[b]].mean(0) for b in range(tokens.shape[0])])
+        expected[layer] = per_sequence.mean(0)
+    assert torch.allclose(scores, expected, atol=1e-5), (scores - expected).abs().max()
+
+
+@pytest.mark.parametrize("normalization", ["cosine", "share"])
+def test_copying_separates_copying_anti_copying_and_silent_heads(circuit, normalization):
     view, probe, context = circuit
+    context = CheckContext(
+        view, CopyingParams(normalization=normalization), probe=probe, activations=context.activations
+    )
     scores = score_copying(context)
     print("copying on the hand-built circuit:", scores.values)
     assert scores.values[1, 0] > 0.9  # OV copies the attended token
@@ -91,13 +130,19 @@ def test_copying_separates_copying_anti_copying_and_silent_heads(circuit):
     assert torch.isnan(scores.values[1, 2]) and torch.isnan(scores.values[0, 0])
     assert "0/0" in scores.undefined["1.2"] and "0/0" in scores.undefined["0.0"]
     everywhere = score_copying(
-        CheckContext(view, CopyingParams(positions="all"), probe=probe, activations=context.activations)
+        CheckContext(
+            view,
+            CopyingParams(positions="all", normalization=normalization),
+            probe=probe,
+            activations=context.activations,
+        )
     )
     assert 0 < everywhere.values[1, 0] < scores.values[1, 0]  # first-repeat rows have nothing to copy
 
 
 def test_copying_chunks_give_the_same_scores(circuit, monkeypatch):
-    _, _, context = circuit
+    view, probe, context = circuit
+    context = CheckContext(view, CopyingParams(normalization="share"), probe=probe, activations=context.activations)
     whole = score_copying(context).values
     monkeypatch.setattr(logits, "CHUNK_ELEMENTS", 1)  # one sequence per chunk
     assert torch.allclose(score_copying(context).values, whole, equal_nan=True, atol=1e-6)
@@ -154,22 +199,29 @@ def test_a_probe_without_repeats_is_undefined_with_a_reason(random_view):
 
 def test_params_have_defaults_and_reject_unknown_values():
     assert CopyingParams().positions == "targets" and DLAParams().positions == "targets"
+    assert CopyingParams().normalization == "cosine"
+    with pytest.raises(ValueError):
+        CopyingParams(normalization="l2")
     with pytest.raises(ValueError):
         CopyingParams(positions="some")
     with pytest.raises(ValueError):
         DLAParams(position="all")
 
 
-def test_a_copying_head_that_spreads_its_attention_still_scores_near_one(circuit):
-    """The share is taken per attended source, so spreading attention over n tokens does not divide it by n."""
+@pytest.mark.parametrize("normalization", ["cosine", "share"])
+def test_a_copying_head_that_spreads_its_attention_still_scores_near_one(circuit, normalization):
+    """The score is taken per attended source, so spreading attention over n tokens does not divide it by n."""
     view, probe, context = circuit
+    context = CheckContext(
+        view, CopyingParams(normalization=normalization), probe=probe, activations=context.activations
+    )
     activations = dict(context.activations)
     pattern = activations["blocks.1.attn.hook_pattern"]
     size = pattern.shape[-1]
     uniform = torch.tril(torch.ones(size, size))
     uniform = uniform / uniform.sum(-1, keepdim=True)
     activations["blocks.1.attn.hook_pattern"] = uniform.expand_as(pattern).clone()
-    spread = score_copying(CheckContext(view, CopyingParams(), probe=probe, activations=activations))
+    spread = score_copying(CheckContext(view, context.params, probe=probe, activations=activations))
     focused = score_copying(context)
     assert spread.values[1, 0] > 0.9
     assert spread.values[1, 0] == pytest.approx(focused.values[1, 0].item(), abs=0.05)
