@@ -2,7 +2,7 @@
 
 from defcheck.api import check
 from defcheck.diagnostics import DefcheckError, Diagnostic
-from defcheck.extensions import Checker, ConceptFolder, ModelLoader, Probe, ReportFormat, Streamed
+from defcheck.extensions import Checker, ConceptFolder, ModelLoader, Probe, ReportFormat, Streamed, UnitKind
 from defcheck.hookspecs import hookimpl
 from defcheck.schema import Concept, Criterion, Definition
 
@@ -20,6 +20,7 @@ __all__ = [
     "Probe",
     "ReportFormat",
     "Streamed",
+    "UnitKind",
     "__version__",
     "check",
     "hookimpl",

@@ -23,10 +23,11 @@ def as_view(
     name: str | None = None,
     bos_token_id: int | None = None,
     token_ids: tuple[int, int] | None = None,
-) -> ModelView:
+) -> ModelView | Any:
     """Wrap a TransformerLens 4 ``TransformerBridge`` (or anything with its interface: weights by name,
     ``run_with_cache``, ``run_with_hooks``, ``cfg``, such as a TransformerLens 3 ``HookedTransformer``) for
-    the checkers. A :class:`ModelView` is returned as it is (its token metadata overridden where given).
+    the checkers. A :class:`ModelView` is returned as it is (its token metadata overridden where given), and so is
+    a model of another kind that a plugin's loader returned (an object with a ``name`` and no ``cfg``).
 
     Token metadata (which id is BOS, which ids probes may draw) comes from the arguments, else from the
     model's tokenizer, if it has one; without either, probes stop with a clear error instead of guessing.
@@ -49,9 +50,11 @@ def as_view(
         )
     cfg = getattr(model, "cfg", None)
     if cfg is None or not hasattr(model, "run_with_cache"):
+        if isinstance(getattr(model, "name", None), str) and not hasattr(model, "cfg"):
+            return model  # another kind of model (a plugin loader's policy set): its plugin's checkers read it
         raise DefcheckError(
             f"cannot check a {type(model).__name__}: give a TransformerLens model (TransformerBridge or "
-            "HookedTransformer) or a defcheck ModelView"
+            "HookedTransformer), a defcheck ModelView, or a model object a plugin's loader returned"
         )
     d_vocab = int(cfg.d_vocab)
     tokenizer = getattr(model, "tokenizer", None)

@@ -8,7 +8,8 @@ saved report can be checked again. Each gives an :class:`ExpectationResult`:
   knows (e.g. the criterion that kept a unit off the mechanistic side);
 - ``error``: it cannot be decided because a definition it rests on errored (a checker crashed) or it names a
   unit the model does not have (exit code 2);
-- ``skipped``: its concept was not evaluated in this run (``--concept`` chose others).
+- ``skipped``: its concept was not evaluated in this run (``--concept`` chose others, or the model has no units
+  of its kind).
 
 A unit is *behavioral* when any usable behavioral definition of the concept admits it, *mechanistic*
 likewise; errored and not-applicable definitions are left out, as in the overlap analysis.
@@ -94,7 +95,8 @@ def _check(expectation: Expectation, data: Mapping[str, Any], file: str | None) 
     concept = data.get("concepts", {}).get(expectation.concept)
     if concept is None:
         result.status = "skipped"
-        result.message = f"{expectation.concept} was not evaluated in this run"
+        reason = (data.get("skipped") or {}).get(expectation.concept)
+        result.message = f"{expectation.concept} was not evaluated in this run" + (f" ({reason})" if reason else "")
         return result
     errored = {
         name: definition["error"]
@@ -125,7 +127,9 @@ def _check(expectation: Expectation, data: Mapping[str, Any], file: str | None) 
 
 
 def unit_list(data: Mapping[str, Any], concept: Mapping[str, Any]) -> list[str]:
-    """Every unit of the model, in the report's order."""
+    """Every unit of the concept's kind in the model, in the unit kind's order (older reports: the scores')."""
+    if concept.get("units") is not None:
+        return list(concept["units"])
     for definition in concept["definitions"].values():
         for criterion in definition["criteria"]:
             if criterion.get("scores"):

@@ -1,4 +1,4 @@
-"""What plugins register: checkers, probes, model loaders and report formats, as plain declarations.
+"""What plugins register: checkers, probes, unit kinds, model loaders and report formats, as plain declarations.
 
 A plugin returns these objects from its hooks (see :mod:`defcheck.hookspecs`); the core keeps them in an
 :class:`~defcheck.plugins.Extensions` table and never imports a plugin by name.
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 Observes = Literal["behavior", "mechanism"]
 Need = Literal["required", "optional", "none"]
 UNIT_KINDS = ("attention_head", "mlp_neuron", "layer", "model")
+"""The unit kinds the built-in plugin ``units`` registers (others come from plugins' ``defcheck_unit_kinds``)."""
 
 
 class NoParams(BaseModel):
@@ -58,13 +59,15 @@ class Checker:
     say whether a criterion must, may or must not give a ``probe:`` and a ``with:``. ``score`` is called by
     the runner with a context and returns the scores; its signature is documented in
     ``docs/writing-plugins.md``. ``streamed`` (optional) lets the runner score the probe batch by batch
-    (:class:`Streamed`); a checker without it gets the whole probe's activations at once.
+    (:class:`Streamed`); a checker without it gets the whole probe's activations at once. ``unit`` is the unit
+    kind it scores (a :class:`UnitKind` name), or a tuple of the kinds it can score: a concept of another kind
+    cannot use it, and its scores have that kind's shape.
     """
 
     name: str
     observes: Observes
     score: Callable[..., Any]
-    unit: str = "attention_head"
+    unit: str | tuple[str, ...] = "attention_head"
     summary: str = ""
     source: str | None = None
     params: type[BaseModel] = NoParams
@@ -72,6 +75,37 @@ class Checker:
     relation: Need = "none"
     activations: Callable[..., list[str]] | None = None
     streamed: Streamed | None = None
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """The unit kinds this checker scores, as a tuple (``unit`` may name one kind or several)."""
+        return (self.unit,) if isinstance(self.unit, str) else tuple(self.unit)
+
+
+@dataclass(frozen=True)
+class UnitKind:
+    """A kind of unit that concepts categorize: attention heads, MLP neurons, layers, whole models, ...
+
+    It says, for a given model object (what a model loader returned), how many units there are and how they
+    are laid out: ``shape(model)`` is the shape of a checker's score tensor (heads ``(n_layers, n_heads)``,
+    neurons ``(n_layers, d_mlp)``, layers ``(n_layers,)``, models ``(n_models,)``) and raises
+    :class:`~defcheck.scores.NotApplicable` with a reason when the model has no such units (an attention-only
+    model has no MLP neurons); ``names(model)`` gives each unit's address, in the flattened row-major order of
+    that tensor (``"1.4"`` for a head, ``"0.17"`` for a neuron, ``"1"`` for a layer, a model's name).
+    ``grid(model)`` gives the row and column labels of a heatmap (``rows x columns`` must equal the number of
+    units, row-major, as ``names``) or ``None`` for a table; without ``grid``, reports use a table.
+    ``axes`` names the dimensions of ``shape`` for messages (``("layers", "heads")``); ``singular`` and
+    ``plural`` are the nouns reports use (``"head"``, ``"heads"``).
+    """
+
+    name: str
+    shape: Callable[[Any], tuple[int, ...]]
+    names: Callable[[Any], list[str]]
+    grid: Callable[[Any], tuple[list[str], list[str]] | None] | None = None
+    axes: tuple[str, ...] = ()
+    singular: str = "unit"
+    plural: str = "units"
+    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,6 +149,7 @@ class ConceptFolder:
 EXTENSION_KINDS: dict[str, type] = {
     "checkers": Checker,
     "probes": Probe,
+    "unit_kinds": UnitKind,
     "model_loaders": ModelLoader,
     "report_formats": ReportFormat,
     "concept_folders": ConceptFolder,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pluggy
 
-from defcheck.extensions import Checker, ConceptFolder, ModelLoader, Probe, ReportFormat
+from defcheck.extensions import Checker, ConceptFolder, ModelLoader, Probe, ReportFormat, UnitKind
 
 PROJECT = "defcheck"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -34,6 +34,16 @@ def defcheck_checkers() -> list[Checker]:
 @hookspec
 def defcheck_probes() -> list[Probe]:
     """Return the probes (seeded input sets) this plugin provides."""
+
+
+@hookspec
+def defcheck_unit_kinds() -> list[UnitKind]:
+    """Return the unit kinds this plugin provides (``attention_head``, ``mlp_neuron``, ``layer``, ``model``, ...).
+
+    A unit kind says how many units of its kind a model has (the shape of a checker's scores), how each is
+    addressed, and how reports lay them out (a grid or a table). A concept's ``unit:`` names one, and a
+    checker's ``unit`` says which kinds it scores.
+    """
 
 
 @hookspec

@@ -189,6 +189,7 @@ class ConceptOverlap:
     excluded: dict[str, str]  # definition -> "errored: ..." / "not applicable: ..."
     note: str | None
     summary: str
+    nouns: tuple[str, str] | None = None  # the unit kind's singular and plural, where not a built-in kind's
 
     def to_dict(self) -> dict[str, Any] | None:
         """The ``overlap`` object of the JSON report (``None`` when there is nothing to compare)."""
@@ -393,24 +394,31 @@ def analyze(
 ) -> dict[str, ConceptOverlap]:
     """The overlap analysis of every concept in ``run`` (concepts sorted by name).
 
-    ``registry`` (a :class:`~defcheck.registry.Registry`, optional) supplies each concept's unit kind.
+    Each concept's unit kind and unit addresses come from ``run.units``; for a run built by hand without them,
+    from ``registry`` (a :class:`~defcheck.registry.Registry`, optional) and the model's head addresses.
     """
     grouped: dict[str, dict[str, DefinitionResult]] = {}
     for definition_id, result in run.definitions.items():
         concept, _, name = definition_id.partition(".")
         grouped.setdefault(concept, {})[name] = result
-    names = unit_names(run)
     out = {}
     for concept in sorted(grouped):
-        unit = "attention_head"
-        if registry is not None and concept in getattr(registry, "files", {}):
+        units = run.units.get(concept)
+        unit = units.kind if units is not None else "attention_head"
+        if units is None and registry is not None and concept in getattr(registry, "files", {}):
             unit = registry.files[concept].concept.unit
+        names = unit_names(run, concept)
+        nouns = (units.singular, units.plural) if units is not None else None
         results = dict(sorted(grouped[concept].items()))
-        out[concept] = concept_overlap(concept, results, names, unit=unit, factors=factors)
+        out[concept] = concept_overlap(concept, results, names, unit=unit, factors=factors, nouns=nouns)
     return out
 
 
-def unit_names(run: RunResult) -> list[str]:
+def unit_names(run: RunResult, concept: str | None = None) -> list[str]:
+    """Every unit's address for ``concept`` (its unit kind's, from ``run.units``), in the flat order of its
+    scores; for a run built without units, the model's head addresses."""
+    if concept is not None and concept in run.units:
+        return list(run.units[concept].names)
     try:
         return list(run.model.unit_names())
     except AttributeError:
@@ -429,9 +437,11 @@ def concept_overlap(
     *,
     unit: str = "attention_head",
     factors: Sequence[float] = FACTORS,
+    nouns: tuple[str, str] | None = None,
 ) -> ConceptOverlap:
     """The overlap analysis of one concept: ``results`` maps each definition's name (within the concept) to
-    its result; ``names`` are the unit addresses in the flat order of the score tensors."""
+    its result; ``names`` are the unit addresses in the flat order of the score tensors; ``nouns`` the unit
+    kind's singular and plural for the summary (default: the built-in kinds', else "unit")."""
     usable: dict[str, dict[str, DefinitionResult]] = {kind: {} for kind in KINDS}
     excluded: dict[str, str] = {}
     for name, result in results.items():
@@ -443,8 +453,8 @@ def concept_overlap(
     behavioral, mechanistic = usable["behavioral"], usable["mechanistic"]
     if not behavioral or not mechanistic:
         note = _missing_note(results, behavioral, mechanistic, excluded)
-        summary = _one_sided_summary(concept, unit, results, names, note)
-        return ConceptOverlap(concept, unit, None, [], [], {}, {}, excluded, note, summary)
+        summary = _one_sided_summary(concept, nouns or unit, results, names, note)
+        return ConceptOverlap(concept, unit, None, [], [], {}, {}, excluded, note, summary, nouns)
     shape = next(iter(behavioral.values())).members.shape  # type: ignore[union-attr]
     union = _compare(behavioral, mechanistic, names, shape)
     pairs = [
@@ -454,7 +464,9 @@ def concept_overlap(
     ]
     sensitivity = _sensitivity(behavioral, mechanistic, shape, factors)
     divergences, undetermined = _divergences(union, behavioral, mechanistic, names)
-    analysis = ConceptOverlap(concept, unit, union, pairs, sensitivity, divergences, undetermined, excluded, None, "")
+    analysis = ConceptOverlap(
+        concept, unit, union, pairs, sensitivity, divergences, undetermined, excluded, None, "", nouns
+    )
     analysis.summary = _summary(analysis, names)
     return analysis
 
@@ -481,11 +493,16 @@ def _missing_note(
 # --- plain language ------------------------------------------------------------------------------------------
 
 
-def _nouns(unit: str) -> tuple[str, str]:
+Nouns = str | tuple[str, str]  # a unit kind's name, or its (singular, plural)
+
+
+def _nouns(unit: Nouns) -> tuple[str, str]:
+    if isinstance(unit, tuple):
+        return unit
     return UNIT_NOUNS.get(unit, ("unit", "units"))
 
 
-def _label(concept: str, unit: str) -> tuple[str, str] | None:
+def _label(concept: str, unit: Nouns) -> tuple[str, str] | None:
     """``("an induction head", "induction heads")`` when the concept's name ends in its unit noun."""
     words = concept.replace("_", " ")
     singular, _ = _nouns(unit)
@@ -500,7 +517,7 @@ def _listing(units: Sequence[str], limit: int = LISTED_UNITS) -> str:
     return shown + (f", and {len(units) - limit} more" if len(units) > limit else "")
 
 
-def _count(n: int, unit: str) -> str:
+def _count(n: int, unit: Nouns) -> str:
     singular, plural = _nouns(unit)
     return f"{n} {singular if n == 1 else plural}"
 
@@ -566,7 +583,7 @@ def _range_text(rows: list[SensitivityRow]) -> str:
 def _summary(analysis: ConceptOverlap, names: Sequence[str]) -> str:
     union = analysis.union
     assert union is not None
-    unit = analysis.unit
+    unit: Nouns = analysis.nouns or analysis.unit
     label = _label(analysis.concept, unit)
     concept_words = analysis.concept.replace("_", " ")
     parts = []
@@ -620,7 +637,7 @@ def _summary(analysis: ConceptOverlap, names: Sequence[str]) -> str:
 
 
 def _one_sided_summary(
-    concept: str, unit: str, results: dict[str, DefinitionResult], names: Sequence[str], note: str
+    concept: str, unit: Nouns, results: dict[str, DefinitionResult], names: Sequence[str], note: str
 ) -> str:
     parts = [note]
     for name, result in results.items():

@@ -20,7 +20,16 @@ import pluggy
 
 from defcheck import hookspecs
 from defcheck.diagnostics import DefcheckError, Diagnostic, did_you_mean
-from defcheck.extensions import EXTENSION_KINDS, Checker, ConceptFolder, ModelLoader, PluginInfo, Probe, ReportFormat
+from defcheck.extensions import (
+    EXTENSION_KINDS,
+    Checker,
+    ConceptFolder,
+    ModelLoader,
+    PluginInfo,
+    Probe,
+    ReportFormat,
+    UnitKind,
+)
 
 ENTRY_POINT_GROUP = "defcheck"
 PLUGINS_ENV = "DEFCHECK_PLUGINS"
@@ -44,6 +53,7 @@ class Extensions:
 
     checkers: dict[str, Checker] = field(default_factory=dict)
     probes: dict[str, Probe] = field(default_factory=dict)
+    unit_kinds: dict[str, UnitKind] = field(default_factory=dict)
     model_loaders: dict[str, ModelLoader] = field(default_factory=dict)
     report_formats: dict[str, ReportFormat] = field(default_factory=dict)
     concept_folders: list[ConceptFolder] = field(default_factory=list)

@@ -1,4 +1,9 @@
-"""Probe data: the token batch a probe builds, shared by every checker that names the same probe."""
+"""Probe data: the token batch a probe builds, shared by every checker that names the same probe.
+
+Probes for transformers build token sequences. Probes for other kinds of model (episodes in a seeded
+environment for a policy, say) leave ``tokens`` as ``None`` and put what they built in ``info``; the runner
+then runs no forward pass and hands the probe to the checkers as it is.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from defcheck.models.view import TokenSpace
 class ProbeBatch:
     """Tokens ``[n, pos]`` built by a probe, and what the checkers need to know about them.
 
+    ``tokens`` is ``None`` for a probe that is not a batch of token sequences (its content is in ``info``).
     ``bos`` is True when every sequence starts with the model's BOS token; ``info`` holds probe-specific
     metadata (e.g. the repeat length of each sequence). Per-sequence metadata is a tensor with one row per
     sequence (first dimension ``n``), so that :meth:`select` can cut it with the tokens.
@@ -22,7 +28,7 @@ class ProbeBatch:
 
     name: str
     params: dict[str, Any]
-    tokens: torch.Tensor
+    tokens: torch.Tensor | None
     bos: bool = False
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -33,6 +39,8 @@ class ProbeBatch:
     def select(self, rows: slice) -> ProbeBatch:
         """The sequences ``rows`` of this probe (one batch of a forward pass), with their per-sequence metadata:
         every tensor in ``info`` whose first dimension is the number of sequences is cut too."""
+        if self.tokens is None:
+            return self
         count = self.tokens.shape[0]
 
         def cut(value: Any) -> Any:
@@ -57,10 +65,16 @@ def probe_generator(seed: int, name: str, params: dict[str, Any]) -> torch.Gener
 
 @dataclass(frozen=True)
 class ProbeRequest:
-    """What a probe's ``build`` function receives: validated parameters, the vocabulary, the run's seed."""
+    """What a probe's ``build`` function receives: validated parameters, the vocabulary, the run's seed.
+
+    ``model`` is the model the probe is built for: a :class:`~defcheck.models.ModelView`, or another kind of
+    model a plugin's loader returned (then ``tokens`` is ``None`` and ``n_ctx`` 0: such a model has no
+    vocabulary, and its probes read what they need from ``model``).
+    """
 
     params: Any
-    tokens: TokenSpace
+    tokens: TokenSpace | None
     seed: int
     n_ctx: int
     tokenizer: Any = None
+    model: Any = None

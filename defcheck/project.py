@@ -43,12 +43,12 @@ PROJECT_FILE_NAMES = ("defcheck.yaml", "defcheck.yml")
 DEFAULT_TOLERANCE = 1e-3
 CATEGORIES = ("both", "behavioral", "mechanistic", "behavioral_only", "mechanistic_only", "neither")
 METRICS = ("jaccard", "precision", "recall", "spearman")
-UNIT_PATTERN = r"^\d+(\.\d+)?$"
+UNIT_PATTERN = r"^(\d+(\.\d+)?|[A-Za-z][A-Za-z0-9._-]*)$"  # L.H / L.N, L, or a model's name
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 KIND_KEYS = {"count": "count", "metric": "metric", "unit": "membership"}
 DEFINITION_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 PATTERN_HELP = {
-    UNIT_PATTERN: "a unit address is LAYER.INDEX, e.g. '1.4' (head 4 of layer 1)",
+    UNIT_PATTERN: "a unit address is LAYER.INDEX, e.g. '1.4' (head 4 of layer 1), a LAYER, or a model's name",
     DEFINITION_PATTERN: "a definition is named 'concept.definition', e.g. 'induction_head.k_composition'",
     MODEL_NAME_PATTERN: "a model name uses letters, digits, '.', '_' and '-'",
 }

@@ -10,7 +10,6 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from defcheck.diagnostics import DefcheckError, Diagnostic, did_you_mean
-from defcheck.extensions import UNIT_KINDS
 from defcheck.lint import lint_kinds
 from defcheck.loader import ConceptFile, _message, find_concept_files, load_concept_file
 from defcheck.plugins import Extensions
@@ -141,12 +140,16 @@ def _check_semantics(file: ConceptFile, extensions: Extensions) -> list[Diagnost
     """Check names against the plugins: units, checkers, parameters, probes and ``with:`` use."""
     out: list[Diagnostic] = []
     concept = file.concept
-    if concept.unit not in UNIT_KINDS:
+    kinds = sorted(extensions.unit_kinds)
+    unit_known = concept.unit in extensions.unit_kinds
+    if not unit_known:
+        known = (
+            f"known: {', '.join(kinds)}" if kinds else "no unit kinds are registered; is the plugin 'units' installed?"
+        )
         out.append(
             file.diagnostic(
                 ("unit",),
-                f"unknown unit kind '{concept.unit}'{did_you_mean(concept.unit, UNIT_KINDS)} "
-                f"(known: {', '.join(UNIT_KINDS)})",
+                f"unknown unit kind '{concept.unit}'{did_you_mean(concept.unit, kinds)} ({known})",
                 "unknown-unit",
             )
         )
@@ -164,11 +167,11 @@ def _check_semantics(file: ConceptFile, extensions: Extensions) -> list[Diagnost
                     )
                 )
                 continue
-            if checker.unit != concept.unit and concept.unit in UNIT_KINDS:  # an unknown unit is reported once
+            if unit_known and concept.unit not in checker.units:  # an unknown unit is reported once, above
                 out.append(
                     file.diagnostic(
                         (*path, "checker"),
-                        f"the checker '{checker.name}' scores {checker.unit} units, but the concept "
+                        f"the checker '{checker.name}' scores {' or '.join(checker.units)} units, but the concept "
                         f"'{concept.concept}' categorizes {concept.unit} units",
                         "unit-mismatch",
                     )

@@ -12,8 +12,16 @@ How the work is shared:
 - Checkers that declare :class:`~defcheck.extensions.Streamed` are scored batch by batch during the pass
   (each batch is reduced to small per-sequence partials, then dropped), so memory is bounded by the batch
   size, not by the probe's size. Other checkers get the whole probe's activations, concatenated, as before.
-- Criteria that are the same computation (same checker, parameters, probe and ``with:`` targets) are scored
-  once; each keeps its own threshold. Work shared between different criteria goes through ``CheckContext.memo``.
+- Criteria that are the same computation (same checker, parameters, probe, ``with:`` targets and unit kind) are
+  scored once; each keeps its own threshold. Work shared between different criteria goes through
+  ``CheckContext.memo``.
+
+Units: each concept's unit kind (``unit:``) is resolved on the model once (:func:`~defcheck.units.resolve_units`);
+its scores must have that kind's shape. A concept whose unit kind the model does not have (neurons in an
+attention-only model, heads in a policy) is not evaluated and is listed in ``RunResult.skipped`` with the reason.
+The model need not be a transformer: a plugin's loader may return any model object its checkers understand. Only
+probes of token sequences on a :class:`~defcheck.models.ModelView` get a forward pass; on other probes (episodes in
+an environment, say) the runner calls each checker's ``score`` with the probe and no activations.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from defcheck.registry import Registry
 from defcheck.schema import Criterion
 from defcheck.scores import NotApplicable, Scores
 from defcheck.thresholds import Threshold
+from defcheck.units import Units, resolve_units
 
 Progress = Callable[[str, int, int], None]
 
@@ -74,13 +83,19 @@ class DefinitionResult:
 
 @dataclass
 class RunResult:
-    """Every definition's result on one model, in evaluation order, plus timings."""
+    """Every definition's result on one model, in evaluation order, plus timings.
 
-    model: ModelView
+    ``units`` holds each evaluated concept's units (its unit kind on this model); ``skipped`` each concept that
+    was not evaluated because the model has no units of its kind, with the reason.
+    """
+
+    model: ModelView | Any
     seed: int
     definitions: dict[str, DefinitionResult]
     probes: dict[str, ProbeBatch]
     timings: dict[str, float] = field(default_factory=dict)
+    units: dict[str, Units] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def _validated(model_type: Any, values: dict[str, Any]) -> Any:
@@ -105,6 +120,7 @@ class _Task:
     probe: str | None  # probe key
     related: list[str]  # ids of the with: definitions
     signature: str  # equal signatures are the same computation
+    units: Units  # the concept's units in this model
 
 
 @dataclass
@@ -135,7 +151,7 @@ class _Run:
 
     def __init__(
         self,
-        model: ModelView,
+        model: ModelView | Any,
         registry: Registry,
         extensions: Extensions,
         order: list[str],
@@ -144,8 +160,9 @@ class _Run:
         progress: Progress | None,
     ) -> None:
         self.model, self.registry, self.extensions = model, registry, extensions
-        self.order, self.seed, self.batch_size, self.progress = order, seed, batch_size, progress
-        self.shape = (model.n_layers, model.n_heads)
+        self.seed, self.batch_size, self.progress = seed, batch_size, progress
+        self.units, self.skipped = _concept_units(model, registry, extensions, order)
+        self.order = [definition_id for definition_id in order if definition_id.partition(".")[0] in self.units]
         self.timings: dict[str, float] = {}
         self.memo: dict[str, Any] = {}
         self.plan: dict[str, tuple[str, dict[str, Any]]] = {}  # probe key -> (probe name, params)
@@ -157,8 +174,9 @@ class _Run:
         self.passes: dict[str, int] = {}
         self.results: dict[str, DefinitionResult] = {}
         self.done = 0
-        for definition_id in order:
+        for definition_id in self.order:
             _, definition = registry.definition(definition_id)
+            units = self.units[definition_id.partition(".")[0]]
             related_ids = _related_ids(definition_id, definition.criteria)
             tasks = []
             for criterion in definition.criteria:
@@ -168,11 +186,14 @@ class _Run:
                     self.plan.setdefault(keyed[0], (criterion.probe.name, keyed[1]))  # type: ignore[union-attr]
                 related = related_ids.get(id(criterion), [])
                 signature = json.dumps(
-                    [checker.name, criterion.params, keyed[0] if keyed else None, related], sort_keys=True, default=str
+                    [checker.name, criterion.params, keyed[0] if keyed else None, related, units.kind],
+                    sort_keys=True,
+                    default=str,
                 )
-                tasks.append(_Task(definition_id, criterion, checker, keyed[0] if keyed else None, related, signature))
+                probe = keyed[0] if keyed else None
+                tasks.append(_Task(definition_id, criterion, checker, probe, related, signature, units))
             self.tasks[definition_id] = tasks
-        self.steps = len(self.plan) + len(order)
+        self.steps = len(self.plan) + len(self.order)
 
     # -- scheduling ----------------------------------------------------------------------------------------
 
@@ -202,7 +223,8 @@ class _Run:
             key = (whole or keys)[0]
             self._probe_pass(key, [task for task in ready if task.probe == key])  # type: ignore[arg-type]
         definitions = {definition_id: self.results[definition_id] for definition_id in self.order}
-        return RunResult(self.model, self.seed, definitions, self.probes, self.timings)
+        units = {concept: self.units[concept] for concept in dict.fromkeys(d.partition(".")[0] for d in self.order)}
+        return RunResult(self.model, self.seed, definitions, self.probes, self.timings, units, self.skipped)
 
     def _resolved(self, definition_id: str, known: set[str]) -> bool:
         return definition_id in self.results or definition_id not in known
@@ -253,7 +275,7 @@ class _Run:
         outcome = _Computed()
         try:
             context = self._context(task)
-            self._score(outcome, task.checker.score, context)
+            self._score(outcome, task.units, task.checker.score, context)
         except Exception as error:
             self._fail(outcome, task, error)
         outcome.seconds = time.perf_counter() - started
@@ -262,19 +284,19 @@ class _Run:
 
     def _context(self, task: _Task, probe: ProbeBatch | None = None) -> CheckContext:
         params = _validated(task.checker.params, task.criterion.params)
-        context = CheckContext(self.model, params, probe=probe, seed=self.seed, memo=self.memo)
-        context.related = _related_members(task.related, self.results)
+        context = CheckContext(self.model, params, probe=probe, seed=self.seed, memo=self.memo, units=task.units)
+        context.related = _related_members(task.related, self.results, self.skipped)
         return context
 
-    def _score(self, outcome: _Computed, compute: Callable[..., Any], *args: Any) -> None:
+    def _score(self, outcome: _Computed, units: Units, compute: Callable[..., Any], *args: Any) -> None:
         try:
-            outcome.scores = _checked(Scores.of(compute(*args)), self.shape)
+            outcome.scores = _checked(Scores.of(compute(*args)), units)
         except NotApplicable as reason:
-            outcome.scores = Scores.inapplicable(self.shape, str(reason))
+            outcome.scores = Scores.inapplicable(units.shape, str(reason))
 
     def _fail(self, outcome: _Computed, task: _Task, error: BaseException) -> None:
         if isinstance(error, NotApplicable):
-            outcome.scores = Scores.inapplicable(self.shape, str(error))
+            outcome.scores = Scores.inapplicable(task.units.shape, str(error))
         else:
             outcome.error = f"checker '{task.checker.name}' failed: {_describe(error)}"
 
@@ -287,13 +309,17 @@ class _Run:
             name, params = self.plan[key]
             probe = self.extensions.probes[name]
             try:
-                request = ProbeRequest(
-                    _validated(probe.params, params),
-                    _token_space(self.model),
-                    self.seed,
-                    self.model.n_ctx,
-                    getattr(self.model.model, "tokenizer", None),
-                )
+                if isinstance(self.model, ModelView):
+                    request = ProbeRequest(
+                        _validated(probe.params, params),
+                        _token_space(self.model),
+                        self.seed,
+                        self.model.n_ctx,
+                        getattr(self.model.model, "tokenizer", None),
+                        self.model,
+                    )
+                else:  # another kind of model (a policy, say): its probes read what they need from it
+                    request = ProbeRequest(_validated(probe.params, params), None, self.seed, 0, None, self.model)
                 batch = probe.build(request)
             except NotApplicable:
                 raise
@@ -339,6 +365,15 @@ class _Run:
                 self._assign(group, outcome)
                 continue
             jobs.append(_Job(task, context, names))
+        if batch.tokens is None or not isinstance(self.model, ModelView):  # no forward pass: score on the probe
+            for job in jobs:
+                scoring += self._timed(
+                    job, self._score, job.outcome, job.task.units, job.task.checker.score, job.context
+                )[1]
+                self._assign(groups[job.task.signature], job.outcome)
+            self.timings[label] = self.timings.get(label, 0.0) + max(time.perf_counter() - started - scoring, 0.0)
+            self._advance(f"probe {self.plan[key][0]}")
+            return
         streamed = [job for job in jobs if job.task.checker.streamed is not None]
         whole = [job for job in jobs if job.task.checker.streamed is None]
         try:
@@ -403,7 +438,8 @@ class _Run:
             declaration = job.task.checker.streamed
             assert declaration is not None
             job.context.prepared = job.prepared
-            scoring += self._timed(job, self._score, job.outcome, declaration.finish, job.context, job.partials)[1]
+            finish = declaration.finish
+            scoring += self._timed(job, self._score, job.outcome, job.task.units, finish, job.context, job.partials)[1]
             job.partials = []
         if whole:
             logits_all = torch.cat(logits_parts) if logits_parts else None
@@ -412,7 +448,9 @@ class _Run:
             for job in whole:
                 job.context.logits = logits_all
                 job.context.activations = {name: activations_all[name] for name in job.names}
-                scoring += self._timed(job, self._score, job.outcome, job.task.checker.score, job.context)[1]
+                scoring += self._timed(
+                    job, self._score, job.outcome, job.task.units, job.task.checker.score, job.context
+                )[1]
                 job.context.activations = {}
                 job.context.logits = None
         return scoring
@@ -440,7 +478,7 @@ class _Run:
 
 
 def evaluate(
-    model: ModelView,
+    model: ModelView | Any,
     registry: Registry,
     extensions: Extensions,
     *,
@@ -450,6 +488,10 @@ def evaluate(
     progress: Progress | None = None,
 ) -> RunResult:
     """Evaluate the registry's definitions (or the ``definitions`` ids and what they refer to) on ``model``.
+
+    ``model`` is a :class:`~defcheck.models.ModelView`, or whatever model object a plugin's loader returned (its
+    checkers and unit kinds understand it). Concepts whose unit kind the model does not have are skipped
+    (``RunResult.skipped``).
 
     ``batch_size`` is the number of sequences per forward pass (default: a whole probe); with it, streamed
     checkers hold one batch's activations at a time.
@@ -467,16 +509,51 @@ def _wants_prepare(job: _Job) -> bool:
     return declaration.wants_prepare is None or bool(declaration.wants_prepare(job.context))
 
 
-def _checked(scores: Scores, shape: tuple[int, int]) -> Scores:
-    if tuple(scores.values.shape) != shape:
-        raise DefcheckError(f"returned scores of shape {tuple(scores.values.shape)}, expected {shape} (layers, heads)")
-    scores.values = scores.values.detach().float().cpu()
+def _checked(scores: Scores, units: Units) -> Scores:
+    values = scores.values
+    if not isinstance(values, torch.Tensor):
+        raise DefcheckError(f"returned {type(values).__name__} scores, expected a tensor of shape {units.shape_text()}")
+    if tuple(values.shape) != units.shape:
+        raise DefcheckError(
+            f"returned scores of shape {tuple(values.shape)}, expected {units.shape_text()} for {units.kind} units"
+        )
+    scores.values = values.detach().float().cpu()
     return scores
 
 
-def _related_members(targets: list[str], results: dict[str, DefinitionResult]) -> dict[str, torch.Tensor]:
+def _concept_units(
+    model: Any, registry: Registry, extensions: Extensions, order: list[str]
+) -> tuple[dict[str, Units], dict[str, str]]:
+    """Each concept's units in ``model``; and the concepts whose unit kind the model lacks, with the reason."""
+    units: dict[str, Units] = {}
+    skipped: dict[str, str] = {}
+    resolved: dict[str, Units | str] = {}
+    for concept in dict.fromkeys(definition_id.partition(".")[0] for definition_id in order):
+        kind_name = registry.files[concept].concept.unit
+        if kind_name not in resolved:
+            kind = extensions.unit_kinds.get(kind_name)
+            if kind is None:
+                raise DefcheckError(f"the unit kind '{kind_name}' is not registered (run `defcheck validate`)")
+            try:
+                resolved[kind_name] = resolve_units(kind, model)
+            except NotApplicable as reason:
+                resolved[kind_name] = f"no {kind_name} units: {reason}"
+        outcome = resolved[kind_name]
+        if isinstance(outcome, str):
+            skipped[concept] = outcome
+        else:
+            units[concept] = outcome
+    return units, skipped
+
+
+def _related_members(
+    targets: list[str], results: dict[str, DefinitionResult], skipped: dict[str, str] | None = None
+) -> dict[str, torch.Tensor]:
     related = {}
     for target in targets:
+        concept = target.partition(".")[0]
+        if skipped and concept in skipped:
+            raise DefcheckError(f"'{target}' was not evaluated ({skipped[concept]})")
         upstream = results.get(target)
         if upstream is None or upstream.members is None:
             raise DefcheckError(f"'{target}' has no members because it errored")
@@ -509,7 +586,7 @@ def _related_ids(definition_id: str, criteria: list[Criterion]) -> dict[int, lis
     return {id(c): [w if "." in w else f"{concept}.{w}" for w in (c.with_ or [])] for c in criteria}
 
 
-def _activations(checker: Checker, params: Any, model: ModelView) -> list[str]:
+def _activations(checker: Checker, params: Any, model: ModelView | Any) -> list[str]:
     if checker.activations is None:
         return []
     return list(checker.activations(params, model))

@@ -96,7 +96,7 @@ CORPUS: dict[str, str] = {
     "item(s); got an empty list",
     # against the plugins
     "unknown_unit.yaml": "unknown_unit.yaml:2:7: unit: unknown unit kind 'attention_heads'; did you mean "
-    "'attention_head'? (known: attention_head, mlp_neuron, layer, model)",
+    "'attention_head'? (known: attention_head, layer, mlp_neuron, model)",
     "unit_mismatch.yaml": "unit_mismatch.yaml:9:18: definitions.wide.all[0].checker: the checker "
     "'attention_entropy' scores attention_head units, but the concept 'unit_mismatch' categorizes mlp_neuron units",
     "unknown_checker.yaml": "unknown_checker.yaml:8:18: definitions.large.all[0].checker: unknown checker "
@@ -157,7 +157,7 @@ CODES = {
 @pytest.fixture
 def only_fixture_plugin():
     """Only the fixture plugin (no entry points), so the 'registered: ...' listings are exact."""
-    return load_plugins(modules=["fixture_plugin"], entry_points=[])
+    return load_plugins(modules=["fixture_plugin", "defcheck_plugins.units"], entry_points=[])
 
 
 @pytest.fixture
@@ -369,7 +369,7 @@ def scratch(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def module_extensions():
-    return load_plugins(modules=["fixture_plugin"], entry_points=[])
+    return load_plugins(modules=["fixture_plugin", "defcheck_plugins.units"], entry_points=[])
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -54,8 +54,11 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 # -- choosing a loader ----------------------------------------------------------------------------------
 
 
-def load_model(reference: str, extensions: Any = None, **options: Any) -> ModelView:
+def load_model(reference: str, extensions: Any = None, **options: Any) -> ModelView | Any:
     """Load the model ``reference`` with the loader that handles it.
+
+    A transformer comes back as a :class:`ModelView`; a plugin's loader may return another kind of model (a set
+    of policies, say): any object with a ``name``, which that plugin's checkers and unit kinds understand.
 
     ``options`` are passed to the loader as a dict (``None`` values left out): ``device``, ``model_config``
     (a path or a dict), ``bos_token_id``, ``token_ids`` (``(start, stop)`` or ``"start:stop"``),
@@ -74,9 +77,10 @@ def load_model(reference: str, extensions: Any = None, **options: Any) -> ModelV
     except Exception as error:  # a third-party loader's bug: one line naming it, not a traceback
         message = f"model loader '{loader.name}' failed on '{reference}': {type(error).__name__}: {error}"
         raise DefcheckError(message) from error
-    if not isinstance(view, ModelView):
+    if not isinstance(view, ModelView) and not isinstance(getattr(view, "name", None), str):
         raise DefcheckError(
-            f"model loader '{loader.name}' returned {type(view).__name__} for '{reference}', expected a ModelView"
+            f"model loader '{loader.name}' returned {type(view).__name__} for '{reference}', expected a ModelView "
+            "(a transformer) or a model object with a 'name' (another kind of model, for its plugin's checkers)"
         )
     return view
 

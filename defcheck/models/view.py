@@ -98,6 +98,12 @@ class ModelView:
         return int(self.cfg.d_head)
 
     @property
+    def d_mlp(self) -> int | None:
+        """Neurons per MLP layer; ``None`` for an attention-only model (which has no MLPs)."""
+        value = getattr(self.cfg, "d_mlp", None)
+        return None if self.attn_only or value is None else int(value)
+
+    @property
     def d_vocab(self) -> int:
         return int(self.cfg.d_vocab)
 
@@ -146,6 +152,12 @@ class ModelView:
         module = self.model.ln_final if layer is None else getattr(self.model.blocks[layer], which)
         weight = getattr(module, "weight", None)
         return None if weight is None else weight.detach()
+
+    def ln_bias(self, layer: int | None, which: str = "ln1") -> torch.Tensor | None:
+        """The bias of a LayerNorm (``ln1``/``ln2`` of a block, or ``ln_final``), if it has one."""
+        module = self.model.ln_final if layer is None else getattr(self.model.blocks[layer], which)
+        bias = getattr(module, "bias", None)
+        return None if bias is None else bias.detach()
 
     def forget_weights(self) -> None:
         """Drop cached weights (after the model's weights were changed)."""

@@ -215,7 +215,6 @@ def builtin_formats() -> list[ReportFormat]:
 def build_data(run: RunResult, registry: Any = None, model_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The JSON document of ``run`` (canonical: rounded floats, sorted keys)."""
     analysis = analyze(run, registry)
-    names = unit_names(run)
     grouped: dict[str, dict[str, DefinitionResult]] = {}
     for definition_id, result in run.definitions.items():
         concept, _, name = definition_id.partition(".")
@@ -226,12 +225,16 @@ def build_data(run: RunResult, registry: Any = None, model_info: Mapping[str, An
         file = files.get(concept)
         spec = file.concept if file is not None else None
         overlap = analysis[concept]
+        names = unit_names(run, concept)
+        units = getattr(run, "units", {}).get(concept)
         definitions = {}
         for name, result in results.items():
             definitions[name] = _definition(result, spec.definitions.get(name) if spec else None, names)
             definitions[name].update(_where(file, "definitions", name))
         concepts[concept] = {
             "unit": spec.unit if spec else overlap.unit,
+            "units": list(names),
+            "grid": units.grid_json() if units is not None else _head_grid(names),
             "description": spec.summary if spec else None,
             "references": list(spec.references) if spec else [],
             "definitions": definitions,
@@ -246,8 +249,21 @@ def build_data(run: RunResult, registry: Any = None, model_info: Mapping[str, An
         "seed": run.seed,
         "probes": {key: _probe(batch) for key, batch in run.probes.items()},
         "concepts": concepts,
+        "skipped": dict(getattr(run, "skipped", {}) or {}),
     }
     return canonical(data)
+
+
+def _head_grid(names: list[str]) -> dict[str, list[str]] | None:
+    """The layer x head grid of a run built without unit kinds (its units are head addresses ``L.H``)."""
+    pairs = [name.split(".") for name in names]
+    if not pairs or any(len(pair) != 2 or not all(part.isdigit() for part in pair) for pair in pairs):
+        return None
+    rows = list(dict.fromkeys(layer for layer, _ in pairs))
+    columns = list(dict.fromkeys(head for _, head in pairs))
+    if [f"{r}.{c}" for r in rows for c in columns] != list(names):
+        return None
+    return {"rows": rows, "columns": columns}
 
 
 def _where(file: Any, *field: str) -> dict[str, Any]:
@@ -262,11 +278,14 @@ def _where(file: Any, *field: str) -> dict[str, Any]:
 def _model(run: RunResult, extra: Mapping[str, Any] | None) -> dict[str, Any]:
     view = run.model
     out: dict[str, Any] = {"name": getattr(view, "name", "model")}
-    for attr in ("n_layers", "n_heads", "d_model", "d_head", "d_vocab", "n_ctx"):
+    for attr in ("n_layers", "n_heads", "d_model", "d_head", "d_mlp", "d_vocab", "n_ctx"):
         try:
             out[attr] = int(getattr(view, attr))
         except (AttributeError, TypeError, ValueError):
             continue
+    names = getattr(view, "model_names", None)
+    if names is not None and not callable(names):
+        out["model_names"] = [str(name) for name in names]
     for attr in ("positional", "normalization", "attn_only"):
         try:
             out[attr] = getattr(view, attr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 CATEGORIES = ("both", "behavioral_only", "mechanistic_only", "neither")
@@ -47,6 +48,60 @@ def criterion_text(criterion: dict[str, Any]) -> str:
 def definition_criteria_text(definition: dict[str, Any]) -> str:
     joiner = " and " if definition.get("combinator", "all") == "all" else " or "
     return joiner.join(criterion_text(c) for c in definition["criteria"])
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A concept's heatmap layout: row and column labels and the unit in each cell (row-major)."""
+
+    rows: list[str]
+    columns: list[str]
+    cells: list[list[str]]
+
+    def wrapped(self, width: int) -> list[tuple[str, list[str]]]:
+        """The grid's rows cut into lines of at most ``width`` cells: ``(label, units)`` per line. A row wider
+        than ``width`` becomes several lines labelled ``ROW:FIRST-LAST`` (first and last column labels)."""
+        lines = []
+        for label, cells in zip(self.rows, self.cells, strict=True):
+            if len(cells) <= width:
+                lines.append((label, cells))
+                continue
+            for start in range(0, len(cells), width):
+                stop = min(start + width, len(cells))
+                lines.append((f"{label}:{self.columns[start]}-{self.columns[stop - 1]}", cells[start:stop]))
+        return lines
+
+
+def concept_units(concept: dict[str, Any]) -> list[str]:
+    """Every unit of the concept in its unit kind's order (``units``; older reports: the scores' order)."""
+    units = concept.get("units")
+    return list(units) if units is not None else all_units(concept)
+
+
+def concept_grid(data: dict[str, Any], concept: dict[str, Any]) -> Grid | None:
+    """The concept's heatmap layout, or ``None`` when its units are shown as a table (layers, models).
+
+    Reports since unit kinds carry ``grid`` (row and column labels) and ``units``; an older report's head
+    addresses ``L.H`` are laid out from the model's ``n_layers`` x ``n_heads``.
+    """
+    if "grid" in concept:
+        grid = concept["grid"]
+        units = concept_units(concept)
+        if grid is None or not units:
+            return None
+        rows, columns = list(grid["rows"]), list(grid["columns"])
+        if len(rows) * len(columns) != len(units):
+            return None
+        width = len(columns)
+        return Grid(rows, columns, [units[r * width : (r + 1) * width] for r in range(len(rows))])
+    units = all_units(concept)
+    if not units or any(split_unit(u) is None for u in units):
+        return None
+    layers, heads = grid_shape(data["model"], units)
+    if not layers or not heads:
+        return None
+    cells = [[f"{layer}.{head}" for head in range(heads)] for layer in range(layers)]
+    return Grid([str(layer) for layer in range(layers)], [str(head) for head in range(heads)], cells)
 
 
 def grid_shape(model: dict[str, Any], units: list[str]) -> tuple[int, int]:
@@ -95,20 +150,56 @@ def unit_plural(concept: dict[str, Any]) -> str:
     return UNIT_PLURALS.get(concept.get("unit", ""), "units")
 
 
+def marked_units(concept: dict[str, Any]) -> list[str]:
+    """The units some definition admits or an overlap category names, in the unit kind's order."""
+    marked: set[str] = set()
+    for definition in concept["definitions"].values():
+        marked.update(definition.get("members") or [])
+    overlap = concept.get("overlap") or {}
+    for key in ("both", "behavioral_only", "mechanistic_only"):
+        marked.update(overlap.get(key) or [])
+    return [unit for unit in concept_units(concept) if unit in marked]
+
+
+def table_units(concept: dict[str, Any], limit: int) -> tuple[list[str], int]:
+    """The units a table shows, in the unit kind's order, and how many it leaves out: all of them when they are
+    at most ``limit``, else the marked units (:func:`marked_units`) first, then the others, up to ``limit``."""
+    units = concept_units(concept)
+    if len(units) <= limit:
+        return units, 0
+    marked = marked_units(concept)
+    others = [unit for unit in units if unit not in set(marked)]
+    chosen = set(marked[:limit] + others[: max(limit - len(marked), 0)])
+    return [unit for unit in units if unit in chosen], len(units) - len(chosen)
+
+
 def model_line(data: dict[str, Any]) -> str:
     """``random-0: 2 layers x 8 heads, d_model 64, attention only; seed 0``."""
     model = data["model"]
     bits = []
     if "n_layers" in model and "n_heads" in model:
         bits.append(f"{model['n_layers']} layers x {model['n_heads']} heads")
+    if model.get("model_names"):
+        bits.append(f"{len(model['model_names'])} models")
     if "d_model" in model:
         bits.append(f"d_model {model['d_model']}")
+    if "d_mlp" in model:
+        bits.append(f"MLP {model['d_mlp']}")
     if model.get("attn_only"):
         bits.append("attention only")
     if model.get("normalization"):
         bits.append(f"{model['normalization']} normalization")
     shape = f": {', '.join(bits)}" if bits else ""
     return f"{model.get('name', 'model')}{shape}; seed {data['seed']}"
+
+
+def skipped_text(data: dict[str, Any]) -> str | None:
+    """``Not evaluated on this model: token_detector_neuron (no mlp_neuron units: ...).``, or ``None``."""
+    skipped = data.get("skipped") or {}
+    if not skipped:
+        return None
+    listing = "; ".join(f"{name} ({reason.strip().rstrip('.')})" for name, reason in skipped.items())
+    return f"Not evaluated on this model: {listing}."
 
 
 def unit_details(concept: dict[str, Any], definition: dict[str, Any], unit: str) -> list[str]:

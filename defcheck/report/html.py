@@ -1,9 +1,12 @@
 """The HTML format: one self-contained page (inline CSS and JS, no network).
 
-Per concept: the summary, the overlap numbers, a layer x head grid per definition colored by its primary score
-(members outlined; grey where the definition does not apply or the score is undefined), and a grid colored by
-overlap category. Every cell's ``title`` gives the details (each criterion's score and threshold, the reason a
-unit is on one side only); hovering a cell highlights that unit in every grid of the concept.
+Per concept: the summary, the overlap numbers, a grid per definition colored by its primary score (members
+outlined; grey where the definition does not apply or the score is undefined), and a grid colored by overlap
+category. The grid is the unit kind's (layers x heads, layers x neurons); a grid wider than ``WRAP`` columns is cut
+into lines of ``WRAP`` small cells without numbers. Units without a grid (layers, models) get one table instead:
+a row per unit, a score column per definition, and the overlap category. Every cell's ``title`` gives the details
+(each criterion's score and threshold, the reason a unit is on one side only); hovering a cell highlights that
+unit everywhere in the concept.
 """
 
 from __future__ import annotations
@@ -14,20 +17,24 @@ from typing import Any
 
 from defcheck.report.common import (
     CATEGORY_LABELS,
-    all_units,
+    Grid,
     categories,
+    concept_grid,
+    concept_units,
     definition_criteria_text,
-    grid_shape,
     model_line,
     number,
     overlap_details,
-    split_unit,
+    skipped_text,
+    table_units,
     threshold_text,
     unit_details,
     unit_plural,
 )
 
 LOW, HIGH = (247, 251, 255), (8, 48, 107)  # score colors: light to dark blue
+WRAP = 32  # a grid wider than this is cut into lines of WRAP small cells
+TABLE_ROWS = 200  # a table lists at most this many units (members and overlap units first)
 CATEGORY_MARKS = {"both": "B+M", "behavioral_only": "B", "mechanistic_only": "M", "neither": ""}
 
 CSS = """
@@ -45,6 +52,9 @@ CSS = """
 .dc-report table.dc-cells th{font-weight:normal;color:#666;padding:0 3px}
 .dc-report table.dc-cells td{width:34px;height:22px;text-align:center;border-radius:3px;cursor:default;
   font-variant-numeric:tabular-nums}
+.dc-report table.dc-wide td{width:11px;height:11px;padding:0;border-radius:2px;font-size:0}
+.dc-report table.dc-wide th{font-size:.9em;text-align:right}
+.dc-report table.dc-units td{width:auto;min-width:44px;padding:0 6px}
 .dc-report td.dc-member{box-shadow:inset 0 0 0 2px #d62728;font-weight:bold}
 .dc-report td.dc-na{background:#c8c8c8;color:#555}
 .dc-report td.dc-undefined{background:repeating-linear-gradient(45deg,#d0d0d0,#d0d0d0 3px,#e8e8e8 3px,#e8e8e8 6px);
@@ -104,6 +114,9 @@ def render_fragment(data: dict[str, Any], concepts: list[str] | None = None) -> 
     if concepts is None:
         parts.append(f"<h1>defcheck report: {escape(str(data['model'].get('name', 'model')))}</h1>")
         parts.append(f"<p>Model {escape(model_line(data))}. Report version {data['report_version']}.</p>")
+        skipped = skipped_text(data)
+        if skipped:
+            parts.append(f'<p class="dc-note dc-skipped">{escape(skipped)}</p>')
         parts.append(_index(data))
     for name in names:
         parts.append(_concept(data, name, data["concepts"][name]))
@@ -192,31 +205,34 @@ def _color(t: float) -> tuple[str, str]:
     return f"rgb({rgb[0]},{rgb[1]},{rgb[2]})", "#fff" if t > 0.55 else "#000"
 
 
-def _table(layers: int, heads: int, cell: Any) -> str:
-    header = "<tr><th></th>" + "".join(f"<th>{h}</th>" for h in range(heads)) + "</tr>"
-    rows = [header]
-    for layer in range(layers):
-        cells = "".join(cell(f"{layer}.{head}") for head in range(heads))
-        rows.append(f"<tr><th>{layer}</th>{cells}</tr>")
-    return f'<table class="dc-cells">{"".join(rows)}</table>'
+def _table(grid: Grid, cell: Any) -> str:
+    """The cells of ``grid`` as an HTML table; a grid wider than ``WRAP`` columns in lines of small cells."""
+    if len(grid.columns) <= WRAP:
+        header = "<tr><th></th>" + "".join(f"<th>{escape(c)}</th>" for c in grid.columns) + "</tr>"
+        rows = [header] + [
+            f"<tr><th>{escape(label)}</th>{''.join(cell(unit) for unit in cells)}</tr>"
+            for label, cells in zip(grid.rows, grid.cells, strict=True)
+        ]
+        return f'<table class="dc-cells">{"".join(rows)}</table>'
+    rows = [
+        f"<tr><th>{escape(label)}</th>{''.join(cell(unit) for unit in cells)}</tr>"
+        for label, cells in grid.wrapped(WRAP)
+    ]
+    return f'<table class="dc-cells dc-wide">{"".join(rows)}</table>'
 
 
 def _grids(data: dict[str, Any], concept: dict[str, Any]) -> str:
-    units = all_units(concept)
-    layers, heads = grid_shape(data["model"], units)
-    if any(split_unit(u) is None for u in units):
-        return '<p class="dc-note">These units have no layer x head layout; see the JSON report for scores.</p>'
-    figures = [_definition_grid(concept, name, d, layers, heads) for name, d in concept["definitions"].items()]
+    grid = concept_grid(data, concept)
+    if grid is None:
+        return _units_table(concept)
+    figures = [_definition_grid(concept, name, d, grid) for name, d in concept["definitions"].items()]
     if concept["overlap"] is not None:
-        figures.append(_overlap_grid(concept, units or _grid_units(layers, heads), layers, heads))
+        figures.append(_overlap_grid(concept, grid))
     return f'<div class="dc-grids">{"".join(figures)}</div>'
 
 
-def _grid_units(layers: int, heads: int) -> list[str]:
-    return [f"{layer}.{head}" for layer in range(layers) for head in range(heads)]
-
-
-def _definition_grid(concept: dict[str, Any], name: str, definition: dict[str, Any], layers: int, heads: int) -> str:
+def _score_cell(concept: dict[str, Any], name: str, definition: dict[str, Any]) -> Any:
+    """``cell(unit) -> <td>`` colored by the definition's primary score, and the caption's color scale text."""
     scores = definition.get("scores") or {}
     members = set(definition.get("members") or [])
     finite = [v for v in scores.values() if v is not None and math.isfinite(v)]
@@ -227,7 +243,6 @@ def _definition_grid(concept: dict[str, Any], name: str, definition: dict[str, A
         cut_value = float(cut.split()[-1])
         finite += [cut_value]
     low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
-    primary = criteria[0]["checker"] if criteria else "score"
 
     def cell(unit: str) -> str:
         title = escape(f"{unit} · {name}\n" + "\n".join(unit_details(concept, definition, unit)))
@@ -248,32 +263,47 @@ def _definition_grid(concept: dict[str, Any], name: str, definition: dict[str, A
         if unit in members:
             classes.append("dc-member")
         klass = f' class="{" ".join(classes)}"' if classes else ""
-        return f'<td data-unit="{unit}"{klass}{style} title="{title}">{escape(text)}</td>'
+        return f'<td data-unit="{escape(unit)}"{klass}{style} title="{title}">{escape(text)}</td>'
 
-    caption = f"<b>{escape(name)}</b> ({escape(definition['kind'])}): {escape(primary)}"
+    scale = ""
     if finite:
-        caption += (
-            f" {escape(threshold_text(cut))}; color {number(low)} (light) to {number(high)} (dark); red outline: member"
-        )
+        scale = f" {threshold_text(cut)}; color {number(low)} (light) to {number(high)} (dark); red outline: member"
+    return cell, scale
+
+
+def _definition_grid(concept: dict[str, Any], name: str, definition: dict[str, Any], grid: Grid) -> str:
+    criteria = definition["criteria"]
+    status = definition["status"]
+    primary = criteria[0]["checker"] if criteria else "score"
+    cell, scale = _score_cell(concept, name, definition)
+    caption = f"<b>{escape(name)}</b> ({escape(definition['kind'])}): {escape(primary)}{escape(scale)}"
     if status == "errored":
         caption += f'<br><span class="dc-error">errored: {escape(str(definition["error"]))}</span>'
     elif status == "not_applicable":
         caption += f'<br><span class="dc-note">not applicable: {escape(str(definition["not_applicable"]))}</span>'
     return (
         f'<figure class="dc-grid" data-grid="definition" data-definition="{escape(name)}">'
-        f"<figcaption>{caption}</figcaption>{_table(layers, heads, cell)}</figure>"
+        f"<figcaption>{caption}</figcaption>{_table(grid, cell)}</figure>"
     )
 
 
-def _overlap_grid(concept: dict[str, Any], units: list[str], layers: int, heads: int) -> str:
-    category = categories(concept, units)
+def _category_cell(concept: dict[str, Any]) -> Any:
+    """``cell(unit) -> <td>`` colored by the unit's overlap category."""
+    category = categories(concept, concept_units(concept))
     undetermined = concept["overlap"].get("undetermined", {})
 
     def cell(unit: str) -> str:
         kind = category.get(unit, "neither")
         classes = [f"dc-{kind}"] + (["dc-open"] if unit in undetermined else [])
         title = escape("\n".join(overlap_details(concept, unit, kind)))
-        return f'<td data-unit="{unit}" class="{" ".join(classes)}" title="{title}">{CATEGORY_MARKS[kind]}</td>'
+        return f'<td data-unit="{escape(unit)}" class="{" ".join(classes)}" title="{title}">{CATEGORY_MARKS[kind]}</td>'
+
+    return cell
+
+
+def _overlap_grid(concept: dict[str, Any], grid: Grid) -> str:
+    cell = _category_cell(concept)
+    undetermined = concept["overlap"].get("undetermined", {})
 
     legend = "".join(
         f'<span class="dc-{key}" style="{_legend_style(key)}">{label}</span>' for key, label in CATEGORY_LABELS.items()
@@ -282,8 +312,33 @@ def _overlap_grid(concept: dict[str, Any], units: list[str], layers: int, heads:
     if undetermined:
         caption += "<span class='dc-small'>dashed: rests on an undefined score</span>"
     return (
-        f'<figure class="dc-grid" data-grid="overlap"><figcaption>{caption}</figcaption>'
-        f"{_table(layers, heads, cell)}</figure>"
+        f'<figure class="dc-grid" data-grid="overlap"><figcaption>{caption}</figcaption>{_table(grid, cell)}</figure>'
+    )
+
+
+def _units_table(concept: dict[str, Any]) -> str:
+    """Units without a grid (layers, models): a row per unit in the unit kind's order, each definition's primary
+    score (colored, members outlined), and the overlap category."""
+    units, left_out = table_units(concept, TABLE_ROWS)
+    definitions = concept["definitions"]
+    cells = {name: _score_cell(concept, name, d) for name, d in definitions.items()}
+    overlap = concept["overlap"] is not None
+    category_cell = _category_cell(concept) if overlap else None
+    header = "".join(
+        f'<th title="{escape(definition_criteria_text(d) + scale)}">{escape(name)} ({escape(d["kind"])})</th>'
+        for (name, d), (_, scale) in zip(definitions.items(), cells.values(), strict=True)
+    )
+    rows = [f"<tr><th>{escape(concept.get('unit', 'unit'))}</th>{header}{'<th>overlap</th>' if overlap else ''}</tr>"]
+    for unit in units:
+        scores = "".join(cell(unit) for cell, _ in cells.values())
+        category = category_cell(unit) if category_cell is not None else ""
+        rows.append(f"<tr><th>{escape(unit)}</th>{scores}{category}</tr>")
+    more = (
+        f'<p class="dc-small">and {left_out} more {unit_plural(concept)}; see the JSON report</p>' if left_out else ""
+    )
+    return (
+        '<figure class="dc-grid" data-grid="table"><figcaption>primary score of each definition; red outline: member'
+        f'</figcaption><table class="dc-cells dc-units">{"".join(rows)}</table>{more}</figure>'
     )
 
 

@@ -1,21 +1,29 @@
 """The Markdown format, sized for a pull-request comment: a table of concepts, then per concept its summary,
-the overlap, the definitions, the threshold sensitivity and (folded) every unit's scores."""
+the overlap, the definitions, the threshold sensitivity and (folded) the units' scores: a grid (layers x heads)
+where the unit kind has one no wider than ``GRID_COLUMNS``, else a table with a row per unit (layers, models; for
+wide grids such as 256 neurons a layer, only the units some definition admits or the overlap names)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from defcheck.report.common import (
-    all_units,
+    CATEGORY_LABELS,
+    categories,
+    concept_grid,
+    concept_units,
     definition_criteria_text,
-    grid_shape,
+    marked_units,
     model_line,
     number,
-    split_unit,
+    skipped_text,
+    table_units,
     unit_plural,
 )
 
 LISTED = 40  # unit addresses listed in a table cell before "and N more"
+GRID_COLUMNS = 32  # wider grids (neurons) are listed as a table of the units that matter instead
+TABLE_ROWS = 64  # rows of such a table at most
 
 
 def render(report: Any) -> str:
@@ -45,6 +53,9 @@ def _metric(overlap: dict[str, Any], key: str) -> str:
 def render_markdown(data: dict[str, Any]) -> str:
     lines = [f"# defcheck report: {data['model'].get('name', 'model')}", ""]
     lines += [f"Model {model_line(data)}. Report version {data['report_version']}.", ""]
+    skipped = skipped_text(data)
+    if skipped:
+        lines += [skipped, ""]
     concepts = data["concepts"]
     if not concepts:
         return "\n".join([*lines, "No definitions were evaluated.", ""])
@@ -141,11 +152,11 @@ def _pairs(overlap: dict[str, Any]) -> list[str]:
 
 
 def _scores(data: dict[str, Any], concept: dict[str, Any]) -> list[str]:
-    """Folded grids of each definition's primary score: layers down, heads across; members in bold."""
-    units = all_units(concept)
-    layers, heads = grid_shape(data["model"], units)
-    if not units or not layers or not heads or any(split_unit(u) is None for u in units):
-        return []
+    """Folded scores of each definition's primary criterion: a grid per definition (rows down, e.g. layers, columns
+    across, e.g. heads; members in bold) where the unit kind has a narrow one, else one table of units."""
+    grid = concept_grid(data, concept)
+    if grid is None or len(grid.columns) > GRID_COLUMNS:
+        return _score_table(concept, narrowed=grid is not None)
     lines = ["<details><summary>Scores (primary criterion; members in bold, — undefined)</summary>", ""]
     for def_name, definition in concept["definitions"].items():
         lines.append(f"**{def_name}** ({definition['kind']})")
@@ -156,14 +167,49 @@ def _scores(data: dict[str, Any], concept: dict[str, Any]) -> list[str]:
             lines += [f"no scores: {_cell(reason)}", ""]
             continue
         members = set(definition.get("members") or [])
-        lines.append("| layer | " + " | ".join(str(h) for h in range(heads)) + " |")
-        lines.append("|---" * (heads + 1) + "|")
-        for layer in range(layers):
-            cells = []
-            for head in range(heads):
-                unit = f"{layer}.{head}"
+        axis = "layer" if concept.get("unit") in ("attention_head", "mlp_neuron") else ""
+        lines.append(f"| {axis} | " + " | ".join(grid.columns) + " |")
+        lines.append("|---" * (len(grid.columns) + 1) + "|")
+        for label, cells in zip(grid.rows, grid.cells, strict=True):
+            shown = []
+            for unit in cells:
                 text = number(scores.get(unit))
-                cells.append(f"**{text}**" if unit in members else text)
-            lines.append(f"| {layer} | " + " | ".join(cells) + " |")
+                shown.append(f"**{text}**" if unit in members else text)
+            lines.append(f"| {label} | " + " | ".join(shown) + " |")
         lines.append("")
     return [*lines, "</details>", ""]
+
+
+def _score_table(concept: dict[str, Any], narrowed: bool) -> list[str]:
+    """A row per unit: each definition's primary score (members in bold) and the overlap category. Past
+    ``TABLE_ROWS`` units only the members and overlap units are listed (``narrowed``: always, for a wide grid)."""
+    units = concept_units(concept)
+    if not units:
+        return []
+    if narrowed:
+        marked = marked_units(concept)
+        shown, left_out = marked[:TABLE_ROWS], len(units) - min(len(marked), TABLE_ROWS)
+    else:
+        shown, left_out = table_units(concept, TABLE_ROWS)
+    definitions = concept["definitions"]
+    category = categories(concept, units)
+    title = "Scores (primary criterion; members in bold, — undefined)"
+    if narrowed:
+        title += f"; the {len(shown)} {unit_plural(concept)} some definition admits"
+    lines = [f"<details><summary>{title}</summary>", ""]
+    header = ["unit", *(f"{name} ({d['kind']})" for name, d in definitions.items())]
+    if concept.get("overlap") is not None:
+        header.append("overlap")
+    lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for unit in shown:
+        row = [unit]
+        for definition in definitions.values():
+            scores = definition.get("scores")
+            text = "n/a" if scores is None else number(scores.get(unit))
+            row.append(f"**{text}**" if unit in (definition.get("members") or []) else text)
+        if concept.get("overlap") is not None:
+            row.append(CATEGORY_LABELS[category.get(unit, "neither")])
+        lines.append("| " + " | ".join(_cell(cell) for cell in row) + " |")
+    if left_out:
+        lines += ["", f"{left_out} more {unit_plural(concept)} not shown (their scores are in the JSON report)"]
+    return [*lines, "", "</details>", ""]

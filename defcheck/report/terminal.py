@@ -1,5 +1,7 @@
 """The terminal format: per concept a rich panel with the summary, the overlap (categories in color), the
-definitions, a layer x head map of the categories, and the threshold sensitivity."""
+definitions, a map of the categories on the unit kind's grid (layers x heads; a wide grid such as 256 neurons a
+layer in lines of one-character cells) or, for units without a grid (layers, models), a table of each unit's
+primary scores and category, and the threshold sensitivity."""
 
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ from rich.text import Text
 
 from defcheck.report.common import (
     CATEGORY_LABELS,
-    all_units,
     categories,
+    concept_grid,
+    concept_units,
     definition_criteria_text,
-    grid_shape,
     model_line,
     number,
-    split_unit,
+    skipped_text,
+    table_units,
     unit_plural,
 )
 
@@ -29,12 +32,18 @@ STYLES = {
     "neither": "dim",
 }
 MARKS = {"both": "B+M", "behavioral_only": " B ", "mechanistic_only": " M ", "neither": " · "}
-MAX_MAP_HEADS = 32  # wider models get no category map (it would not fit a terminal)
+MAX_MAP_HEADS = 32  # wider grids are drawn in lines of one-character cells
+COMPACT_WIDTH = 64  # cells per line of such a compact map
+COMPACT_MARKS = {"both": "+", "behavioral_only": "B", "mechanistic_only": "M", "neither": "·"}
+TABLE_ROWS = 40  # units listed in the table of units without a grid (members and overlap units first)
 
 
 def print_report(data: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     console.print(Text(f"defcheck report: {model_line(data)}", style="bold"))
+    skipped = skipped_text(data)
+    if skipped:
+        console.print(Text(skipped, style="yellow"))
     if not data["concepts"]:
         console.print("No definitions were evaluated.")
     for name, concept in data["concepts"].items():
@@ -66,7 +75,7 @@ def _concept(data: dict[str, Any], name: str, concept: dict[str, Any]) -> Panel:
             table.add_row(key, shown)
         parts.append(table)
     parts.append(_definitions(concept))
-    grid = _category_map(data, concept) if overlap is not None else None
+    grid = _category_map(data, concept) if overlap is not None or concept_grid(data, concept) is None else None
     if grid is not None:
         parts.append(grid)
     if overlap is not None:
@@ -90,21 +99,64 @@ def _definitions(concept: dict[str, Any]) -> Table:
 
 
 def _category_map(data: dict[str, Any], concept: dict[str, Any]) -> Table | None:
-    units = all_units(concept)
-    layers, heads = grid_shape(data["model"], units)
-    if not units or heads > MAX_MAP_HEADS or any(split_unit(u) is None for u in units):
-        return None
-    category = categories(concept, units)
-    table = Table(title="layer x head (B: behavioral, M: mechanistic)", title_justify="left", padding=(0, 0))
-    table.add_column("L", justify="right")
-    for head in range(heads):
-        table.add_column(str(head), justify="center")
-    for layer in range(layers):
-        cells = []
-        for head in range(heads):
-            kind = category.get(f"{layer}.{head}", "neither")
-            cells.append(Text(MARKS[kind], style=STYLES[kind]))
-        table.add_row(str(layer), *cells)
+    grid = concept_grid(data, concept)
+    if grid is None:
+        return _unit_table(concept)
+    category = categories(concept, concept_units(concept))
+    axes = "layer x head" if concept.get("unit") == "attention_head" else "layer x neuron"
+    if concept.get("unit") not in ("attention_head", "mlp_neuron"):
+        axes = "rows x columns"
+    if len(grid.columns) > MAX_MAP_HEADS:
+        table = Table(
+            title=f"{axes} ({COMPACT_MARKS['both']}: both, B: behavioral only, M: mechanistic only)",
+            title_justify="left",
+            show_header=False,
+            padding=(0, 0),
+        )
+        table.add_column("cells", justify="right")
+        table.add_column("map")
+        for label, cells in grid.wrapped(COMPACT_WIDTH):
+            line = Text()
+            for unit in cells:
+                kind = category.get(unit, "neither")
+                line.append(COMPACT_MARKS[kind], style=STYLES[kind])
+            table.add_row(label + " ", line)
+        return table
+    table = Table(title=f"{axes} (B: behavioral, M: mechanistic)", title_justify="left", padding=(0, 0))
+    table.add_column("L" if concept.get("unit") in ("attention_head", "mlp_neuron") else "", justify="right")
+    for column in grid.columns:
+        table.add_column(column, justify="center")
+    for label, cells in zip(grid.rows, grid.cells, strict=True):
+        marks = []
+        for unit in cells:
+            kind = category.get(unit, "neither")
+            marks.append(Text(MARKS[kind], style=STYLES[kind]))
+        table.add_row(label, *marks)
+    return table
+
+
+def _unit_table(concept: dict[str, Any]) -> Table:
+    """Units without a grid: each unit's primary score per definition (members in bold) and its category."""
+    units, left_out = table_units(concept, TABLE_ROWS)
+    definitions = concept["definitions"]
+    category = categories(concept, concept_units(concept))
+    title = "primary scores (bold: member)" + (
+        f"; {left_out} more {unit_plural(concept)} in the JSON" if left_out else ""
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column(concept.get("unit", "unit"))
+    for name, definition in definitions.items():
+        table.add_column(f"{name} ({definition['kind'][0].upper()})", justify="right")
+    table.add_column("overlap")
+    for unit in units:
+        row: list[Any] = [unit]
+        for definition in definitions.values():
+            scores = definition.get("scores")
+            member = unit in (definition.get("members") or [])
+            row.append(Text("n/a" if scores is None else number(scores.get(unit)), style="bold" if member else ""))
+        kind = category.get(unit, "neither") if concept.get("overlap") is not None else None
+        row.append(Text(CATEGORY_LABELS[kind], style=STYLES[kind]) if kind else Text("—", style="dim"))
+        table.add_row(*row)
     return table
 
 
