@@ -46,7 +46,7 @@ def checker_section(checker: Checker, plugin: str) -> str:
     if checker.summary:
         lines += [checker.summary + ".", ""]
     lines += [
-        f"- observes: **{checker.observes}**; scores `{checker.unit}` units",
+        f"- observes: **{checker.observes}**; scores {' or '.join(f'`{unit}`' for unit in checker.units)} units",
         f"- probe: {checker.probe}; `with:` {checker.relation}",
         f"- source: {checker.source or 'not given'}",
         f"- plugin: `{plugin}`",

@@ -122,7 +122,10 @@ def test_plugins_json_shape(cli):
         "module": "fixture_plugin",
         "distribution": None,
         "builtin": False,
-        "registers": {"checkers": ["head_norm", "head_norm_ratio", "attention_entropy"], "probes": ["fixture_tokens"]},
+        "registers": {
+            "checkers": ["head_norm", "head_norm_ratio", "attention_entropy", "neuron_norm"],
+            "probes": ["fixture_tokens"],
+        },
         "error": None,
     }
 

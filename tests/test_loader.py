@@ -99,8 +99,12 @@ CORPUS: dict[str, str] = {
     "'attention_head'? (known: attention_head, layer, mlp_neuron, model)",
     "unit_mismatch.yaml": "unit_mismatch.yaml:9:18: definitions.wide.all[0].checker: the checker "
     "'attention_entropy' scores attention_head units, but the concept 'unit_mismatch' categorizes mlp_neuron units",
+    "unit_mismatch_neuron_checker.yaml": "unit_mismatch_neuron_checker.yaml:10:18: "
+    "definitions.weights.all[0].checker: the checker 'neuron_norm' scores mlp_neuron units, but the concept "
+    "'unit_mismatch_neuron_checker' categorizes attention_head units",
     "unknown_checker.yaml": "unknown_checker.yaml:8:18: definitions.large.all[0].checker: unknown checker "
-    "'head_nrom'; did you mean 'head_norm'? (registered: attention_entropy, head_norm, head_norm_ratio)",
+    "'head_nrom'; did you mean 'head_norm'? (registered: attention_entropy, head_norm, head_norm_ratio, "
+    "neuron_norm)",
     "unknown_checker_param.yaml": "unknown_checker_param.yaml:10:11: definitions.large.all[0].params.matrx: the "
     "checker 'head_norm' has no parameter 'matrx'; did you mean 'matrix'? (parameters: matrix)",
     "bad_param_value.yaml": "bad_param_value.yaml:9:26: definitions.large.all[0].params.matrix: got str 'W_X'; "
@@ -144,6 +148,8 @@ CODES = {
     "unknown_checker_param.yaml": "unknown-param",
     "unknown_probe_param.yaml": "unknown-param",
     "unknown_unit.yaml": "unknown-unit",
+    "unit_mismatch.yaml": "unit-mismatch",
+    "unit_mismatch_neuron_checker.yaml": "unit-mismatch",
     "missing_probe.yaml": "missing-probe",
     "probe_on_weights_checker.yaml": "unused-probe",
     "missing_with.yaml": "missing-with",

@@ -260,7 +260,7 @@ def test_mlp_concepts_are_skipped_on_attention_only_models(tmp_path):
     )
 
     class Neurons:
-        __name__ = "neurons"
+        __name__ = "test_neuron_plugin"
 
         @hookimpl
         def defcheck_checkers(self):

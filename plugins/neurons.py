@@ -1,0 +1,224 @@
+"""Built-in MLP-neuron checkers: does a neuron detect one token, by what it does and by how it is built?
+
+``token_selectivity`` (behavior) reads each neuron's activation (``blocks.L.mlp.hook_post``) on a probe and
+averages it per current token: ``mu[t]`` is the neuron's mean activation at the positions whose token is ``t``
+(the probe's usable ids; BOS and special ids are left out). Its score, by ``measure``:
+
+- ``share`` (default): the top token's share of the neuron's token-dependent response,
+  ``(mu[top] - mu[min]) / sum_t (mu[t] - mu[min])``. Measured from the least-responsive token's mean, so that
+  activation functions with negative outputs (GELU) need no special case. 1: only one token moves the neuron
+  off its floor; ``1 / V`` (V usable tokens): every token moves it alike.
+- ``selectivity``: the class selectivity index of Morcos et al. 2018 ("On the importance of single directions
+  for generalization", section 2.3) with tokens as classes, ``(mu[top] - mean_{t != top} mu[t]) /
+  (mu[top] + mean_{t != top} mu[t])``, here also measured from ``mu[min]`` (Morcos et al. use ReLU units,
+  whose floor is 0). In [0, 1]; unlike ``share`` it is also near 1 for a neuron that fires for a few tokens.
+
+A neuron whose mean is the same for every token (dead, or constant) has an undefined score.
+
+``embedding_read`` (mechanism) reads the weights only: how each neuron's input weights ``W_in[L][:, n]`` read
+the token embeddings ``W_E`` through the LayerNorm in front of the MLP (``ln2``). The LayerNorm's scale is
+folded into ``W_in`` (``w_ln2 * W_in``) and, for LayerNorm (not RMSNorm), both sides are centered over
+``d_model`` (LayerNorm subtracts the mean, so only the centered parts meet); the read of token ``t`` is the
+cosine of the two. By ``measure``:
+
+- ``share`` (default): the best-read token's share of the squared cosines, ``cos[top]^2 / sum_t cos[t]^2``
+  (0 when no token is read positively). 1: the weights read one token's direction and no other; about
+  ``2 ln V / V`` for a random direction (0.13 for 63 tokens).
+- ``cosine``: the largest cosine, ``max_t cos[t]``: how closely the weights point along one token's embedding.
+
+This is the **direct path** (Elhage et al. 2021, "A Mathematical Framework for Transformer Circuits": the
+residual stream carries the embedding to every layer). For layer 0 it is all of a neuron's token-specific
+input apart from what attention moves in; for later layers it leaves out what earlier layers write (an MLP0
+that re-encodes the token, attention). Later layers are scored by their direct read all the same, and the
+report says what that finds. Both checkers evidence the token they pick (``{"token": id}``), so one can see
+whether a neuron fires on the token its weights read.
+
+Token detectors in the literature: Voita et al. 2023, "Neurons in Large Language Models: Dead, N-gram,
+Positional" (early-layer neurons that fire for a small set of tokens); Gurnee et al. 2023, "Finding Neurons in a
+Haystack" (single-token detector neurons found by sparse probing).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from defcheck import Checker, Streamed, hookimpl
+from defcheck.context import CheckContext
+from defcheck.models.view import ModelView
+from defcheck.scores import NotApplicable, Scores
+
+POST_HOOK = "blocks.{}.mlp.hook_post"
+EPS = 1e-6
+
+
+class SelectivityParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    measure: Literal["share", "selectivity"] = Field(
+        "share",
+        description="share: the top token's share of the neuron's response above its floor; selectivity: Morcos "
+        "et al.'s class selectivity index, tokens as classes.",
+    )
+    min_count: int = Field(4, ge=1, description="Tokens seen fewer times than this on the probe are left out.")
+
+
+class ReadParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    measure: Literal["share", "cosine"] = Field(
+        "share",
+        description="share: the best-read token's share of the squared cosines; cosine: the largest cosine between "
+        "the neuron's input weights and a token's embedding.",
+    )
+
+
+# --- behavior: mean activation per current token ---------------------------------------------------------------
+
+
+def _post_hooks(params: SelectivityParams, model: ModelView) -> list[str]:
+    return [POST_HOOK.format(layer) for layer in range(model.n_layers)]
+
+
+def _usable(context: CheckContext) -> torch.Tensor:
+    tokens = getattr(context.model, "tokens", None)
+    if tokens is None:
+        raise NotApplicable("the model has no token metadata, so the probe's ordinary tokens are unknown")
+    return tokens.usable_ids()
+
+
+def _selectivity_step(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per batch: activation sums ``[layers, V, d_mlp]`` per current token id, and the token counts ``[V]``."""
+    probe = context.probe
+    assert probe is not None and probe.tokens is not None
+    post = context.stacked(POST_HOOK).float()  # [layers, batch, pos, d_mlp]
+    tokens = probe.tokens.to(post.device).reshape(-1)
+    kept = torch.isin(tokens, _usable(context).to(post.device))
+    flat = post.reshape(post.shape[0], -1, post.shape[-1])[:, kept]  # [layers, positions, d_mlp]
+    ids = tokens[kept]
+    vocab = int(context.model.d_vocab)
+    sums = torch.zeros(post.shape[0], vocab, post.shape[-1], dtype=torch.float64, device=post.device)
+    sums.index_add_(1, ids, flat.double())
+    counts = torch.bincount(ids, minlength=vocab).to(torch.float64)
+    return sums.cpu(), counts.cpu()
+
+
+def _selectivity_finish(context: CheckContext, partials: list[tuple[torch.Tensor, torch.Tensor]]) -> Scores:
+    params: SelectivityParams = context.params
+    sums = torch.stack([part[0] for part in partials]).sum(0)
+    counts = torch.stack([part[1] for part in partials]).sum(0)
+    seen = torch.nonzero(counts >= params.min_count).flatten()
+    if seen.numel() < 2:
+        raise NotApplicable(
+            f"fewer than 2 tokens occur at least {params.min_count} times on the probe; use a longer probe"
+        )
+    means = (sums[:, seen] / counts[seen][None, :, None]).transpose(1, 2)  # [layers, d_mlp, tokens seen]
+    top, where = means.max(-1)
+    above = means - means.min(-1, keepdim=True).values  # each token's mean above the neuron's floor
+    lift = above.gather(-1, where[..., None])[..., 0]  # the top token's
+    total = above.sum(-1)
+    if params.measure == "share":
+        values = lift / total.clamp_min(EPS)
+    else:
+        rest = (total - lift) / (above.shape[-1] - 1)
+        values = (lift - rest) / (lift + rest).clamp_min(EPS)
+    flat_constant = lift <= EPS * top.abs().clamp_min(1.0)
+    scores = Scores(values.float(), evidence=_token_evidence(context, seen[where]))
+    scores.mark_undefined(
+        flat_constant, "undefined: the neuron's mean activation is the same for every token", context.unit_names()
+    )
+    return scores
+
+
+def _selectivity_score(context: CheckContext) -> Scores:
+    """How much of an MLP neuron's response on the probe is to one current token.
+
+    ``mu[t]``: the neuron's mean activation (blocks.L.mlp.hook_post) over the positions whose token is t (usable
+    ids seen at least min_count times; BOS and special ids left out). With ``lift[t] = mu[t] - min_t mu[t]``:
+    share = lift[top] / sum_t lift[t] (1: one token moves it, 1/V: all alike); selectivity = (lift[top] - r) /
+    (lift[top] + r), r the mean lift of the other tokens (Morcos et al. 2018's index, measured from the floor).
+    Undefined where every token gives the same mean. Evidence: the top token's id.
+    """
+    return _selectivity_finish(context, [_selectivity_step(context)])
+
+
+# --- mechanism: the direct read of the token embeddings -----------------------------------------------------------
+
+
+def _read_cosines(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosines ``[layers, V, d_mlp]`` of each usable token's embedding with each neuron's input weights, read
+    through the MLP's LayerNorm (scale folded in, centered for LayerNorm), and the usable ids ``[V]``."""
+    model = context.model
+    if model.d_mlp is None:
+        raise NotApplicable("the model has no MLPs")
+    ids = _usable(context)
+    embedding = model.weight("W_E")[ids.to(model.device)].float()  # [V, d_model]
+    w_in = model.weight("W_in").float()  # [layers, d_model, d_mlp]
+    norm = model.normalization
+    if norm in ("LN", "LNPre", "RMS", "RMSPre"):
+        scales = [model.ln_weight(layer, "ln2") for layer in range(model.n_layers)]
+        if all(scale is not None for scale in scales):
+            w_in = w_in * torch.stack(scales).float()[:, :, None]  # type: ignore[arg-type]
+    if norm in ("LN", "LNPre"):
+        embedding = embedding - embedding.mean(-1, keepdim=True)
+        w_in = w_in - w_in.mean(1, keepdim=True)
+    embedding = embedding / embedding.norm(dim=-1, keepdim=True).clamp_min(EPS)
+    norms = w_in.norm(dim=1, keepdim=True)  # [layers, 1, d_mlp]
+    cosines = torch.einsum("vd,ldn->lvn", embedding, w_in / norms.clamp_min(EPS))
+    return cosines.cpu(), ids, norms[:, 0].cpu()
+
+
+def _embedding_read(context: CheckContext) -> Scores:
+    """How much an MLP neuron's input weights read one token's embedding, from the weights (direct path).
+
+    ``w = w_ln2 * W_in[L][:, n]`` (the MLP's LayerNorm scale folded in), ``e_t = W_E[t]``; for LayerNorm both
+    are centered over d_model. ``cos[t] = e_t . w / (|e_t| |w|)`` over the usable token ids. share = cos[top]^2
+    / sum_t cos[t]^2 (0 when no cosine is positive; about 2 ln V / V for a random direction); cosine =
+    max_t cos[t]. Layers after the first are read through the direct path only. Undefined where W_in[:, n] is
+    zero. Evidence: the best-read token's id.
+    """
+    params: ReadParams = context.params
+    cosines, ids, norms = context.shared("neurons.read_cosines", lambda: _read_cosines(context))
+    best, where = cosines.max(1)  # [layers, d_mlp]
+    if params.measure == "share":
+        values = torch.where(best > 0, best.pow(2) / cosines.pow(2).sum(1).clamp_min(EPS), torch.zeros_like(best))
+    else:
+        values = best
+    scores = Scores(values.float(), evidence=_token_evidence(context, ids[where]))
+    scores.mark_undefined(norms <= EPS, "undefined: the neuron's input weights are zero", context.unit_names())
+    return scores
+
+
+def _token_evidence(context: CheckContext, token: torch.Tensor) -> dict[str, dict[str, Any]]:
+    """``{unit: {"token": id}}``: the token each neuron's score is about."""
+    names = context.unit_names()
+    return {name: {"token": int(t)} for name, t in zip(names, token.flatten().tolist(), strict=True)}
+
+
+@hookimpl
+def defcheck_checkers() -> list[Checker]:
+    return [
+        Checker(
+            "token_selectivity",
+            "behavior",
+            _selectivity_score,
+            unit="mlp_neuron",
+            summary="How much of an MLP neuron's response on a probe is to one token (mean activation per token)",
+            source="Morcos et al. 2018, section 2.3 (class selectivity index); Voita et al. 2023 (token detectors)",
+            params=SelectivityParams,
+            probe="required",
+            activations=_post_hooks,
+            streamed=Streamed(_selectivity_step, _selectivity_finish),
+        ),
+        Checker(
+            "embedding_read",
+            "mechanism",
+            _embedding_read,
+            unit="mlp_neuron",
+            summary="How much an MLP neuron's input weights read one token's embedding (direct path through ln2)",
+            source="Elhage et al. 2021 (direct path); Gurnee et al. 2023 (single-token detector neurons)",
+            params=ReadParams,
+        ),
+    ]
