@@ -418,19 +418,24 @@ def test_html_script_parses():
     assert result.returncode == 0, result.stderr
 
 
-def test_html_renders_in_headless_chromium(report, tmp_path: Path):
+def chromium_dom(html: str, tmp_path: Path) -> str:
+    """The DOM headless Chromium builds from ``html`` after its scripts ran (skips or fails without Chromium)."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         _missing("chromium (Debian: apt-get install chromium)")
     page = tmp_path / "report.html"
-    page.write_text(report.to_html(), encoding="utf-8")
+    page.write_text(html, encoding="utf-8")
     result = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    dom = result.stdout
+    return result.stdout
+
+
+def test_html_renders_in_headless_chromium(report, tmp_path: Path):
+    dom = chromium_dom(report.to_html(), tmp_path)
     assert 'data-dc-ready="1"' in dom  # the inline script ran to its end without an error
     parser = _parse(dom)
     assert [kind for kind, _ in parser.grids["previous_token_head"]].count("definition") == 5

@@ -4,13 +4,11 @@ in every format, including the HTML in headless Chromium."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from rich.console import Console
-from test_report import _missing, _parse
+from test_report import _parse, chromium_dom
 from test_units import POLICY_CONCEPT, PolicyPlugin, PolicySet
 
 import defcheck
@@ -93,19 +91,8 @@ def test_a_table_of_models_in_every_format(policy_report):
 
 @pytest.mark.parametrize("which", ["neuron_report", "policy_report"])
 def test_html_of_other_units_renders_in_headless_chromium(which, request, tmp_path: Path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        _missing("chromium (Debian: apt-get install chromium)")
     report = request.getfixturevalue(which)
-    page = tmp_path / "report.html"
-    page.write_text(report.to_html(), encoding="utf-8")
-    result = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    dom = result.stdout
+    dom = chromium_dom(report.to_html(), tmp_path)
     assert 'data-dc-ready="1"' in dom  # the inline script ran to its end without an error
     expected = _parse(report.to_html())
     parser = _parse(dom)
