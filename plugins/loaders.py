@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from importlib import resources
@@ -162,7 +163,21 @@ def matches_checkpoint(reference: str) -> bool:
     if reference.startswith(("builtin:", "tl:")):
         return False
     path = Path(reference.removeprefix("checkpoint:"))
-    return path.suffix.lower() in CHECKPOINT_SUFFIXES or path.is_file()
+    if not (path.suffix.lower() in CHECKPOINT_SUFFIXES or path.is_file()):
+        return False
+    return _claimed_by(path) in (None, "checkpoint")
+
+
+def _claimed_by(weights: Path) -> str | None:
+    """The ``"loader"`` a JSON config beside the file names (another plugin's model, e.g. ``gridworld``), if any."""
+    config = find_config(weights)
+    if config is None or config.suffix.lower() != ".json":
+        return None
+    try:
+        loader = json.loads(config.read_text(encoding="utf-8")).get("loader")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return loader if isinstance(loader, str) else None
 
 
 def find_config(weights: Path) -> Path | None:

@@ -28,7 +28,8 @@ def kinds():
 
 
 def test_the_built_in_unit_kinds_are_registered_through_the_plugin_manager(kinds):
-    assert sorted(kinds) == ["attention_head", "layer", "mlp_neuron", "model"]
+    # the core's four, and the gridworld plugin's policies
+    assert sorted(kinds) == ["attention_head", "layer", "mlp_neuron", "model", "policy"]
 
 
 def test_heads_neurons_layers_and_the_model_of_a_transformer(kinds, random_view_mlp):
