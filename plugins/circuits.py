@@ -36,7 +36,7 @@ Circuit = Literal["full", "bare"]
 CompositionType = Literal["K", "Q", "V"]
 EIGEN_DTYPE = torch.float64
 BASELINE_SAMPLES = 300  # as ARENA 1.2
-VOCABULARY_CHUNK = 2**22  # elements per float64 chunk of W_E / W_U (32 MiB) in W_U W_E and W_E^T W_E
+VOCABULARY_CHUNK = 2**22  # elements per chunk of W_E / W_U in W_U W_E and W_E^T W_E
 _SHARED = "circuits:"
 
 # --------------------------------------------------------------------------------------------------------------
@@ -106,12 +106,14 @@ def _embed_gram(view: ModelView, context: CheckContext | None) -> torch.Tensor:
 
 
 def _vocabulary_product(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """``left^T right`` (both ``[d_vocab, d_model]``) in float64, summed over chunks of the vocabulary, so that
-    no float64 copy of a ``d_vocab``-sized matrix is made (they are the largest tensors of a run)."""
+    """``left^T right`` (both ``[d_vocab, d_model]``), summed in float64 over chunks of the vocabulary whose
+    products are taken in the weights' own precision (float32: ~3.5x faster than float64 here, the largest
+    products of a run), so that no float64 copy of a ``d_vocab``-sized matrix is made."""
     out = torch.zeros(left.shape[1], right.shape[1], dtype=EIGEN_DTYPE, device=left.device)
     rows = max(1, VOCABULARY_CHUNK // max(left.shape[1], right.shape[1]))
+    dtype = torch.promote_types(torch.promote_types(left.dtype, right.dtype), torch.float32)
     for start in range(0, left.shape[0], rows):
-        out += left[start : start + rows].to(EIGEN_DTYPE).T @ right[start : start + rows].to(EIGEN_DTYPE)
+        out += (left[start : start + rows].to(dtype).T @ right[start : start + rows].to(dtype)).to(EIGEN_DTYPE)
     return out
 
 
