@@ -762,3 +762,8 @@ def run_cli(argv: list[str] | None = None) -> int:
         error.show()
         return error.exit_code
     return result if isinstance(result, int) else 0
+
+
+from defcheck.sweep_cli import sweep as _sweep  # noqa: E402  (its own module; registered here)
+
+main.add_command(_sweep)
