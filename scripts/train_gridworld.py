@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,7 @@ def train(args: argparse.Namespace) -> tuple[PolicySet, dict[str, Any]]:
             "seed": args.seed,
             "threads": THREADS,
             "torch": torch.__version__,
+            "machine": platform.machine(),
             "seconds": round(seconds, 1),
             "eval_episodes": args.eval_episodes,
         },
