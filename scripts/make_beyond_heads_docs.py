@@ -21,7 +21,6 @@ import importlib
 import io
 import statistics
 import sys
-import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +28,14 @@ from typing import Any
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the docs scripts share their Markdown helpers
+from make_tutorial import WIDTH, quote, table
+from make_tutorial import prose as prose_blocks
+
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "concepts-beyond-heads.md"
 DEFINITIONS = ROOT / "definitions"
 THREADS = 2
-WIDTH = 110
 NEURONS = "token_detector_neuron"
 POLICIES = "goal_misgeneralization"
 POLICY_PLUGIN = "defcheck_plugins.gridworld"
@@ -68,45 +70,13 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return "undefined" if value is None else f"{value:.{digits}f}"
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def quote(text: str) -> str:
-    return "\n".join("> " + line for line in textwrap.wrap(text, WIDTH, break_on_hyphens=False))
-
-
 def prose(text: str) -> str:
-    """Dedented paragraphs re-wrapped to ``WIDTH`` (list items keep their dash)."""
-    out = []
-    for block in textwrap.dedent(text).strip("\n").split("\n\n"):
-        lines = block.splitlines()
-        if lines[0].startswith("- "):
-            items: list[list[str]] = []
-            for line in lines:
-                if line.startswith("- "):
-                    items.append([line[2:]])
-                else:
-                    items[-1].append(line.strip())
-            out.append(
-                "\n".join(
-                    textwrap.fill(" ".join(item), WIDTH, initial_indent="- ", subsequent_indent="  ") for item in items
-                )
-            )
-        else:
-            out.append(textwrap.fill(" ".join(line.strip() for line in lines), WIDTH, break_on_hyphens=False))
-    return "\n\n".join(out)
+    """Dedented paragraphs re-wrapped to the tutorial's width (list items keep their dash)."""
+    return "\n\n".join(prose_blocks(text))
 
 
 def yaml_file(path: Path) -> str:
     return "```yaml\n" + path.read_text(encoding="utf-8").rstrip("\n") + "\n```"
-
-
-def units(names: Sequence[str], limit: int = 16) -> str:
-    shown = ", ".join(f"`{name}`" for name in names[:limit])
-    return (shown + (f" and {len(names) - limit} more" if len(names) > limit else "")) or "none"
 
 
 def terminal_map(report: Any, concept: str) -> str:
