@@ -342,13 +342,14 @@ def checkers(settings: _Settings, markdown: bool, as_json: bool) -> None:
         click.echo(json.dumps({"checkers": rows}, indent=2))
         return
     table = Table(title="defcheck checkers", title_justify="left")
-    for column in ("checker", "observes", "probe", "with", "params", "plugin"):
+    for column in ("checker", "observes", "unit", "probe", "with", "params", "plugin"):
         table.add_column(column)
     for row in rows:
         style = "cyan" if row["observes"] == "behavior" else "magenta"
         table.add_row(
             row["name"],
             f"[{style}]{row['observes']}[/]",
+            row["unit"] if isinstance(row["unit"], str) else " or ".join(row["unit"]),
             row["probe"],
             row["with"],
             ", ".join(row["params"]) or "-",
