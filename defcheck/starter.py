@@ -20,6 +20,10 @@ summary: >-
 references:
   - Author et al. YEAR, Title of the paper
 
+{definitions}"""
+
+
+HEAD_DEFINITIONS = """\
 definitions:
   # Behavioral: decided from what the unit does on chosen inputs (attention patterns, logits).
   attends_previous:
@@ -42,6 +46,33 @@ definitions:
         threshold: ">= 0.5"
 """
 
+NEURON_DEFINITIONS = """\
+definitions:
+  # Behavioral: decided from what the unit does on chosen inputs (activations on a probe).
+  fires_on_one_token:
+    kind: behavioral
+    source: Author et al. YEAR, section
+    summary: On random tokens, more than half of its response is to one token.
+    all:
+      - checker: token_selectivity
+        params: {{measure: share}}
+        probe: {{name: random_tokens, n: 256, length: 32}}
+        threshold: ">= 0.5"   # a comparison, or a rank rule such as {{top_k: 3}}
+
+  # Mechanistic: decided from how the unit is built (weights, circuits, ablation).
+  reads_one_token:
+    kind: mechanistic
+    source: Author et al. YEAR, section
+    summary: Its input weights read one token's embedding.
+    all:
+      - checker: embedding_read
+        threshold: ">= 0.5"
+"""
+
+# The example definitions by unit kind: the built-in checkers of that kind. Kinds without built-in checkers
+# (layer, model, a plugin's) get the head example; `defcheck validate` then names each checker to replace.
+EXAMPLES = {"mlp_neuron": NEURON_DEFINITIONS}
+
 
 def starter_file(name: str, unit: str = "attention_head", file: str = "", schema: str = "") -> str:
     """The text of a new concept file named ``name``."""
@@ -56,4 +87,5 @@ def starter_file(name: str, unit: str = "attention_head", file: str = "", schema
         title=name.replace("_", " "),
         file=file or f"{name}.yaml",
         schema=schema or "concept.schema.json",
+        definitions=EXAMPLES.get(unit, HEAD_DEFINITIONS).format(),
     )

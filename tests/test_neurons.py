@@ -136,3 +136,17 @@ def test_the_concept_on_the_shipped_toy_mlp():
     reads = definitions["reads_one_token"].scores
     assert max(v for v in reads.values() if v is not None) < 0.3  # far from one token's direction
     assert report.to_json() == defcheck.check(load_model("builtin:toy-mlp"), [CONCEPT]).to_json()
+
+
+def test_the_starter_file_of_a_neuron_concept_validates_with_the_built_in_checkers(tmp_path):
+    from defcheck.registry import load_registry
+    from defcheck.starter import starter_file
+
+    path = tmp_path / "my_neuron.yaml"
+    path.write_text(starter_file("my_neuron", "mlp_neuron"), encoding="utf-8")
+    registry = load_registry([path], load_plugins(), include_builtin=False)
+    assert registry.diagnostics == []
+    assert [c.checker for d in registry.concepts["my_neuron"].definitions.values() for c in d.criteria] == [
+        "token_selectivity",
+        "embedding_read",
+    ]
