@@ -211,6 +211,13 @@ def _layer_exists(policies: PolicySet, layer: int) -> None:
         raise DefcheckError(f"layer {layer} does not exist: the policies have hidden layers 1..{len(policies.hidden)}")
 
 
+def BEYOND_HEADS_SECTION(page: Any) -> str:
+    """This plugin's section of docs/concepts-beyond-heads.md (see :mod:`defcheck_plugins.gridworld.docs`)."""
+    from defcheck_plugins.gridworld.docs import section
+
+    return section(page)
+
+
 # -- hooks ----------------------------------------------------------------------------------------------
 
 UNITS = ("policy", "model")
