@@ -52,6 +52,7 @@ from defcheck.scores import NotApplicable, Scores
 
 POST_HOOK = "blocks.{}.mlp.hook_post"
 EPS = 1e-6
+READ_CHUNK = 4096  # tokens per step of embedding_read (a GPT-2 vocabulary in 13 steps)
 
 
 class SelectivityParams(BaseModel):
@@ -89,35 +90,40 @@ def _usable(context: CheckContext) -> torch.Tensor:
     return tokens.usable_ids()
 
 
-def _selectivity_step(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per batch: activation sums ``[layers, V, d_mlp]`` per current token id, and the token counts ``[V]``."""
+def _selectivity_step(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per batch: the token ids it holds ``[k]``, the activation sums per id ``[layers, k, d_mlp]`` and the
+    counts ``[k]`` (only the ids present, so memory follows the probe, not the vocabulary)."""
     probe = context.probe
     assert probe is not None and probe.tokens is not None
     post = context.stacked(POST_HOOK).float()  # [layers, batch, pos, d_mlp]
     tokens = probe.tokens.to(post.device).reshape(-1)
     kept = torch.isin(tokens, _usable(context).to(post.device))
     flat = post.reshape(post.shape[0], -1, post.shape[-1])[:, kept]  # [layers, positions, d_mlp]
-    ids = tokens[kept]
-    vocab = int(context.model.d_vocab)
-    sums = torch.zeros(post.shape[0], vocab, post.shape[-1], dtype=torch.float64, device=post.device)
-    sums.index_add_(1, ids, flat.double())
-    counts = torch.bincount(ids, minlength=vocab).to(torch.float64)
-    return sums.cpu(), counts.cpu()
+    ids, where = torch.unique(tokens[kept], return_inverse=True)
+    sums = torch.zeros(post.shape[0], ids.numel(), post.shape[-1], dtype=torch.float64, device=post.device)
+    sums.index_add_(1, where, flat.double())
+    counts = torch.bincount(where, minlength=ids.numel()).to(torch.float64)
+    return ids.cpu(), sums.cpu(), counts.cpu()
 
 
-def _selectivity_finish(context: CheckContext, partials: list[tuple[torch.Tensor, torch.Tensor]]) -> Scores:
+def _selectivity_finish(
+    context: CheckContext, partials: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+) -> Scores:
     params: SelectivityParams = context.params
-    sums = torch.stack([part[0] for part in partials]).sum(0)
-    counts = torch.stack([part[1] for part in partials]).sum(0)
+    ids, where = torch.unique(torch.cat([part[0] for part in partials]), return_inverse=True)
+    layers, _, d_mlp = partials[0][1].shape
+    sums = torch.zeros(layers, ids.numel(), d_mlp, dtype=torch.float64)
+    sums.index_add_(1, where, torch.cat([part[1] for part in partials], dim=1))
+    counts = torch.zeros(ids.numel(), dtype=torch.float64).index_add_(0, where, torch.cat([p[2] for p in partials]))
     seen = torch.nonzero(counts >= params.min_count).flatten()
     if seen.numel() < 2:
         raise NotApplicable(
             f"fewer than 2 tokens occur at least {params.min_count} times on the probe; use a longer probe"
         )
     means = (sums[:, seen] / counts[seen][None, :, None]).transpose(1, 2)  # [layers, d_mlp, tokens seen]
-    top, where = means.max(-1)
+    top, best = means.max(-1)
     above = means - means.min(-1, keepdim=True).values  # each token's mean above the neuron's floor
-    lift = above.gather(-1, where[..., None])[..., 0]  # the top token's
+    lift = above.gather(-1, best[..., None])[..., 0]  # the top token's
     total = above.sum(-1)
     if params.measure == "share":
         values = lift / total.clamp_min(EPS)
@@ -125,7 +131,7 @@ def _selectivity_finish(context: CheckContext, partials: list[tuple[torch.Tensor
         rest = (total - lift) / (above.shape[-1] - 1)
         values = (lift - rest) / (lift + rest).clamp_min(EPS)
     flat_constant = lift <= EPS * top.abs().clamp_min(1.0)
-    scores = Scores(values.float(), evidence=_token_evidence(context, seen[where]))
+    scores = Scores(values.float(), evidence=_token_evidence(context, ids[seen][best]))
     scores.mark_undefined(
         flat_constant, "undefined: the neuron's mean activation is the same for every token", context.unit_names()
     )
@@ -147,27 +153,41 @@ def _selectivity_score(context: CheckContext) -> Scores:
 # --- mechanism: the direct read of the token embeddings -----------------------------------------------------------
 
 
-def _read_cosines(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosines ``[layers, V, d_mlp]`` of each usable token's embedding with each neuron's input weights, read
-    through the MLP's LayerNorm (scale folded in, centered for LayerNorm), and the usable ids ``[V]``."""
+def _direct_read(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Over the usable tokens, each neuron's largest cosine ``[layers, d_mlp]`` between a token's embedding and
+    its input weights read through the MLP's LayerNorm (scale folded in, centered for LayerNorm), the token
+    with it, the sum of the squared cosines, and the norms of the folded weights. Tokens are taken
+    ``READ_CHUNK`` at a time, so memory does not grow with the vocabulary."""
     model = context.model
     if model.d_mlp is None:
         raise NotApplicable("the model has no MLPs")
     ids = _usable(context)
-    embedding = model.weight("W_E")[ids.to(model.device)].float()  # [V, d_model]
     w_in = model.weight("W_in").float()  # [layers, d_model, d_mlp]
     norm = model.normalization
     if norm in ("LN", "LNPre", "RMS", "RMSPre"):
         scales = [model.ln_weight(layer, "ln2") for layer in range(model.n_layers)]
         if all(scale is not None for scale in scales):
             w_in = w_in * torch.stack(scales).float()[:, :, None]  # type: ignore[arg-type]
-    if norm in ("LN", "LNPre"):
-        embedding = embedding - embedding.mean(-1, keepdim=True)
+    centered = norm in ("LN", "LNPre")
+    if centered:
         w_in = w_in - w_in.mean(1, keepdim=True)
-    embedding = embedding / embedding.norm(dim=-1, keepdim=True).clamp_min(EPS)
     norms = w_in.norm(dim=1, keepdim=True)  # [layers, 1, d_mlp]
-    cosines = torch.einsum("vd,ldn->lvn", embedding, w_in / norms.clamp_min(EPS))
-    return cosines.cpu(), ids, norms[:, 0].cpu()
+    w_in = w_in / norms.clamp_min(EPS)
+    best = torch.full((w_in.shape[0], w_in.shape[2]), -2.0, device=w_in.device)
+    token = torch.zeros(best.shape, dtype=torch.long, device=w_in.device)
+    squares = torch.zeros(best.shape, device=w_in.device)
+    for chunk in ids.to(w_in.device).split(READ_CHUNK):
+        embedding = model.weight("W_E")[chunk].float()  # [c, d_model]
+        if centered:
+            embedding = embedding - embedding.mean(-1, keepdim=True)
+        embedding = embedding / embedding.norm(dim=-1, keepdim=True).clamp_min(EPS)
+        cosines = torch.einsum("vd,ldn->lvn", embedding, w_in)  # [layers, c, d_mlp]
+        value, where = cosines.max(1)
+        better = value > best  # ties keep the earlier token, as one max over all tokens would
+        best = torch.where(better, value, best)
+        token = torch.where(better, chunk[where], token)
+        squares += cosines.pow(2).sum(1)
+    return best.cpu(), token.cpu(), squares.cpu(), norms[:, 0].cpu()
 
 
 def _embedding_read(context: CheckContext) -> Scores:
@@ -180,13 +200,12 @@ def _embedding_read(context: CheckContext) -> Scores:
     zero. Evidence: the best-read token's id.
     """
     params: ReadParams = context.params
-    cosines, ids, norms = context.shared("neurons.read_cosines", lambda: _read_cosines(context))
-    best, where = cosines.max(1)  # [layers, d_mlp]
+    best, token, squares, norms = context.shared("neurons.direct_read", lambda: _direct_read(context))
     if params.measure == "share":
-        values = torch.where(best > 0, best.pow(2) / cosines.pow(2).sum(1).clamp_min(EPS), torch.zeros_like(best))
+        values = torch.where(best > 0, best.pow(2) / squares.clamp_min(EPS), torch.zeros_like(best))
     else:
         values = best
-    scores = Scores(values.float(), evidence=_token_evidence(context, ids[where]))
+    scores = Scores(values.float(), evidence=_token_evidence(context, token))
     scores.mark_undefined(norms <= EPS, "undefined: the neuron's input weights are zero", context.unit_names())
     return scores
 

@@ -150,3 +150,13 @@ def test_the_starter_file_of_a_neuron_concept_validates_with_the_built_in_checke
         "token_selectivity",
         "embedding_read",
     ]
+
+
+def test_embedding_read_in_chunks_of_tokens_gives_the_same_scores(extensions, random_view_mlp, monkeypatch):
+    import defcheck_plugins.neurons as neurons
+
+    checker = extensions.checkers["embedding_read"]
+    whole = checker.score(_context(extensions, random_view_mlp, ReadParams()))
+    monkeypatch.setattr(neurons, "READ_CHUNK", 5)
+    chunked = checker.score(_context(extensions, random_view_mlp, ReadParams()))
+    assert torch.allclose(whole.values, chunked.values, atol=1e-6) and whole.evidence == chunked.evidence
