@@ -20,6 +20,7 @@ goal, with equal probability when two do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -174,7 +175,7 @@ class Rollout:
 
 def rollout(
     grid: Grid,
-    act: callable,  # type: ignore[valid-type]
+    act: Callable[[torch.Tensor, int], torch.Tensor],
     agent: torch.Tensor,
     goal: torch.Tensor,
 ) -> Rollout:
