@@ -78,7 +78,8 @@ def test_wheel_declares_the_console_script_and_the_plugin_entry_points(wheel):
     for target in group.values():
         module = target.split(":")[0]
         assert module.startswith("defcheck_plugins."), f"a built-in entry point leaves the package: {target}"
-        assert f"{module.replace('.', '/')}.py" in wheel.namelist(), f"{target} is not in the wheel"
+        path = module.replace(".", "/")
+        assert {f"{path}.py", f"{path}/__init__.py"} & set(wheel.namelist()), f"{target} is not in the wheel"
 
 
 @pytest.mark.slow
