@@ -173,7 +173,11 @@ def test_concepts_of_a_kind_the_model_lacks_are_skipped_with_the_reason(policy_r
     skipped = policy_report.data["skipped"]
     assert "induction_head" in skipped and "competent_policy" not in skipped
     assert skipped["induction_head"] == "no attention_head units: three-policies has no attention heads"
-    assert "Not evaluated on this model: copy_suppression_head (no attention_head units" in policy_report.to_markdown()
+    heads = "copy_suppression_head, duplicate_token_head, induction_head, positional_head, previous_token_head"
+    assert (
+        f"Not evaluated on this model: {heads}, successor_head (no attention_head units: three-policies has no "
+        "attention heads); " in policy_report.to_markdown()
+    )
 
 
 def test_the_json_of_a_policy_run_is_byte_identical_and_reads_back(tmp_path, policy_report):

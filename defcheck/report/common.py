@@ -194,11 +194,15 @@ def model_line(data: dict[str, Any]) -> str:
 
 
 def skipped_text(data: dict[str, Any]) -> str | None:
-    """``Not evaluated on this model: token_detector_neuron (no mlp_neuron units: ...).``, or ``None``."""
+    """``Not evaluated on this model: token_detector_neuron (no mlp_neuron units: ...).``, or ``None``; concepts
+    skipped for the same reason (every head concept on a set of policies) share one parenthesis."""
     skipped = data.get("skipped") or {}
     if not skipped:
         return None
-    listing = "; ".join(f"{name} ({reason.strip().rstrip('.')})" for name, reason in skipped.items())
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in skipped.items():
+        by_reason.setdefault(reason.strip().rstrip("."), []).append(name)
+    listing = "; ".join(f"{', '.join(names)} ({reason})" for reason, names in by_reason.items())
     return f"Not evaluated on this model: {listing}."
 
 
