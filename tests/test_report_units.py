@@ -3,6 +3,7 @@ in every format, including the HTML in headless Chromium."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -97,3 +98,17 @@ def test_html_of_other_units_renders_in_headless_chromium(which, request, tmp_pa
     expected = _parse(report.to_html())
     parser = _parse(dom)
     assert parser.grids == expected.grids and len(parser.cells) == len(expected.cells)
+
+
+def test_a_report_written_before_unit_kinds_renders_as_it_did(neuron_report):
+    """Reports without ``units``, ``grid`` and ``skipped`` (older ones) lay heads out from the model's shape."""
+    data = json.loads(neuron_report.to_json())
+    data.pop("skipped")
+    del data["concepts"][CONCEPT]
+    for concept in data["concepts"].values():
+        del concept["units"], concept["grid"]
+    old = Report.from_json(json.dumps(data))
+    new = Report.from_json(neuron_report.to_json())
+    del new.data["concepts"][CONCEPT]
+    assert old.to_markdown() == new.to_markdown()
+    assert _parse(old.to_html()).cells == _parse(new.to_html()).cells
