@@ -11,7 +11,8 @@ the report's wording:
 The page is a list of sections (``SECTIONS``), each a function of the shared :class:`Page` that returns Markdown,
 or ``None`` to leave itself out (the policies section, when the gridworld plugin is not installed). A plugin can
 write its own section: a module-level ``BEYOND_HEADS_SECTION(page) -> str`` in the plugin's module replaces the
-generic rendering of its concept.
+generic rendering of its concept (``page.check(reference, concepts)`` gives reports, ``page.md`` the Markdown
+helpers).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -44,11 +46,14 @@ POLICY_MODELS = ("gridworld:policies", "gridworld:constructed")
 
 @dataclass
 class Page:
-    """What the sections share: the loaded plugins, a progress callback, and the reports built so far."""
+    """What the sections share: the loaded plugins, a progress callback, the reports built so far, and ``md``,
+    the Markdown helpers (``fmt``, ``table``, ``quote``, ``prose``, ``yaml_file``), so that a plugin's section
+    needs nothing from this script's module."""
 
     progress: Callable[[str], None]
     extensions: Any = None
     reports: dict[str, Any] = field(default_factory=dict)
+    md: Any = None
 
     def check(self, reference: str, concepts: Sequence[str]) -> Any:
         """The report of ``concepts`` on the model ``reference`` (built once per page)."""
@@ -373,7 +378,8 @@ SECTIONS: list[Callable[[Page], str | None]] = [introduction, unit_kinds, neuron
 def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
     from defcheck.plugins import load_plugins
 
-    page = Page(progress, load_plugins())
+    helpers = SimpleNamespace(fmt=fmt, table=table, quote=quote, prose=prose, yaml_file=yaml_file)
+    page = Page(progress, load_plugins(), md=helpers)
     blocks = [section(page) for section in SECTIONS]
     return "\n\n".join(block for block in blocks if block) + "\n"
 
