@@ -8,8 +8,8 @@ and reports wall time and peak resident memory (and CUDA's peak allocation on ``
 Methods, on the same model, the same probes (built by defcheck's probe plugins with the same seed) and the
 same heads:
 
-- ``defcheck full``: the whole built-in registry (``load_plugins`` + ``load_registry`` + ``runner.evaluate``),
-  probes run in batches of ``--batch-size`` sequences.
+- ``defcheck full``: the built-in registry's attention-head concepts (``load_plugins`` + ``load_registry`` +
+  ``runner.evaluate``), probes run in batches of ``--batch-size`` sequences.
 - ``defcheck peer-set``: only what the peer computes, as defcheck definitions: previous-token, duplicate-token
   and prefix-matching attention scores on the registry's probes, and K and Q composition of every head pair.
 - ``peer``: TransformerLens as a user would do it today: ``head_detector.detect_head`` once per concept
@@ -253,12 +253,19 @@ def _registry_folder(args: argparse.Namespace, kind: str) -> Path:
 
 
 def write_registry_copies(folder: Path, copies: int, n: int | None) -> int:
-    """Write ``copies`` copies of the built-in concept files into ``folder``, concepts renamed ``NAME_cK`` (with:
-    references renamed with them; one copy keeps the names), every probe's ``n`` set to ``n``. Returns the
-    number of definitions."""
+    """Write ``copies`` copies of the built-in attention-head concept files into ``folder``, concepts renamed
+    ``NAME_cK`` (with: references renamed with them; one copy keeps the names), every probe's ``n`` set to ``n``.
+    Returns the number of definitions.
+
+    Concepts of other unit kinds (MLP neurons, policies) are left out: the peer has nothing to compare them with,
+    and their cost is shown by ``defcheck run --profile`` (see docs/performance.md)."""
     import yaml
 
-    builtin = sorted((ROOT / "definitions").glob("*.yaml"))
+    builtin = [
+        path
+        for path in sorted((ROOT / "definitions").glob("*.yaml"))
+        if yaml.safe_load(path.read_text()).get("unit", "attention_head") == "attention_head"
+    ]
     names = [yaml.safe_load(path.read_text())["concept"] for path in builtin]
     count = 0
     for copy in range(copies):
@@ -354,9 +361,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         from defcheck_plugins.circuits import composition_scores
     elif method.startswith("defcheck"):
         extensions = load_plugins()
-        if method == "defcheck-full" and _probe_n(args) == 32:
-            registry = load_registry([], extensions)  # the built-in registry as shipped
-        elif method == "defcheck-full":  # the same concept files, probes resized
+        if method == "defcheck-full":  # the built-in attention-head concept files, probes resized to n
             registry = load_registry([_registry_folder(args, "copies")], extensions, include_builtin=False)
         elif method == "defcheck-peer":
             registry = load_registry([_registry_folder(args, "peer")], extensions, include_builtin=False)
@@ -670,7 +675,10 @@ def compare_models(args: argparse.Namespace, models: list[str]) -> list[dict[str
 
 def _computes(method: str, result: dict[str, Any]) -> str:
     if method == "defcheck-full":
-        return f"built-in registry: {result.get('definitions')} definitions, {result.get('criteria')} criteria"
+        return (
+            f"built-in registry, attention heads: {result.get('definitions')} definitions, "
+            f"{result.get('criteria')} criteria"
+        )
     if method == "defcheck-peer":
         return "3 attention scores + K, Q composition (all pairs)"
     if method == "peer-detect":
