@@ -177,6 +177,22 @@ def _per_sequence(values: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
 # copying
 
 
+def final_factors(view: ModelView) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(T, m, G)``: :func:`final_unembed` is ``T (W_U - m 1^T)``, with ``T [d_model, d_model]`` the frozen final
+    norm's linear part and ``m [d_model]`` the mean of ``W_U`` over the vocabulary; ``G`` is its Gram matrix
+    ``final final^T [d_model, d_model]``, summed over chunks of the vocabulary. No ``[d_model, V]`` matrix is
+    formed, so a 50k-token vocabulary costs the copying checker no extra copy of ``W_U``."""
+    w_u = view.weight("W_U").float()
+    transform = _to_final(view, torch.eye(view.d_model, dtype=w_u.dtype, device=w_u.device), None)
+    mean = w_u.mean(1)
+    gram = torch.zeros(view.d_model, view.d_model, dtype=torch.float64, device=w_u.device)
+    step = max(1, CHUNK_ELEMENTS // max(view.d_model, 1))
+    for start in range(0, w_u.shape[1], step):
+        chunk = w_u[:, start : start + step] - mean[:, None]
+        gram += (chunk @ chunk.T).double()
+    return transform, mean, (transform.double() @ gram @ transform.double().T).float()
+
+
 def source_cosines(context: CheckContext, layer: int) -> torch.Tensor:
     """``[b, k, H]``: for every source position ``k`` and head, the cosine between the direct logit effect of the
     head's value, ``ell = v[b, k, h] @ W_O[l, h] @ final`` (vocabulary-centered), and the centered one-hot of the
@@ -189,20 +205,18 @@ def source_cosines(context: CheckContext, layer: int) -> torch.Tensor:
     view = context.model
     probe = context.probe
     assert probe is not None
-    final = context.shared("logits.final_unembed", lambda: final_unembed(view))  # [d_model, V]
-    w_o = view.weight("W_O")[layer].to(final)  # [H, d_head, d_model]
-
-    def gram() -> torch.Tensor:
-        final_gram = context.shared("logits.final_gram", lambda: final @ final.T)  # [d_model, d_model]
-        return w_o @ final_gram @ w_o.transpose(1, 2)
-
-    circuit_gram = context.shared(f"logits.ov_gram.{layer}", gram)  # [H, d_head, d_head]
-    values = context.activation(V_HOOK.format(layer)).to(final)  # [b, k, H, d_head]
-    tokens = probe.tokens.to(final.device)
-    columns = final[:, tokens]  # [d_model, b, k]: the centered unembedding of each source's own token
+    transform, mean, final_gram = context.shared("logits.final_factors", lambda: final_factors(view))
+    w_o = view.weight("W_O")[layer].to(transform)  # [H, d_head, d_model]
+    circuit_gram = context.shared(
+        f"logits.ov_gram.{layer}", lambda: w_o @ final_gram @ w_o.transpose(1, 2)
+    )  # [H, d_head, d_head]
+    values = context.activation(V_HOOK.format(layer)).to(transform)  # [b, k, H, d_head]
+    tokens = probe.tokens.to(transform.device)
+    # the centered unembedding of each source's own token, through the final norm: [d_model, b, k]
+    columns = torch.einsum("mn,nbk->mbk", transform, view.weight("W_U").to(transform)[:, tokens] - mean[:, None, None])
     own = torch.einsum("bkhd,hdm,mbk->bkh", values, w_o, columns)
     norm = torch.einsum("bkhd,hde,bkhe->bkh", values, circuit_gram, values).clamp_min(0).sqrt()
-    vocabulary = final.shape[1]
+    vocabulary = view.weight("W_U").shape[1]
     circuit_norm = torch.diagonal(circuit_gram, dim1=-2, dim2=-1).sum(-1).clamp_min(0).sqrt()  # ||W_O final||_F
     zero = norm <= values.norm(dim=-1) * circuit_norm * ZERO_TOLERANCE
     cosine = own / (norm.clamp_min(1e-30) * math.sqrt(max(1.0 - 1.0 / vocabulary, 1e-30)))

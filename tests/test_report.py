@@ -461,3 +461,20 @@ def test_repr_html(report):
     fragment = report._repr_html_()
     assert fragment.startswith('<div class="dc-report">') and "<html" not in fragment
     assert fragment.count('data-grid="overlap"') == 1
+
+
+def test_a_checker_used_on_two_probes_names_each_probe():
+    from defcheck.report.common import definition_criteria_text
+
+    reward = {"checker": "original_reward", "params": {}, "with": []}
+    definition = {
+        "combinator": "all",
+        "criteria": [
+            {"checker": "deployment_competence", "params": {}, "with": [], "threshold": ">= 0.8", "probe": "ep(a)"},
+            {**reward, "threshold": "<= 0.5", "probe": "ep(deploy)"},
+            {**reward, "threshold": ">= 0.8", "probe": "ep(train)"},
+        ],
+    }
+    assert definition_criteria_text(definition) == (
+        "deployment_competence >= 0.8 and original_reward <= 0.5 on ep(deploy) and original_reward >= 0.8 on ep(train)"
+    )

@@ -34,20 +34,29 @@ def threshold_text(threshold: Any) -> str:
     return str(threshold)
 
 
-def criterion_text(criterion: dict[str, Any]) -> str:
-    """``attention_pattern(pattern=prefix_matching) >= 0.4`` (with ``with:`` targets if any)."""
+def criterion_text(criterion: dict[str, Any], *, probe: bool = False) -> str:
+    """``attention_pattern(pattern=prefix_matching) >= 0.4`` (with ``with:`` targets if any, and ``on PROBE``
+    where ``probe`` is set)."""
     params = criterion.get("params") or {}
     inner = ", ".join(f"{key}={value}" for key, value in params.items())
     text = f"{criterion['checker']}({inner})" if inner else criterion["checker"]
     text += f" {threshold_text(criterion['threshold'])}"
     if criterion.get("with"):
         text += f" with {', '.join(criterion['with'])}"
+    if probe and criterion.get("probe"):
+        text += f" on {criterion['probe']}"
     return text
 
 
 def definition_criteria_text(definition: dict[str, Any]) -> str:
+    """The criteria joined by their combinator. A checker used twice on different probes (e.g. a reward in
+    training and in deployment) names its probe, so that the two do not read as a contradiction."""
+    criteria = definition["criteria"]
+    probes: dict[str, set[Any]] = {}
+    for criterion in criteria:
+        probes.setdefault(criterion["checker"], set()).add(criterion.get("probe"))
     joiner = " and " if definition.get("combinator", "all") == "all" else " or "
-    return joiner.join(criterion_text(c) for c in definition["criteria"])
+    return joiner.join(criterion_text(c, probe=len(probes[c["checker"]]) > 1) for c in criteria)
 
 
 @dataclass(frozen=True)
