@@ -957,6 +957,19 @@ def concept_answer(name: str, entry: Mapping[str, Any], definitions: Mapping[str
     return f"{name}: {verdict}. Behavioral: {firsts('behavioral')}. Mechanistic: {firsts('mechanistic')}."
 
 
+def steepest_fall(steps: Sequence[int], values: Sequence[float | None]) -> int | None:
+    """The index ``i`` of the interval ``steps[i]..steps[i + 1]`` over which ``values`` fall fastest per step
+    (the checkpoints need not be evenly spaced), or ``None`` where they never fall."""
+    rates = [
+        ((values[i] - values[i + 1]) / (steps[i + 1] - steps[i]), i)
+        for i in range(len(values) - 1)
+        if values[i] is not None and values[i + 1] is not None and steps[i + 1] > steps[i]
+    ]
+    if not rates or max(rates)[0] <= 0:
+        return None
+    return max(rates)[1]
+
+
 def summary_text(summary: Mapping[str, Any]) -> str:
     """The summary's text: the checkpoints, each concept's answer, and where each metric falls fastest."""
     steps = summary["steps"]
@@ -969,15 +982,10 @@ def summary_text(summary: Mapping[str, Any]) -> str:
     lines += [summary["concepts"][name]["answer"] for name in summary["concepts"]]
     lines += [f"{name}: not evaluated: {reason}." for name, reason in summary.get("skipped", {}).items()]
     for name, values in summary["metrics"].items():
-        drops = [
-            (values[i] - values[i + 1], i)
-            for i in range(len(values) - 1)
-            if values[i] is not None and values[i + 1] is not None
-        ]
-        if drops and max(drops)[0] > 0:
-            _, i = max(drops)
+        i = steepest_fall(steps, values)
+        if i is not None:
             lines.append(
-                f"{name} falls most between {unit}s {steps[i]} and {steps[i + 1]} "
+                f"{name} falls fastest (per {unit}) between {unit}s {steps[i]} and {steps[i + 1]} "
                 f"({values[i]:.3g} to {values[i + 1]:.3g})."
             )
     return "\n".join(lines)

@@ -24,7 +24,9 @@ Usage::
 
     python scripts/train_toy_models.py                 # all three models, write weights and docs
     python scripts/train_toy_models.py toy-shortcut    # one model
-    python scripts/train_toy_models.py toy-induction --checkpoints 12 --checkpoint-dir /tmp/series
+    python scripts/train_toy_models.py toy-induction --checkpoints 21 --checkpoint-dir /tmp/series
+    python scripts/train_toy_models.py --snapshots-only --series-dir /tmp/series   # no training: the shipped
+        # snapshots' losses (NAME-checkpoints.metrics.json) and a folder of checkpoint files for `defcheck sweep`
     python scripts/train_toy_models.py toy-shortcut --steps 100 --out /tmp/x --no-docs   # quick check
 """
 
@@ -299,28 +301,56 @@ def train(spec: Spec, *, steps: int | None = None, checkpoints: int = 0, quiet: 
     }
 
 
+PHASE_CHANGE = (0.2, 0.5)  # the share of training where toy-induction's phase change happens (steps 800-2000)
+
+
 def checkpoint_steps(steps: int, count: int) -> list[int]:
-    """``count`` steps: evenly spaced over the first half of training (where the phase change happens), and
-    the last step."""
+    """About ``count`` steps, dense across the phase change: 60% of them evenly from 20% to 50% of training,
+    the rest evenly before and after it, always with step 0 and the last step. For 4000 steps and 21
+    snapshots: 0, 200, 400, 600, 800, 900, ..., 2000, 2500, 3000, 3500, 4000."""
     if count < 2:
         return [steps]
-    return sorted({round(steps / 2 * index / (count - 2)) for index in range(count - 1)} | {steps})
+    start, stop = (round(steps * fraction) for fraction in PHASE_CHANGE)
+    dense = max(2, round(0.6 * count))
+    before = max(1, (count - dense) // 2)
+    after = max(1, count - dense - before)
+    chosen = {round(start + (stop - start) * i / (dense - 1)) for i in range(dense)}
+    chosen |= {round(start * i / before) for i in range(before)}
+    chosen |= {round(stop + (steps - stop) * i / after) for i in range(1, after + 1)}
+    return sorted(chosen | {0, steps})
+
+
+@torch.no_grad()
+def batch_loss(model: Any, spec: Spec) -> dict[str, float]:
+    """Cross-entropy on 512 fresh sequences of the training task (seeded: the same batch for every model):
+    ``loss`` over all positions, ``repeat_loss`` over the predictable ones (the ``repeat`` objective)."""
+    generator = torch.Generator().manual_seed(spec.seed + 999)
+    tokens, predictable = make_batch(replace(spec, batch=512), generator)
+    logits = model(tokens)
+    losses = F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none")
+    return {"loss": round(losses.mean().item(), 4), "repeat_loss": round(losses[predictable].mean().item(), 4)}
+
+
+def snapshot_metrics(spec: Spec, snapshots: dict[int, dict[str, torch.Tensor]]) -> dict[int, dict[str, float]]:
+    """Each snapshot's :func:`batch_loss` (what ``defcheck sweep`` plots beside the scores)."""
+    torch.set_num_threads(THREADS)
+    model = build_model(spec)
+    model.eval()
+    out = {}
+    for step, state in sorted(snapshots.items()):
+        model.load_state_dict(state)
+        out[int(step)] = batch_loss(model, spec)
+    return out
 
 
 def final_metrics(result: dict[str, Any]) -> dict[str, Any]:
     """Loss on fresh training batches and head scores on ``[BOS] + R + R`` probes at several lengths."""
     spec: Spec = result["spec"]
     model = result["model"]
-    generator = torch.Generator().manual_seed(spec.seed + 999)
-    with torch.no_grad():
-        tokens, predictable = make_batch(replace(spec, batch=512), generator)
-        logits = model(tokens)
-        losses = F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none")
     scores = head_scores(model, n=64)
     last = model.cfg.n_layers - 1
     metrics = {
-        "loss": round(losses.mean().item(), 4),
-        "repeat_loss": round(losses[predictable].mean().item(), 4),
+        **batch_loss(model, spec),
         "prefix_matching": {
             str(length): [[round(float(v), 3) for v in row] for row in value.tolist()]
             for length, value in scores["prefix"].items()
@@ -378,12 +408,58 @@ def save(result: dict[str, Any], metrics: dict[str, Any], out: Path) -> dict[str
     return document
 
 
+METRICS_ABOUT = {
+    "loss": "mean next-token cross-entropy over all positions of 512 sequences of the training task (seed + 999)",
+    "repeat_loss": "the same over the predictable positions (the second repeat): the training objective",
+}
+
+
 def save_checkpoints(result: dict[str, Any], directory: Path) -> Path:
-    """The training snapshots as one file ``{step: state_dict}`` (float32)."""
+    """The training snapshots as one file ``{step: state_dict}`` (float32), and their losses beside it in
+    ``NAME-checkpoints.metrics.json`` (``{"metrics": {STEP: {"loss": ..., "repeat_loss": ...}}}``), which
+    ``defcheck sweep`` reads for ``builtin:NAME@*``."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{result['spec'].name}-checkpoints.pt"
+    spec: Spec = result["spec"]
+    path = directory / f"{spec.name}-checkpoints.pt"
     torch.save({int(step): state for step, state in sorted(result["snapshots"].items())}, path)
+    write_metrics(directory / f"{spec.name}-checkpoints.metrics.json", snapshot_metrics(spec, result["snapshots"]))
     return path
+
+
+def write_metrics(path: Path, metrics: dict[int, dict[str, float]], files: dict[str, int] | None = None) -> None:
+    """The checkpoint-series metadata ``defcheck sweep`` reads (docs/sweep.md): metrics by step, and for a
+    folder the step of each file."""
+    document: dict[str, Any] = {
+        "about": METRICS_ABOUT,
+        "metrics": {str(step): metrics[step] for step in sorted(metrics)},
+    }
+    if files is not None:
+        document["files"] = files
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def write_series_dir(
+    spec: Spec, snapshots: dict[int, dict[str, torch.Tensor]], config: dict[str, Any], directory: Path
+) -> None:
+    """The snapshots as a folder of checkpoint files, the general input of ``defcheck sweep --checkpoints DIR``:
+    ``config.json`` (the model's config, found by the checkpoint loader), ``step-NNNNNN.pt`` (one state dict
+    each; the step is in the name) and ``checkpoints.json`` (the losses by step)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    files = {}
+    for step, state in sorted(snapshots.items()):
+        name = f"step-{int(step):06d}.pt"
+        torch.save(state, directory / name)
+        files[name] = int(step)
+    write_metrics(directory / "checkpoints.json", snapshot_metrics(spec, snapshots), files)
+
+
+def shipped_snapshots(name: str, directory: Path) -> dict[int, dict[str, torch.Tensor]]:
+    """The snapshots in ``directory/NAME-checkpoints.pt`` (as shipped)."""
+    path = directory / f"{name}-checkpoints.pt"
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: train {name} with --checkpoints first")
+    return {int(step): state for step, state in torch.load(path, map_location="cpu", weights_only=True).items()}
 
 
 def first_step(evaluations: list[dict[str, Any]], threshold: float) -> dict[str, Any] | None:
@@ -391,7 +467,7 @@ def first_step(evaluations: list[dict[str, Any]], threshold: float) -> dict[str,
 
 
 def write_curves(results: list[dict[str, Any]], directory: Path) -> list[str]:
-    """Loss curves: a PNG through matplotlib when it is installed, otherwise an SVG drawn by hand; plus CSV."""
+    """Loss curves as an SVG drawn by hand (the same page whatever is installed), plus CSV."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for result in results:
@@ -401,31 +477,10 @@ def write_curves(results: list[dict[str, Any]], directory: Path) -> list[str]:
             writer.writeheader()
             writer.writerows(result["curve"])
         written.append(f"{name}-loss.csv")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        plt = None
     for result in results:
         name = result["spec"].name
-        if plt is not None:
-            figure, axis = plt.subplots(figsize=(6, 3.5))
-            steps = [row["step"] for row in result["curve"]]
-            axis.plot(steps, [row["loss"] for row in result["curve"]], label="all positions")
-            axis.plot(steps, [row["repeat_loss"] for row in result["curve"]], label="second repeat")
-            axis.set_xlabel("step")
-            axis.set_ylabel("cross-entropy")
-            axis.set_title(name)
-            axis.legend()
-            figure.tight_layout()
-            figure.savefig(directory / f"{name}-loss.png", dpi=100)
-            plt.close(figure)
-            written.append(f"{name}-loss.png")
-        else:
-            (directory / f"{name}-loss.svg").write_text(svg_curve(result))
-            written.append(f"{name}-loss.svg")
+        (directory / f"{name}-loss.svg").write_text(svg_curve(result))
+        written.append(f"{name}-loss.svg")
     return written
 
 
@@ -511,7 +566,8 @@ def write_docs(
         "",
         "```python",
         "from defcheck.models.loading import load_model",
-        'view = load_model("builtin:toy-induction")        # also builtin:toy-shortcut, builtin:toy-mlp',
+        "",
+        'view = load_model("builtin:toy-induction")  # also builtin:toy-shortcut, builtin:toy-mlp',
         'early = load_model("builtin:toy-induction@1000")  # a training snapshot (the steps are listed below)',
         "```",
         "",
@@ -609,7 +665,11 @@ def write_docs(
         lines.append("- strongest previous-token heads: " + ranked_heads(metric["previous_token"]))
         if result["snapshots"]:
             steps = ", ".join(str(step) for step in sorted(result["snapshots"]))
-            lines.append(f"- training snapshots shipped as `builtin:{spec.name}@STEP`, STEP in {steps}")
+            lines.append(
+                f"- training snapshots shipped as `builtin:{spec.name}@STEP`, STEP in {steps}, with each one's "
+                f"loss in `{spec.name}-checkpoints.metrics.json`; `defcheck sweep --checkpoints "
+                f"'builtin:{spec.name}@*'` checks the definitions on all of them ([sweep.md](sweep.md))"
+            )
         lines += ["", "Prefix matching of every head by repeat length L, and its previous-token score:", ""]
         lines += heads_table(metric, lengths)
         lines.append("")
@@ -640,6 +700,8 @@ def write_docs(
         "python scripts/train_toy_models.py            # all models; rewrites the weights and this page",
         "python scripts/train_toy_models.py toy-shortcut --out DIR --no-docs   # one model elsewhere, page untouched",
         "python scripts/train_toy_models.py --docs-only   # rewrite this page from docs/img/*-log.json",
+        "python scripts/train_toy_models.py --snapshots-only --series-dir DIR   # no training: the snapshots' losses,",
+        "                                 # and the snapshots as a folder of checkpoint files for defcheck sweep",
         "```",
         "",
         "Checked: a second run of the script reproduced `toy-induction.pt` and `toy-shortcut.pt` bit for bit",
@@ -661,9 +723,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=DOCS / "toy-models.md", help="the log page to write")
     parser.add_argument("--no-docs", action="store_true", help="do not write the log page and curves")
     parser.add_argument(
-        "--checkpoints", type=int, default=12, help="snapshots of toy-induction to save (0: none; default 12)"
+        "--checkpoints", type=int, default=21, help="snapshots of toy-induction to save (0: none; default 21)"
     )
     parser.add_argument("--checkpoint-dir", type=Path, help="where the snapshot file goes (default: --out)")
+    parser.add_argument(
+        "--series-dir", type=Path, help="also write toy-induction's snapshots as a folder of checkpoint files"
+    )
+    parser.add_argument(
+        "--snapshots-only",
+        action="store_true",
+        help="no training: recompute the shipped snapshots' losses (NAME-checkpoints.metrics.json), and with "
+        "--series-dir write them as a folder",
+    )
     parser.add_argument("--docs-only", action="store_true", help="rewrite the page from the saved logs; no training")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -672,6 +743,17 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown model {unknown[0]!r}; choose from {', '.join(SPECS)}")
     logs = args.docs.parent / "img"
+    if args.snapshots_only:
+        name = "toy-induction"
+        source = args.checkpoint_dir or args.out
+        snapshots = shipped_snapshots(name, source)
+        write_metrics(source / f"{name}-checkpoints.metrics.json", snapshot_metrics(SPECS[name], snapshots))
+        print(f"{name}: the losses of {len(snapshots)} snapshots in {source / f'{name}-checkpoints.metrics.json'}")
+        if args.series_dir:
+            config = json.loads((args.out / f"{name}.json").read_text())
+            write_series_dir(SPECS[name], snapshots, config, args.series_dir)
+            print(f"{name}: {len(snapshots)} checkpoint files in {args.series_dir}")
+        return 0
     for name in [] if args.docs_only else names:
         spec = replace(SPECS[name], loss=args.loss) if args.loss else SPECS[name]
         result = train(
@@ -685,6 +767,9 @@ def main(argv: list[str] | None = None) -> int:
         if result["snapshots"]:
             path = save_checkpoints(result, args.checkpoint_dir or args.out)
             print(f"{name}: {len(result['snapshots'])} checkpoints in {path} ({path.stat().st_size / 1e6:.2f} MB)")
+            if args.series_dir:
+                config = json.loads((args.out / f"{name}.json").read_text())
+                write_series_dir(spec, result["snapshots"], config, args.series_dir)
         best = metric["best_last_layer_head"]
         print(
             f"{name}: {result['steps']} steps in {result['train_seconds']:.1f} s; loss {metric['loss']:.4f}, "

@@ -116,6 +116,9 @@ def _steps_table(
             members = record["members"][position]
             status = record["status"][position]
             text = escape(str(status or "—")) if members is None else escape(", ".join(members) or "—")
+            reason = (record.get("no_score") or [None] * (position + 1))[position]
+            if reason:  # why nothing could be admitted: say so rather than show an empty cell
+                text += f" <span class='small' title='{escape(reason)}'>(no score)</span>"
             cells.append(f"<td>{text}</td>")
         if checkpoint["report"]:
             link = f"<a href='{escape(checkpoint['report'])}'>json</a>"
