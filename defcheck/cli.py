@@ -76,6 +76,14 @@ no_builtin_option = click.option(
     "--no-builtin", is_flag=True, help="Do not load the concept files that installed plugins ship."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON (see docs).")
+concept_option = click.option(
+    "--concept",
+    "-c",
+    "selected",
+    multiple=True,
+    metavar="NAME",
+    help="Only this concept or concept.definition (repeatable); what it refers to comes along.",
+)
 
 
 class _Group(click.Group):
@@ -401,14 +409,7 @@ def _file_option(name: str, dest: str, text: str, per_model: bool = True) -> Any
 @click.option("--model-config", type=click.Path(path_type=Path), help="The checkpoint's config (JSON or YAML).")
 @definitions_option
 @no_builtin_option
-@click.option(
-    "--concept",
-    "-c",
-    "selected",
-    multiple=True,
-    metavar="NAME",
-    help="Only this concept or concept.definition (repeatable); what it refers to comes along.",
-)
+@concept_option
 @click.option("--seed", type=int, help="Seed of the probes. [default: the project file's, else 0]")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default="cpu", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), help="Sequences per forward pass (default: a whole probe).")
@@ -765,6 +766,4 @@ def run_cli(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
-from defcheck.sweep_cli import sweep as _sweep  # noqa: E402  (its own module; registered here)
-
-main.add_command(_sweep)
+import defcheck.sweep_cli  # noqa: E402, F401  (`defcheck sweep`: its own module; it registers itself on main)

@@ -1,6 +1,6 @@
-"""``defcheck sweep``: the command line of :mod:`defcheck.sweep` (registered on the ``defcheck`` group by
-:mod:`defcheck.cli`). It parses options, builds the executor, shows progress, and prints the answer; the work
-is in :func:`defcheck.sweep.run_sweep`."""
+"""``defcheck sweep``: the command line of :mod:`defcheck.sweep`, registered on the ``defcheck`` group when
+:mod:`defcheck.cli` imports this module (it does, at its end). It parses options, builds the executor, shows
+progress, and prints the answer; the work is in :func:`defcheck.sweep.run_sweep`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from defcheck.cli import concept_option, definitions_option, main, no_builtin_option
 from defcheck.diagnostics import DefcheckError
 from defcheck.executors import EXECUTORS
 
@@ -44,23 +45,9 @@ EXIT_ERROR = 2
     show_default=True,
     help="Where the reports (OUT/reports/step-NNNNNN.json), summary.json, summary.html and plots go.",
 )
-@click.option(
-    "--concept",
-    "-c",
-    "selected",
-    multiple=True,
-    metavar="NAME",
-    help="Only this concept or concept.definition (repeatable); what it refers to comes along.",
-)
-@click.option(
-    "--definitions",
-    "-d",
-    "definition_paths",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="A concept file or folder to load besides the built-in ones (repeatable).",
-)
-@click.option("--no-builtin", is_flag=True, help="Do not load the concept files that installed plugins ship.")
+@concept_option
+@definitions_option
+@no_builtin_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the probes.")
 @click.option(
     "--device",
@@ -235,3 +222,6 @@ def _print_outcome(console: Any, outcome: Any, no_plots: bool) -> None:
         f"in {outcome.seconds:.1f} s; wrote {outcome.out / 'summary.json'} and {outcome.out / 'summary.html'}",
         markup=False,
     )
+
+
+main.add_command(sweep)
