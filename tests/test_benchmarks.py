@@ -38,3 +38,12 @@ def test_quick_toy_run_prints_the_ratio_table(tmp_path):
     diffs = re.findall(r"^\| toy \| [KQ] \| .* \| ([0-9.e+-]+) \|$", out, re.MULTILINE)
     assert diffs and all(float(d) <= 1e-4 for d in diffs), diffs
     assert (tmp_path / "rows.json").is_file()
+
+
+def test_the_performance_page_quotes_a_committed_run_unchanged():
+    """docs/performance.md shows a real run's output: the one kept in benchmarks/results/, verbatim."""
+    root = SCRIPT.parent.parent
+    results = (root / "benchmarks" / "results" / "cpu-2cores.md").read_text()
+    page = (root / "docs" / "performance.md").read_text()
+    assert "## 1. defcheck vs the peer" in results and "## RATIOS" in results
+    assert results.strip() in page
