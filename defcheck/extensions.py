@@ -120,12 +120,17 @@ class Probe:
 
 @dataclass(frozen=True)
 class ModelLoader:
-    """Turns a model reference (``builtin:NAME``, ``tl:NAME``, a checkpoint path) into a model."""
+    """Turns a model reference (``builtin:NAME``, ``tl:NAME``, a checkpoint path) into a model.
+
+    ``checkpoints`` (optional) lists the training checkpoints a reference has, for ``defcheck sweep``: their
+    steps by index and the unit (``"step"`` or ``"token"``); ``load`` then gets ``options["checkpoint_index"]``.
+    """
 
     name: str
     load: Callable[..., Any]
     summary: str = ""
     matches: Callable[[str], bool] | None = None
+    checkpoints: Callable[[str], tuple[list[int], str]] | None = None
 
 
 @dataclass(frozen=True)

@@ -218,12 +218,14 @@ def _read_metadata(text: str, shown: str) -> tuple[dict[int, dict[str, float]], 
 
 
 def _pretrained_series(reference: str, indices: list[int]) -> tuple[list[Checkpoint], str]:
-    from defcheck.models.pretrained import checkpoint_labels, official_name
+    """The checkpoints ``indices`` of a pretrained model, listed by its loader's ``checkpoints``."""
+    from defcheck.models.loading import pick_loader
+    from defcheck.plugins import load_plugins
 
-    name = reference.removeprefix("tl:").strip()
-    if not name:
-        raise DefcheckError("tl: needs a model name, e.g. tl:EleutherAI/pythia-70m")
-    labels, unit = checkpoint_labels(name)
+    loader = pick_loader(reference, load_plugins())
+    if loader.checkpoints is None:
+        raise DefcheckError(f"the model loader '{loader.name}' lists no training checkpoints of {reference}")
+    labels, unit = loader.checkpoints(reference)
     out = []
     for index in indices:
         if not -len(labels) <= index < len(labels):
@@ -231,7 +233,7 @@ def _pretrained_series(reference: str, indices: list[int]) -> tuple[list[Checkpo
                 f"{reference} has {len(labels)} checkpoints: --checkpoint-index must be in 0..{len(labels) - 1}"
             )
         index = index % len(labels)
-        identity = {"pretrained": official_name(name), "index": index}
+        identity = {"pretrained": reference, "index": index}
         out.append(Checkpoint(labels[index], reference, index, {}, identity))
     return out, unit
 
@@ -402,14 +404,9 @@ def load_checkpoint(checkpoint: Checkpoint, options: SweepOptions, extensions: A
         "bos_token_id": options.bos_token_id,
         "token_ids": options.token_ids,
     }
-    if checkpoint.checkpoint_index is not None:
-        from defcheck.models.pretrained import load_pretrained_checkpoint
-
-        given = {key: value for key, value in loader_options.items() if value is not None}
-        return load_pretrained_checkpoint(checkpoint.reference.removeprefix("tl:"), checkpoint.checkpoint_index, given)
     from defcheck.models.loading import load_model
 
-    return load_model(checkpoint.reference, extensions, **loader_options)
+    return load_model(checkpoint.reference, extensions, checkpoint_index=checkpoint.checkpoint_index, **loader_options)
 
 
 def run_checkpoint(task: Task) -> TaskResult:

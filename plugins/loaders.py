@@ -255,42 +255,87 @@ def tokenizer_metadata(tokenizer: Any, d_vocab: int) -> dict[str, Any]:
     }
 
 
+def _official_name(name: str) -> str:
+    """TransformerLens's official name for ``name`` (an alias such as ``pythia-70m`` resolved)."""
+    from transformer_lens.tools.model_registry.registry_io import resolve_model_alias
+
+    return resolve_model_alias(name) or name
+
+
+def pretrained_checkpoints(reference: str) -> tuple[list[int], str]:
+    """The training step (or token count: the second item says ``"step"`` or ``"token"``) of each checkpoint
+    index of the pretrained model ``tl:NAME``, from TransformerLens's published schedules
+    (``get_checkpoint_labels``: EleutherAI/pythia-*, stanford-crfm/*, the NeelNanda/ArthurConmy/Baidicoot repos,
+    whose lists come from the hub). An unreachable hub is refused here, once, before anything runs."""
+    from transformer_lens.tools.model_registry.checkpoints import get_checkpoint_labels
+
+    name = reference.removeprefix("tl:").strip()
+    if not name:
+        raise DefcheckError("tl: needs a model name, e.g. tl:EleutherAI/pythia-70m")
+    unreachable = _hub_reachable()
+    if unreachable:
+        raise DefcheckError(
+            f"could not reach the Hugging Face hub for the checkpoints of '{name}': no network? ({unreachable}); "
+            "with them in the local Hugging Face cache, set HF_HUB_OFFLINE=1"
+        )
+    try:
+        labels, kind = get_checkpoint_labels(_official_name(name))
+    except ValueError:
+        raise DefcheckError(
+            f"TransformerLens knows no training checkpoints of '{name}' (checkpointed families: "
+            "EleutherAI/pythia-*, stanford-crfm/*, and the NeelNanda/ArthurConmy/Baidicoot repos)"
+        ) from None
+    except (OSError, ConnectionError, TimeoutError) as error:
+        raise DefcheckError(f"could not list the checkpoints of '{name}' on the Hugging Face hub: {error}") from None
+    return [int(label) for label in labels], str(kind)
+
+
 def load_pretrained(reference: str, options: dict[str, Any]) -> ModelView:
+    """``tl:NAME``: the pretrained model, or with ``options["checkpoint_index"]`` one of its training
+    checkpoints (``TransformerBridge.boot_transformers`` / ``boot_tl_legacy`` with ``checkpoint_index``), named
+    ``tl:NAME@INDEX``."""
     name = reference.removeprefix("tl:").strip()
     if not name:
         raise DefcheckError("tl: needs a model name, e.g. tl:gpt2 or tl:attn-only-2l")
+    index = options.get("checkpoint_index")
+    what = f"checkpoint {index} of '{name}'" if index is not None else f"'{name}'"
     device = resolve_device(options)
     unreachable = _hub_reachable()
     if unreachable:
         raise DefcheckError(
-            f"could not download '{name}' from the Hugging Face hub: no network? ({unreachable}); with a copy in "
+            f"could not download {what} from the Hugging Face hub: no network? ({unreachable}); with a copy in "
             "the local Hugging Face cache, set HF_HUB_OFFLINE=1"
         )
     from transformer_lens import TransformerBridge
     from transformer_lens.model_bridge.sources.tl_legacy import TL_LEGACY_PREFIXES
-    from transformer_lens.tools.model_registry.registry_io import resolve_model_alias
 
-    official = resolve_model_alias(name) or name
+    official = _official_name(name)
+    extra = {} if index is None else {"checkpoint_index": int(index)}
     try:
         if official.startswith(TL_LEGACY_PREFIXES):
-            model = TransformerBridge.boot_tl_legacy(official, device=device)
+            model = TransformerBridge.boot_tl_legacy(official, device=device, **extra)
         else:
-            model = TransformerBridge.boot_transformers(official, device=device)
+            model = TransformerBridge.boot_transformers(official, device=device, **extra)
     except (OSError, ConnectionError, TimeoutError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if "offline" in reason.lower() or "couldn't connect" in reason.lower() or "cached" in reason.lower():
+            if index is not None:
+                reason = "no network? (and it is not in the local Hugging Face cache)"
+                raise DefcheckError(f"could not download {what}: {reason}") from None
             raise DefcheckError(
-                f"could not download '{name}' from the Hugging Face hub: no network? (and it is not in the local "
+                f"could not download {what} from the Hugging Face hub: no network? (and it is not in the local "
                 "Hugging Face cache)"
             ) from None
-        raise DefcheckError(f"could not download '{name}' from the Hugging Face hub: {reason}") from None
+        raise DefcheckError(f"could not download {what} from the Hugging Face hub: {reason}") from None
     except (NotImplementedError, ValueError, KeyError) as error:
-        raise DefcheckError(f"TransformerLens cannot load '{name}': {str(error).splitlines()[0]}") from None
+        raise DefcheckError(f"TransformerLens cannot load {what}: {str(error).splitlines()[0]}") from None
     model.eval()
     known = tokenizer_metadata(getattr(model, "tokenizer", None), int(model.cfg.d_vocab))
     tokens = token_space(int(model.cfg.d_vocab), known, options, f"tl:{name}")
-    info = {"loader": "tl", "pretrained": official, "device": device}
-    return ModelView(model, tokens, name=reference, info=info)
+    info: dict[str, Any] = {"loader": "tl", "pretrained": official, "device": device}
+    if index is not None:
+        info["checkpoint_index"] = int(index)
+    return ModelView(model, tokens, name=reference if index is None else f"{reference}@{index}", info=info)
 
 
 @hookimpl
@@ -313,6 +358,7 @@ def defcheck_model_loaders() -> list[ModelLoader]:
             load_pretrained,
             "A TransformerLens / Hugging Face pretrained name, e.g. tl:gpt2 (needs the network)",
             matches=lambda reference: reference.startswith("tl:"),
+            checkpoints=pretrained_checkpoints,
         ),
     ]
 
@@ -323,5 +369,6 @@ __all__ = [
     "load_builtin",
     "load_checkpoint",
     "load_pretrained",
+    "pretrained_checkpoints",
     "unwrap_state_dict",
 ]
