@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -292,3 +295,18 @@ def test_the_complete_file_in_writing_definitions_validates(cli, tmp_path):
     code, out, _ = cli("validate", "--json", "--no-builtin", str(path))
     assert json.loads(out)["diagnostics"] == []
     assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("argv0", "given", "expected"),
+    [("/usr/bin/defcheck", None, "PASSIVE"), ("/usr/bin/defcheck", "ACTIVE", "ACTIVE"), ("script.py", None, None)],
+)
+def test_the_command_makes_openmp_threads_wait_passively_unless_told(argv0, given, expected):
+    """Only the `defcheck` command sets OMP_WAIT_POLICY (before torch loads); a user's choice, or a program that
+    merely imports defcheck, is left alone."""
+    code = f"import os, sys; sys.argv = [{argv0!r}]; import defcheck; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == str(expected)
