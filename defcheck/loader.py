@@ -68,20 +68,9 @@ def _diagnostic(document: YamlDocument, error: Any) -> Diagnostic:
         loc = loc[:-1] if loc and loc[-1] == "[key]" else loc
         line, column = document.position(loc, key=True) or (None, None)
         return Diagnostic(document.file, line, column, format_field(loc), _message(kind, error, value))
-    if kind == "missing":
-        line, column = document.position(loc[:-1]) or (None, None)
-        allowed = _allowed_keys(loc)
-        message = f"'{loc[-1]}' is required"
-        if isinstance(document.data, dict) and allowed:
-            message += f" (keys here: {', '.join(allowed)})"
-        return Diagnostic(document.file, line, column, format_field(loc), message)
-    if kind == "extra_forbidden":
-        line, column = document.position(loc, key=True) or (None, None)
-        allowed = _allowed_keys(loc)
-        message = f"unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), allowed)}"
-        if allowed:
-            message += f" (allowed: {', '.join(allowed)})"
-        return Diagnostic(document.file, line, column, format_field(loc), message, code="unknown-key")
+    if kind in ("missing", "extra_forbidden"):
+        allowed = allowed_keys(loc) if kind == "extra_forbidden" or isinstance(document.data, dict) else []
+        return key_diagnostic(document, loc, kind, allowed)
     line, column = document.position(loc) or (None, None)
     return Diagnostic(document.file, line, column, format_field(loc), _message(kind, error, value))
 
@@ -121,9 +110,25 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
-def _allowed_keys(loc: FieldPath) -> list[str]:
-    """The keys a mapping at ``loc[:-1]`` accepts, found by walking the pydantic models."""
-    annotation: Any = Concept
+def key_diagnostic(document: YamlDocument, loc: FieldPath, kind: str, allowed: list[str]) -> Diagnostic:
+    """A required key that is missing (``kind`` "missing") or a key no model accepts ("extra_forbidden") at
+    ``loc``, with the keys that mapping accepts (``allowed``) and a did-you-mean."""
+    if kind == "missing":
+        line, column = document.position(loc[:-1]) or (None, None)
+        message = f"'{loc[-1]}' is required"
+        if allowed:
+            message += f" (keys here: {', '.join(allowed)})"
+        return Diagnostic(document.file, line, column, format_field(loc), message)
+    line, column = document.position(loc, key=True) or (None, None)
+    message = f"unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), allowed)}"
+    if allowed:
+        message += f" (allowed: {', '.join(allowed)})"
+    return Diagnostic(document.file, line, column, format_field(loc), message, code="unknown-key")
+
+
+def allowed_keys(loc: FieldPath, root: type[BaseModel] = Concept) -> list[str]:
+    """The keys a mapping at ``loc[:-1]`` accepts, found by walking the pydantic models from ``root``."""
+    annotation: Any = root
     for part in loc[:-1]:
         annotation = _step(annotation, part)
         if annotation is None:

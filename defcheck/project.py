@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from defcheck.diagnostics import DefcheckError, Diagnostic, did_you_mean, display_path
-from defcheck.loader import _message, _model_in, _step
+from defcheck.loader import _message, allowed_keys, key_diagnostic
 from defcheck.schema import NAME_PATTERN, REFERENCE_PATTERN
 from defcheck.thresholds import Comparison, parse_threshold
 from defcheck.yamlsource import FieldPath, YamlDocument, format_field, read_yaml
@@ -610,20 +610,8 @@ def _diagnostic(document: YamlDocument, error: Any, root: type[BaseModel], prefi
     loc: FieldPath = (*prefix, *_clean_loc(error["loc"]))
     kind = error["type"]
     value = error.get("input")
-    if kind == "missing":
-        line, column = document.position(loc[:-1]) or (None, None)
-        allowed = _allowed_keys(root, loc[len(prefix) :])
-        message = f"'{loc[-1]}' is required"
-        if allowed:
-            message += f" (keys here: {', '.join(allowed)})"
-        return Diagnostic(document.file, line, column, format_field(loc), message)
-    if kind == "extra_forbidden":
-        line, column = document.position(loc, key=True) or (None, None)
-        allowed = _allowed_keys(root, loc[len(prefix) :])
-        message = f"unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), allowed)}"
-        if allowed:
-            message += f" (allowed: {', '.join(allowed)})"
-        return Diagnostic(document.file, line, column, format_field(loc), message, code="unknown-key")
+    if kind in ("missing", "extra_forbidden"):
+        return key_diagnostic(document, loc, kind, allowed_keys(loc[len(prefix) :], root))
     line, column = document.position(loc) or (None, None)
     pattern = error.get("ctx", {}).get("pattern") if kind == "string_pattern_mismatch" else None
     if pattern in PATTERN_HELP:
@@ -646,18 +634,6 @@ def _is_tag(part: Any) -> bool:
         or part in models
         or part.startswith(("list[", "dict[", "constrained-str", "function-", "literal["))
     )
-
-
-def _allowed_keys(root: type[BaseModel], loc: FieldPath) -> list[str]:
-    annotation: Any = root
-    for part in loc[:-1]:
-        annotation = _step(annotation, part)
-        if annotation is None:
-            return []
-    model = _model_in(annotation)
-    if model is None:
-        return []
-    return [f.alias or name for name, f in model.model_fields.items()]
 
 
 def _check_names(project: ProjectFile) -> list[Diagnostic]:
