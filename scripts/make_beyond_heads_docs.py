@@ -17,7 +17,6 @@ helpers).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import io
 import statistics
@@ -28,16 +27,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the docs scripts share their Markdown helpers
-from make_tutorial import WIDTH, quote, table
+from make_tutorial import WIDTH, quote, table, write_page
 from make_tutorial import prose as prose_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "concepts-beyond-heads.md"
 DEFINITIONS = ROOT / "definitions"
-THREADS = 2
 NEURONS = "token_detector_neuron"
 POLICIES = "goal_misgeneralization"
 POLICY_PLUGIN = "defcheck_plugins.gridworld"
@@ -385,16 +381,7 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--output", type=Path, default=OUTPUT, help="where to write the page")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(THREADS)  # the budget: well under a minute on 2 cores
-    page = build_page(progress=(lambda _: None) if args.quiet else (lambda text: print(text, file=sys.stderr)))
-    args.output.write_text(page, encoding="utf-8")
-    if not args.quiet:
-        print(f"wrote {args.output}", file=sys.stderr)
-    return 0
+    return write_page(build_page, OUTPUT, (__doc__ or "").splitlines()[0], argv)
 
 
 if __name__ == "__main__":

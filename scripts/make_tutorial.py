@@ -711,17 +711,23 @@ def k_members(report: Any) -> str:
     return ", ".join(f"`{m}`" for m in members) if members else "none"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=OUTPUT, help="where to write the page (docs/tutorial.md)")
+def write_page(build: Callable[..., str], output: Path, description: str, argv: Sequence[str] | None = None) -> int:
+    """The command line of a docs script: ``--output`` (default ``output``) and ``--quiet``; the page is built
+    by ``build(progress=...)`` on ``THREADS`` threads (the budget: under a minute on 2 cores)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--output", type=Path, default=output, help=f"where to write the page ({output.name})")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    torch.set_num_threads(THREADS)  # the budget: under a minute on 2 cores
-    page = build_page(progress=(lambda _: None) if args.quiet else (lambda text: print(text, file=sys.stderr)))
+    torch.set_num_threads(THREADS)
+    page = build(progress=(lambda _: None) if args.quiet else (lambda text: print(text, file=sys.stderr)))
     args.output.write_text(page, encoding="utf-8")
     if not args.quiet:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return write_page(build_page, OUTPUT, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
