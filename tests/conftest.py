@@ -63,3 +63,21 @@ def random_view():
 def random_view_mlp():
     """A 3-layer random model with LayerNorm and MLPs."""
     return make_view(1, n_layers=3, attn_only=False, normalization_type="LN", d_mlp=128)
+
+
+@pytest.fixture
+def no_dns(monkeypatch):
+    """No network, as here, but forced: the hub is not in offline mode, no proxy is set, and no host name
+    resolves, so the loaders' reachability check is what refuses."""
+    import socket
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+    def refuse(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)

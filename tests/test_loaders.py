@@ -352,20 +352,8 @@ def test_tl_offline_fails_with_one_sentence():
     assert "Traceback" not in done.stderr
 
 
-def test_tl_without_dns_fails_fast(monkeypatch):
+def test_tl_without_dns_fails_fast(no_dns):
     """Without offline mode, an unresolvable hub fails before the hub client's ~25 s of retries."""
-    import socket
-
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-    def no_dns(*args, **kwargs):
-        raise socket.gaierror(-2, "Name or service not known")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     with pytest.raises(
         DefcheckError,
         match=r"could not download 'attn-only-2l' from the Hugging Face hub: no network\? \(cannot resolve",

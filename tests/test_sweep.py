@@ -149,21 +149,9 @@ def test_bad_input_is_one_sentence_and_exit_2(cli, tmp_path, monkeypatch, argume
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
-def test_pretrained_checkpoints_without_network_fail_with_one_sentence(cli, monkeypatch):
+def test_pretrained_checkpoints_without_network_fail_with_one_sentence(cli, no_dns):
     """tl:NAME with --checkpoint-index goes through TransformerLens's checkpoint labels and boot functions;
     here there is no network (forced: no DNS), which is refused once, before anything runs."""
-    import socket
-
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-    def no_dns(*args, **kwargs):
-        raise socket.gaierror(-2, "Name or service not known")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     code, _, err = cli("sweep", "--checkpoints", "tl:EleutherAI/pythia-14m", "--checkpoint-index", "0,3")
     assert code == 2
     assert err.strip() == (
