@@ -81,3 +81,33 @@ def no_dns(monkeypatch):
         raise socket.gaierror(-2, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def load_script(name: str):
+    """The module of ``scripts/NAME.py`` (loaded once; registered in ``sys.modules``, where dataclasses look
+    their module up while a class is built)."""
+    import importlib.util
+
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_page_current(script: str, page: Path, tmp_path: Path) -> None:
+    """``scripts/SCRIPT.py --output FRESH`` writes exactly ``page`` today; else the diff and how to refresh it."""
+    import difflib
+
+    fresh = tmp_path / page.name
+    assert load_script(script).main(["--output", str(fresh), "--quiet"]) == 0
+    expected, current = fresh.read_text(encoding="utf-8"), page.read_text(encoding="utf-8")
+    if expected != current:
+        lines = difflib.unified_diff(current.splitlines(True), expected.splitlines(True), f"docs/{page.name}", "fresh")
+        shown = "".join(list(lines)[:60])
+        raise AssertionError(f"docs/{page.name} is stale; run `python scripts/{script}.py`:\n{shown}")

@@ -3,32 +3,16 @@ current, and it must say what the runs found."""
 
 from __future__ import annotations
 
-import difflib
-import importlib.util
-import sys
 from pathlib import Path
 
+from conftest import assert_page_current
+
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "make_beyond_heads_docs.py"
 PAGE = ROOT / "docs" / "concepts-beyond-heads.md"
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("make_beyond_heads_docs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_page_is_what_the_script_writes_today(tmp_path):
-    fresh = tmp_path / "page.md"
-    assert _script().main(["--output", str(fresh), "--quiet"]) == 0
-    expected, current = fresh.read_text(encoding="utf-8"), PAGE.read_text(encoding="utf-8")
-    if expected != current:
-        lines = difflib.unified_diff(current.splitlines(True), expected.splitlines(True), PAGE.name, "fresh")
-        shown = "".join(list(lines)[:60])
-        raise AssertionError(f"{PAGE.name} is stale; run `python scripts/make_beyond_heads_docs.py`:\n{shown}")
+    assert_page_current("make_beyond_heads_docs", PAGE, tmp_path)
 
 
 def test_the_page_reports_the_runs():

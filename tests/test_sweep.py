@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 import defcheck.sweep as sweep_module
 from defcheck.diagnostics import DefcheckError
@@ -500,20 +501,10 @@ def test_the_shipped_losses_are_what_the_script_computes(tmp_path):
     assert (folder / "toy-induction-checkpoints.metrics.json").read_text() == shipped
 
 
-def _sweep_docs():
-    import importlib.util
-
-    path = Path(__file__).resolve().parent.parent / "scripts" / "make_sweep_docs.py"
-    spec = importlib.util.spec_from_file_location("make_sweep_docs", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_docs_sweep_is_what_the_script_writes_today(tmp_path):
     """docs/sweep.md quotes a real sweep over the shipped series; its figures are that sweep's PNGs."""
-    script = _sweep_docs()
+    script = load_script("make_sweep_docs")
     summary = script.build(tmp_path / "sweep.md", tmp_path / "img")
     docs = Path(__file__).resolve().parent.parent / "docs"
     assert (tmp_path / "sweep.md").read_text() == (docs / "sweep.md").read_text(), (

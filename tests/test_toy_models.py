@@ -6,15 +6,14 @@ check that the script is reproducible.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import textwrap
 from importlib import resources
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 from defcheck_plugins.attention import PATTERN_HOOK, pattern_scores, target_mask
 from defcheck_plugins.probes import RepeatedParams, build_repeated
 
@@ -25,7 +24,6 @@ from defcheck.registry import load_registry
 from defcheck.runner import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "train_toy_models.py"
 NAMES = ("toy-induction", "toy-shortcut", "toy-mlp")
 SHORTCUT_LENGTH = 8
 
@@ -159,13 +157,7 @@ def test_the_runner_tells_induction_from_the_shortcut(tmp_path, views, extension
 
 
 def _script():
-    if "train_toy_models" in sys.modules:
-        return sys.modules["train_toy_models"]
-    spec = importlib.util.spec_from_file_location("train_toy_models", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_toy_models"] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return load_script("train_toy_models")
 
 
 def test_the_task_layouts():

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import difflib
-import importlib.util
 from pathlib import Path
 
+from conftest import assert_page_current
+
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "make_tutorial.py"
 PAGE = ROOT / "docs" / "tutorial.md"
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("make_tutorial", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_tutorial_is_what_the_script_writes_today(tmp_path):
-    fresh = tmp_path / "tutorial.md"
-    assert _script().main(["--output", str(fresh), "--quiet"]) == 0
-    expected, current = fresh.read_text(encoding="utf-8"), PAGE.read_text(encoding="utf-8")
-    if expected != current:
-        lines = difflib.unified_diff(current.splitlines(True), expected.splitlines(True), "docs/tutorial.md", "fresh")
-        shown = "".join(list(lines)[:60])
-        raise AssertionError(f"docs/tutorial.md is stale; run `python scripts/make_tutorial.py`:\n{shown}")
+    assert_page_current("make_tutorial", PAGE, tmp_path)
 
 
 def test_the_page_quotes_the_tools_verdict_on_every_case():
