@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import textwrap
 from importlib import resources
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,7 +22,6 @@ from defcheck.probes import ProbeRequest
 from defcheck.registry import load_registry
 from defcheck.runner import evaluate
 
-ROOT = Path(__file__).resolve().parent.parent
 NAMES = ("toy-induction", "toy-shortcut", "toy-mlp")
 SHORTCUT_LENGTH = 8
 
