@@ -193,7 +193,18 @@ def final_factors(view: ModelView) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return transform, mean, (transform.double() @ gram @ transform.double().T).float()
 
 
-def source_cosines(context: CheckContext, layer: int) -> torch.Tensor:
+def token_columns(context: CheckContext) -> torch.Tensor:
+    """``[d_model, b, k]``: the centered unembedding of each source's own token through the frozen final norm
+    (the columns of :func:`final_unembed` for the probe's tokens), the same for every layer."""
+    view = context.model
+    probe = context.probe
+    assert probe is not None
+    transform, mean, _ = context.shared("logits.final_factors", lambda: final_factors(view))
+    tokens = probe.tokens.to(transform.device)
+    return torch.einsum("mn,nbk->mbk", transform, view.weight("W_U").to(transform)[:, tokens] - mean[:, None, None])
+
+
+def source_cosines(context: CheckContext, layer: int, columns: torch.Tensor) -> torch.Tensor:
     """``[b, k, H]``: for every source position ``k`` and head, the cosine between the direct logit effect of the
     head's value, ``ell = v[b, k, h] @ W_O[l, h] @ final`` (vocabulary-centered), and the centered one-hot of the
     token there, ``e_tok - 1/V``: ``ell[tok] / (|ell| sqrt(1 - 1/V))`` (``ell`` sums to zero).
@@ -203,17 +214,12 @@ def source_cosines(context: CheckContext, layer: int) -> torch.Tensor:
     for one that lowers exactly it, about ``N(0, 1/V)`` for an unrelated one; NaN where the effect is zero.
     """
     view = context.model
-    probe = context.probe
-    assert probe is not None
-    transform, mean, final_gram = context.shared("logits.final_factors", lambda: final_factors(view))
+    transform, _, final_gram = context.shared("logits.final_factors", lambda: final_factors(view))
     w_o = view.weight("W_O")[layer].to(transform)  # [H, d_head, d_model]
     circuit_gram = context.shared(
         f"logits.ov_gram.{layer}", lambda: w_o @ final_gram @ w_o.transpose(1, 2)
     )  # [H, d_head, d_head]
     values = context.activation(V_HOOK.format(layer)).to(transform)  # [b, k, H, d_head]
-    tokens = probe.tokens.to(transform.device)
-    # the centered unembedding of each source's own token, through the final norm: [d_model, b, k]
-    columns = torch.einsum("mn,nbk->mbk", transform, view.weight("W_U").to(transform)[:, tokens] - mean[:, None, None])
     own = torch.einsum("bkhd,hdm,mbk->bkh", values, w_o, columns)
     norm = torch.einsum("bkhd,hde,bkhe->bkh", values, circuit_gram, values).clamp_min(0).sqrt()
     vocabulary = view.weight("W_U").shape[1]
@@ -302,12 +308,14 @@ def step_copying(context: CheckContext) -> dict[str, torch.Tensor]:
     if not selected.any():  # no query of this batch is averaged over: skip the vocabulary-sized work
         nan = torch.full((view.n_layers, probe.tokens.shape[0], view.n_heads), float("nan"))
         return {name: nan for name in per_layer}
+    columns = token_columns(context) if params.normalization == "cosine" else None
     for layer in range(view.n_layers):
         if params.normalization == "share":
             up, down = source_shares(context, layer)  # [b, k, H]
             per_source = {"score": up - down, "up": up, "down": down}
         else:
-            per_source = {"score": source_cosines(context, layer)}
+            assert columns is not None
+            per_source = {"score": source_cosines(context, layer, columns)}
         pattern = context.activation(PATTERN_HOOK.format(layer)).float().cpu()  # [b, H, q, k]
         defined = ~torch.isnan(per_source["score"])
         weight = pattern * defined.permute(0, 2, 1)[:, :, None, :]  # attention on sources with a defined value
