@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TOY_WEIGHTS = ROOT / "defcheck" / "models" / "weights" / "toy-induction.pt"
+TOY_WEIGHTS = ROOT / "plugins" / "weights" / "toy-induction.pt"
 
 MODELS: dict[str, dict[str, Any]] = {
     "toy": {
@@ -300,8 +300,8 @@ def _probes(view: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The peer set's three probes, built exactly as defcheck's runner builds them (same plugin, same seed)."""
     import yaml
 
-    from defcheck.plugins import load_plugins
-    from defcheck.probes import ProbeRequest
+    from defcheck.engine.probe_data import ProbeRequest
+    from defcheck.hooks.manager import load_plugins
 
     extensions = load_plugins()
     concept = yaml.safe_load(PEER_SET.replace("n: N", f"n: {_probe_n(args)}"))
@@ -349,8 +349,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     torch = _setup_torch(args)
     import transformer_lens  # noqa: F401  (imported before the measurement, as any user has)
 
-    from defcheck.plugins import load_plugins
-    from defcheck.registry import load_registry
+    from defcheck.hooks.manager import load_plugins
+    from defcheck.language.registry import load_registry
 
     rss_imports = _status_kb("VmRSS") or _maxrss_kb()
     view, note = _view(args)
@@ -391,7 +391,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
             scores = composition_scores(view, method[-1])
             output["file"] = _save(args, torch, scores)
         elif method.startswith("defcheck-"):
-            from defcheck.runner import evaluate
+            from defcheck.engine.runner import evaluate
 
             largest["bytes"] = largest["batches"] = 0
             result = evaluate(view, registry, extensions, seed=args.seed, batch_size=args.batch_size)

@@ -1,7 +1,13 @@
-"""defcheck: declarative behavioral and mechanistic definitions of interpretability concepts, checked on models."""
+"""defcheck: declarative behavioral and mechanistic definitions of interpretability concepts, checked on models.
+
+The root imports neither torch nor TransformerLens: ``check`` loads them when it is first used.
+"""
+
+from __future__ import annotations
 
 import os as _os
 import sys as _sys
+from typing import TYPE_CHECKING, Any
 
 # The `defcheck` command (not a program that imports defcheck): torch's OpenMP threads sleep instead of spinning
 # while they wait, unless the user chose otherwise. On shared cores spinning threads wait for descheduled ones:
@@ -10,13 +16,17 @@ import sys as _sys
 if "torch" not in _sys.modules and _os.path.basename(_sys.argv[0] if _sys.argv else "").startswith("defcheck"):
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from defcheck.api import check
+from defcheck import _compat
+from defcheck._version import __version__
 from defcheck.diagnostics import DefcheckError, Diagnostic
-from defcheck.extensions import Checker, ConceptFolder, ModelLoader, Probe, ReportFormat, Streamed, UnitKind
-from defcheck.hookspecs import hookimpl
-from defcheck.schema import Concept, Criterion, Definition
+from defcheck.hooks.declarations import Checker, ConceptFolder, ModelLoader, Probe, ReportFormat, Streamed, UnitKind
+from defcheck.hooks.specs import hookimpl
+from defcheck.language.schema import Concept, Criterion, Definition
 
-__version__ = "0.1.0"
+_compat.install()
+
+if TYPE_CHECKING:
+    from defcheck.api import check
 
 __all__ = [
     "Checker",
@@ -35,3 +45,11 @@ __all__ = [
     "check",
     "hookimpl",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "check":
+        from defcheck.api import check
+
+        return check
+    raise AttributeError(f"module 'defcheck' has no attribute {name!r}")

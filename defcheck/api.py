@@ -91,9 +91,9 @@ def check(
     concept files or folders, loaded with the built-in ones unless ``include_builtin=False``. ``plugins``
     adds plugins: module names (as ``--plugin`` does) or plugin objects already in memory.
     """
-    from defcheck.plugins import load_plugins
-    from defcheck.registry import load_registry
-    from defcheck.runner import evaluate
+    from defcheck.engine.runner import evaluate
+    from defcheck.hooks.manager import load_plugins
+    from defcheck.language.registry import load_registry
 
     view = as_view(model, name=name, bos_token_id=bos_token_id, token_ids=token_ids)
     extensions = load_plugins(

@@ -16,10 +16,10 @@ from defcheck_plugins.attention import PatternParams, aggregate, pattern_scores,
 from pydantic import Field, field_validator
 
 from defcheck import Checker, Streamed, hookimpl
-from defcheck.context import CheckContext
 from defcheck.diagnostics import DefcheckError
+from defcheck.engine.context import CheckContext
+from defcheck.engine.scores import Scores
 from defcheck.models.view import ModelView
-from defcheck.scores import Scores
 
 RESID_HOOK = "blocks.{}.hook_resid_pre"
 Z_HOOK = "blocks.{}.attn.hook_z"

@@ -13,11 +13,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from defcheck import Checker, Streamed, hookimpl
-from defcheck.context import CheckContext
 from defcheck.diagnostics import DefcheckError
+from defcheck.engine.context import CheckContext
+from defcheck.engine.probe_data import ProbeBatch
+from defcheck.engine.scores import Scores
 from defcheck.models.view import ModelView
-from defcheck.probes import ProbeBatch
-from defcheck.scores import Scores
 
 PATTERN_HOOK = "blocks.{}.attn.hook_pattern"
 _OFFSET = re.compile(r"^fixed_offset:(-?\d+)$")

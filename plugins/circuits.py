@@ -27,10 +27,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from defcheck import Checker, hookimpl
-from defcheck.context import CheckContext
 from defcheck.diagnostics import DefcheckError
+from defcheck.engine.context import CheckContext
+from defcheck.engine.scores import Scores, safe_ratio
 from defcheck.models.view import ModelView
-from defcheck.scores import Scores, safe_ratio
 
 Circuit = Literal["full", "bare"]
 CompositionType = Literal["K", "Q", "V"]

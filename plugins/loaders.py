@@ -1,6 +1,6 @@
 """Built-in model loaders: ``builtin:NAME`` (shipped weights), checkpoint files, and ``tl:NAME`` (pretrained).
 
-- ``builtin``: the toy models in ``defcheck/models/weights`` (``NAME.pt`` + ``NAME.json``), trained by
+- ``builtin``: the toy models in ``plugins/weights`` (``NAME.pt`` + ``NAME.json``), trained by
   ``scripts/train_toy_models.py``; see ``docs/toy-models.md``.
 - ``checkpoint``: a local state dict, read with ``torch.load(weights_only=True)`` only, its config in
   ``STEM.json`` / ``STEM.yaml`` beside it (or ``config.json`` in its folder, or the ``model_config`` option).
@@ -20,10 +20,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch
+from defcheck_plugins.constructed import CONSTRUCTED, constructed_names
 
 from defcheck import ModelLoader, hookimpl
 from defcheck.diagnostics import DefcheckError, did_you_mean, display_path
-from defcheck.models.constructed import CONSTRUCTED, constructed_names
 from defcheck.models.loading import (
     bridge_config,
     build_native,
@@ -37,7 +37,7 @@ from defcheck.models.loading import (
 )
 from defcheck.models.view import ModelView
 
-WEIGHTS_PACKAGE = "defcheck.models.weights"
+WEIGHTS_PACKAGE = "defcheck_plugins.weights"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -84,7 +84,7 @@ def _from_files(
 
 
 def builtin_models() -> list[str]:
-    """Names of the models shipped in ``defcheck/models/weights`` (those with both ``.pt`` and ``.json``)."""
+    """Names of the models shipped in ``plugins/weights`` (those with both ``.pt`` and ``.json``)."""
     folder = resources.files(WEIGHTS_PACKAGE)
     names = {entry.name[: -len(".pt")] for entry in folder.iterdir() if entry.name.endswith(".pt")}
     return sorted(name for name in names if folder.joinpath(f"{name}.json").is_file())
@@ -116,7 +116,7 @@ def load_builtin(reference: str, options: dict[str, Any]) -> ModelView:
 
 
 def _constructed(reference: str, name: str, options: dict[str, Any]) -> ModelView:
-    """A hand-built model (``defcheck.models.constructed``), with the user's token overrides applied."""
+    """A hand-built model (``defcheck_plugins.constructed``), with the user's token overrides applied."""
     view = CONSTRUCTED[name]()
     view.name = reference
     device = resolve_device(options)

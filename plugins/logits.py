@@ -22,9 +22,9 @@ from defcheck_plugins.attention import target_mask
 from pydantic import BaseModel, ConfigDict, Field
 
 from defcheck import Checker, Streamed, hookimpl
-from defcheck.context import CheckContext
+from defcheck.engine.context import CheckContext
+from defcheck.engine.scores import Scores
 from defcheck.models.view import ModelView
-from defcheck.scores import Scores
 
 Z_HOOK = "blocks.{}.attn.hook_z"
 V_HOOK = "blocks.{}.attn.hook_v"

@@ -46,9 +46,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from defcheck import Checker, Streamed, hookimpl
-from defcheck.context import CheckContext
+from defcheck.engine.context import CheckContext
+from defcheck.engine.scores import NotApplicable, Scores
 from defcheck.models.view import ModelView
-from defcheck.scores import NotApplicable, Scores
 
 POST_HOOK = "blocks.{}.mlp.hook_post"
 EPS = 1e-6

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from defcheck import Probe, hookimpl
 from defcheck.diagnostics import DefcheckError
+from defcheck.engine.probe_data import ProbeBatch, ProbeRequest, probe_generator
 from defcheck.models.view import TokenSpace
-from defcheck.probes import ProbeBatch, ProbeRequest, probe_generator
 
 
 class _Params(BaseModel):

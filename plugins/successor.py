@@ -13,10 +13,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from defcheck import Checker, Probe, Streamed, hookimpl
-from defcheck.context import CheckContext
+from defcheck.engine.context import CheckContext
+from defcheck.engine.probe_data import ProbeBatch, ProbeRequest, probe_generator
+from defcheck.engine.scores import NotApplicable, Scores
 from defcheck.models.view import ModelView
-from defcheck.probes import ProbeBatch, ProbeRequest, probe_generator
-from defcheck.scores import NotApplicable, Scores
 
 SEQUENCES: dict[str, list[str]] = {
     "numbers": [str(i) for i in range(1, 101)],

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from defcheck import UnitKind, hookimpl
-from defcheck.scores import NotApplicable
+from defcheck.engine.scores import NotApplicable
 
 
 def _name(model: Any) -> str:

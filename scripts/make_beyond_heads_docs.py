@@ -121,9 +121,9 @@ def introduction(page: Page) -> str:
 
 
 def unit_kinds(page: Page) -> str:
+    from defcheck.engine.scores import NotApplicable
+    from defcheck.engine.units import resolve_units
     from defcheck.models.loading import load_model
-    from defcheck.scores import NotApplicable
-    from defcheck.units import resolve_units
 
     view = load_model("builtin:toy-mlp", page.extensions)
     rows = []
@@ -372,7 +372,7 @@ SECTIONS: list[Callable[[Page], str | None]] = [introduction, unit_kinds, neuron
 
 
 def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
-    from defcheck.plugins import load_plugins
+    from defcheck.hooks.manager import load_plugins
 
     helpers = SimpleNamespace(fmt=fmt, table=table, quote=quote, prose=prose, yaml_file=yaml_file)
     page = Page(progress, load_plugins(), md=helpers)

@@ -1,6 +1,6 @@
 """Write docs/sweep.md and its figures from a real sweep over the shipped toy-induction checkpoints.
 
-Every number on the page comes from the summary this script builds with ``defcheck.sweep`` (the same code as
+Every number on the page comes from the summary this script builds with ``defcheck.sweep.core`` (the same code as
 ``defcheck sweep --checkpoints 'builtin:toy-induction@*' -c induction_head -c previous_token_head``), and the
 figures are its PNGs. tests/test_sweep.py re-runs it into a temporary folder and fails when docs/sweep.md
 differs. Run it after changing the series, a definition or the summary's wording:
@@ -28,8 +28,8 @@ FIGURES = {"induction_head": "sweep-toy-induction.png", "previous_token_head": "
 
 def run(out: Path) -> dict[str, Any]:
     """The sweep of the page, into ``out``; its summary."""
-    from defcheck.executors import SequentialExecutor
-    from defcheck.sweep import SweepOptions, find_checkpoints, run_sweep
+    from defcheck.sweep.core import SweepOptions, find_checkpoints, run_sweep
+    from defcheck.sweep.executors import SequentialExecutor
 
     series = find_checkpoints(SOURCE)
     result = run_sweep(series, SweepOptions(selection=CONCEPTS), out, executor=SequentialExecutor())
@@ -68,7 +68,7 @@ def _crossing(summary: dict[str, Any], definition_id: str) -> str:
 
 def page(summary: dict[str, Any]) -> str:
     """The text of docs/sweep.md for ``summary``."""
-    from defcheck.sweep import steepest_fall
+    from defcheck.sweep.core import steepest_fall
 
     steps = summary["steps"]
     induction = summary["concepts"]["induction_head"]
@@ -286,8 +286,8 @@ def page(summary: dict[str, Any]) -> str:
         "```python",
         "from pathlib import Path",
         "",
-        "from defcheck.executors import SequentialExecutor",
-        "from defcheck.sweep import SweepOptions, find_checkpoints, run_sweep",
+        "from defcheck.sweep.executors import SequentialExecutor",
+        "from defcheck.sweep.core import SweepOptions, find_checkpoints, run_sweep",
         "",
         'series = find_checkpoints("builtin:toy-induction@*", steps="800,1000,1600")',
         'options = SweepOptions(selection=("induction_head",), seed=0)',
@@ -297,9 +297,9 @@ def page(summary: dict[str, Any]) -> str:
         'print(result.summary["summary"])',
         "```",
         "",
-        "`run_sweep` takes any `defcheck.executors.Executor` (`SequentialExecutor()`, `ProcessPoolExecutor(4)`,",
-        "`RayExecutor(address, gpus_per_task, cpus_per_task)`); `defcheck.plots.plot_sweep(summary, folder)` redraws",
-        "the plots from a saved `summary.json`.",
+        "`run_sweep` takes any `defcheck.sweep.executors.Executor` (`SequentialExecutor()`, `ProcessPoolExecutor(4)`,",
+        "`RayExecutor(address, gpus_per_task, cpus_per_task)`); `defcheck.sweep.plots.plot_sweep(summary, folder)`",
+        "redraws the plots from a saved `summary.json`.",
         "",
         "## Reproducing this page",
         "",

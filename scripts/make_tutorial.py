@@ -243,9 +243,10 @@ INDUCTION_HEADER = [
 
 
 def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
+    from defcheck_plugins.constructed import CONSTRUCTED, IMPOSTOR_LENGTH, Layout, induction
+
     import defcheck
     from defcheck.models import ModelView, TokenSpace, build_bridge
-    from defcheck.models.constructed import CONSTRUCTED, IMPOSTOR_LENGTH, Layout, induction
 
     try:
         from defcheck_plugins.loaders import builtin_models
@@ -331,7 +332,7 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
     add(
         *prose(
             """
-            `defcheck.models.constructed` builds TransformerLens 4 models (`TransformerBridge`) and writes
+            `defcheck_plugins.constructed` builds TransformerLens 4 models (`TransformerBridge`) and writes
             their weights by hand. The residual stream is cut into one-hot subspaces: the current token
             (`TOK`), the previous token (`PREV`, written by a previous-token head), the prediction (`OUT`, the
             only thing the unembedding reads), the position (`POS`) and a few more. Heads read and write them

@@ -14,7 +14,7 @@ the same as training each alone.
 
 Seeded and reproducible on CPU (``torch.use_deterministic_algorithms``, ``torch.set_num_threads(1)``): the
 same arguments give the same bytes of weights on the same machine. Writes, in ``--out`` (default
-``defcheck/models/weights/gridworld``):
+``plugins/weights/gridworld``):
 
 - ``policies.pt``: every policy's GridPolicy ``state_dict()`` in one flat state dict, keys prefixed by the policy's
   name (``p0/net.0.weight``), float32, read with ``torch.load(weights_only=True)``;
@@ -43,7 +43,7 @@ from defcheck_plugins.gridworld.env import Grid, expert_actions, observe, rollou
 from defcheck_plugins.gridworld.policy import ARCHITECTURE, GridPolicy, PolicySet
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "defcheck" / "models" / "weights" / "gridworld"
+OUT = ROOT / "plugins" / "weights" / "gridworld"
 THREADS = 1  # the network is tiny: one thread is faster than two, and does not fight other jobs
 # The shipped set, named by the percentage of training episodes whose goal is placed at random.
 POLICIES = {"p0": 0.0, "p0.1": 0.001, "p1": 0.01, "p10": 0.1, "p50": 0.5}

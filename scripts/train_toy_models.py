@@ -4,7 +4,7 @@
 Seeded and reproducible on CPU (``torch.set_num_threads(2)``): the same seed, step count and thread count give
 the same weights on the same machine. Each model is saved as ``NAME.pt`` (a float32 state dict) and ``NAME.json``
 (the TransformerBridgeConfig fields to rebuild it, a ``defcheck:`` block with the token metadata, and the
-training provenance) in ``defcheck/models/weights/``. A log with the measured numbers goes to
+training provenance) in ``plugins/weights/``. A log with the measured numbers goes to
 ``docs/toy-models.md``, loss curves to ``docs/img/``.
 
 Tasks (every sequence is ``n_ctx`` = 64 tokens, BOS id 0, ordinary ids 1..63):
@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
-WEIGHTS = ROOT / "defcheck" / "models" / "weights"
+WEIGHTS = ROOT / "plugins" / "weights"
 DOCS = ROOT / "docs"
 BOS = 0
 VOCAB = 64
@@ -551,7 +551,7 @@ def write_docs(
         "# The toy models defcheck ships",
         "",
         "Trained by `scripts/train_toy_models.py` (seeded; `torch.set_num_threads(2)`; CPU) and shipped in",
-        "`defcheck/models/weights/` as `NAME.pt` (float32 state dict) + `NAME.json` (config, token metadata,",
+        "`plugins/weights/` as `NAME.pt` (float32 state dict) + `NAME.json` (config, token metadata,",
         "provenance). Load them with `builtin:NAME`. The numbers below were written by the script in the run",
         "that produced the shipped weights; rerun it to regenerate this page. Wall times were measured on a",
         "2-core machine shared with other jobs, so they vary by up to 2x between runs; CPU seconds are the",

@@ -14,7 +14,7 @@ sys.path.insert(0, str(FIXTURES))
 @pytest.fixture
 def fixture_extensions():
     """The extensions with the installed plugins plus the tests' fixture plugin."""
-    from defcheck.plugins import load_plugins
+    from defcheck.hooks.manager import load_plugins
 
     return load_plugins(modules=["fixture_plugin"])
 

@@ -17,11 +17,11 @@ from defcheck_plugins.ablation import (
 from defcheck_plugins.probes import RepeatedParams, build_repeated
 from induction_circuit import induction_view
 
-from defcheck.context import CheckContext
-from defcheck.plugins import load_plugins
-from defcheck.probes import ProbeRequest
-from defcheck.registry import load_registry
-from defcheck.runner import evaluate
+from defcheck.engine.context import CheckContext
+from defcheck.engine.probe_data import ProbeRequest
+from defcheck.engine.runner import evaluate
+from defcheck.hooks.manager import load_plugins
+from defcheck.language.registry import load_registry
 
 RESID, PATTERN = "blocks.{}.hook_resid_pre", "blocks.{}.attn.hook_pattern"
 

@@ -16,9 +16,9 @@ from defcheck_plugins.attention import (
 from defcheck_plugins.probes import RepeatedParams, build_repeated
 from transformer_lens import head_detector
 
-from defcheck.context import CheckContext
+from defcheck.engine.context import CheckContext
+from defcheck.engine.probe_data import ProbeRequest
 from defcheck.models.view import TokenSpace
-from defcheck.probes import ProbeRequest
 
 
 def _probe(view, **params):

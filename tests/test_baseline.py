@@ -1,4 +1,4 @@
-"""Baselines (defcheck/baseline.py): what counts as a difference, the tolerance, and refusing other versions."""
+"""Baselines (defcheck/ci/baseline.py): what counts as a difference, the tolerance, and refusing other versions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import pytest
 from test_overlap import COMPOSITION, NAMES, NO_PARTNER, OV, PREFIX, criterion, definition, run_of
 
-from defcheck.baseline import diff_reports, diff_text, load_baseline, moved
+from defcheck.ci.baseline import diff_reports, diff_text, load_baseline, moved
 from defcheck.diagnostics import DefcheckError
 from defcheck.report import Report
 

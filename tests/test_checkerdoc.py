@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from defcheck.checkerdoc import checkers_markdown
-from defcheck.plugins import load_plugins
+from defcheck.hooks.manager import load_plugins
+from defcheck.hooks.reference import checkers_markdown
 
 DOC = Path(__file__).parents[1] / "docs" / "checkers.md"
 

@@ -23,18 +23,18 @@ import pytest
 import yaml
 
 from defcheck import Checker, hookimpl
-from defcheck.baseline import diff_reports
+from defcheck.ci.baseline import diff_reports
+from defcheck.ci.expectations import check_expectations
+from defcheck.ci.project import load_project
 from defcheck.cli import main
-from defcheck.expectations import check_expectations
-from defcheck.plugins import load_plugins
-from defcheck.project import load_project
-from defcheck.registry import load_registry
+from defcheck.engine.runner import evaluate
+from defcheck.hooks.manager import load_plugins
+from defcheck.language.registry import load_registry
 from defcheck.report import Report
 from defcheck.report.checks import RULES, build_checks, problems
 from defcheck.report.github import MAX_ANNOTATIONS, escape_data, escape_property, render_github
 from defcheck.report.junit import render_junit
 from defcheck.report.sarif import render_sarif
-from defcheck.runner import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"

@@ -23,7 +23,7 @@ from defcheck_plugins.circuits import (
 from transformer_lens import FactoredMatrix
 from transformer_lens.utilities import composition_scores as tl_composition_scores
 
-from defcheck.context import CheckContext
+from defcheck.engine.context import CheckContext
 
 COPY, ANTI, PREV, ZERO, READER, MATCH = (0, 1), (0, 4), (0, 2), (0, 6), (1, 5), (1, 3)
 
@@ -192,7 +192,7 @@ def test_copying_and_anti_copying_heads(built):
 
 
 def test_zero_ov_head_is_undefined_with_a_reason_and_not_a_member(built):
-    from defcheck.thresholds import parse_threshold
+    from defcheck.language.thresholds import parse_threshold
 
     for circuit in ("full", "bare"):
         scores = score_ov_copying(_context(built, EigenParams(circuit=circuit)))
@@ -336,9 +336,9 @@ definitions:
 
 
 def test_end_to_end_through_the_registry(tmp_path, built):
-    from defcheck.plugins import load_plugins
-    from defcheck.registry import load_registry
-    from defcheck.runner import evaluate
+    from defcheck.engine.runner import evaluate
+    from defcheck.hooks.manager import load_plugins
+    from defcheck.language.registry import load_registry
 
     (tmp_path / "toy_circuits.yaml").write_text(CONCEPT)
     extensions = load_plugins()

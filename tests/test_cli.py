@@ -14,9 +14,9 @@ import pytest
 
 from defcheck import __version__
 from defcheck.cli import main
-from defcheck.loader import load_concept_file
-from defcheck.plugins import load_plugins
-from defcheck.schema import concept_json_schema
+from defcheck.hooks.manager import load_plugins
+from defcheck.language.concept_file import load_concept_file
+from defcheck.language.schema import concept_json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"

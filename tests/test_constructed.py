@@ -1,4 +1,4 @@
-"""Ground truth: the hand-built models of ``defcheck.models.constructed``, checked through the public API.
+"""Ground truth: the hand-built models of ``defcheck_plugins.constructed``, checked through the public API.
 
 Every assertion reads the report (``defcheck.check(view, ...)``): members, overlap categories, the plain-language
 divergences, criterion scores, undefined reasons and evidence, as a user would see them.
@@ -12,10 +12,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-
-import defcheck
-from defcheck.models import ModelView, TokenSpace, build_bridge
-from defcheck.models.constructed import (
+from defcheck_plugins.constructed import (
     CONSTRUCTED,
     IMPOSTOR_LENGTH,
     Layout,
@@ -24,6 +21,9 @@ from defcheck.models.constructed import (
     induction,
     load_constructed,
 )
+
+import defcheck
+from defcheck.models import ModelView, TokenSpace, build_bridge
 from defcheck.report import Report
 from defcheck.report.common import unit_details
 

@@ -1,4 +1,4 @@
-"""Tests of defcheck.executors: every executor yields one outcome per task, and errors come back as data.
+"""Tests of defcheck.sweep.executors: every executor yields one outcome per task, and errors come back as data.
 
 The Ray test starts a Ray instance on this machine (``ray.init(num_cpus=2)``), runs the same sweep as the
 local executor over four shipped checkpoints, and compares the summaries byte for byte.
@@ -13,7 +13,7 @@ import time
 import pytest
 
 from defcheck.diagnostics import DefcheckError
-from defcheck.executors import (
+from defcheck.sweep.executors import (
     Outcome,
     ProcessPoolExecutor,
     RayExecutor,
@@ -155,7 +155,7 @@ def test_ray_keeps_errors_and_asks_for_resources(local_ray):
 
 @pytest.mark.slow
 def test_the_same_sweep_on_the_local_executor_and_on_ray_gives_the_same_summary(local_ray, tmp_path):
-    from defcheck.sweep import SweepOptions, find_checkpoints, run_sweep
+    from defcheck.sweep.core import SweepOptions, find_checkpoints, run_sweep
 
     series = find_checkpoints("builtin:toy-induction@*", steps="800,1000,1600,4000")
     options = SweepOptions(selection=("induction_head",))

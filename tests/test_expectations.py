@@ -1,4 +1,4 @@
-"""Expectations (defcheck/expectations.py) checked against report documents whose results are known by hand.
+"""Expectations (defcheck/ci/expectations.py) checked against report documents whose results are known by hand.
 
 The report: induction_head with a behavioral definition `prefix` (members 0.1 0.3 1.0 1.2) and a mechanistic
 one `kcomp` (members 1.0 1.3): both 1.0; behavioral only 0.1 0.3 1.2; mechanistic only 1.3; neither 0.0 0.2
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from test_overlap import criterion, definition, induction_results, run_of
 
-from defcheck.expectations import category_units, check_expectations, kind_sets, summary_counts
-from defcheck.project import EXPECTATION_MODELS, KIND_KEYS, Expectation
+from defcheck.ci.expectations import category_units, check_expectations, kind_sets, summary_counts
+from defcheck.ci.project import EXPECTATION_MODELS, KIND_KEYS, Expectation
 from defcheck.report import Report
 
 

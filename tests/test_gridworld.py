@@ -17,11 +17,11 @@ from defcheck_plugins.gridworld.env import (
 )
 from defcheck_plugins.gridworld.policy import GridPolicy, PolicySet
 
-from defcheck.context import CheckContext
 from defcheck.diagnostics import DefcheckError
+from defcheck.engine.context import CheckContext
+from defcheck.engine.probe_data import ProbeRequest
+from defcheck.engine.scores import NotApplicable
 from defcheck.models.loading import load_model
-from defcheck.probes import ProbeRequest
-from defcheck.scores import NotApplicable
 
 GRID = Grid(7)
 CORNER = torch.tensor(GRID.corner)

@@ -14,11 +14,11 @@ from defcheck_plugins.gridworld.policy import GridPolicy, PolicySet
 
 import defcheck
 from defcheck.diagnostics import DefcheckError
+from defcheck.hooks.manager import load_plugins
 from defcheck.models.loading import load_model, pick_loader
-from defcheck.plugins import load_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "defcheck" / "models" / "weights" / "gridworld"
+WEIGHTS = ROOT / "plugins" / "weights" / "gridworld"
 SCRIPT = ROOT / "scripts" / "train_gridworld.py"
 CONFIG = {"loader": "gridworld", "architecture": "gridworld-mlp", "size": 5, "hidden": [8, 6]}
 
@@ -174,15 +174,17 @@ def test_training_is_reproducible_bit_for_bit(tmp_path):
 
 @pytest.mark.slow
 def test_the_script_retrains_the_shipped_policies(tmp_path):
-    """The whole training (about 15 s on one thread) gives the shipped bytes with the same torch on the same kind of
-    CPU; elsewhere the last bits may differ, and then the record's success rates must still hold."""
+    """The whole training (about 15 s on one thread) retrains the shipped policies: the same loss curve and success
+    rates, up to the last bits that another CPU's kernels move."""
     subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)], capture_output=True, text=True, check=True)
     shipped = json.loads((WEIGHTS / "policies.json").read_text(encoding="utf-8"))
     fresh = json.loads((tmp_path / "policies.json").read_text(encoding="utf-8"))
-    same_platform = all(fresh["training"][key] == shipped["training"][key] for key in ("torch", "machine"))
-    if same_platform:
-        assert fresh["sha256"] == shipped["sha256"]
-        assert (tmp_path / "policies.pt").read_bytes() == (WEIGHTS / "policies.pt").read_bytes()
+    # Bit-identity across machines is not promised: the same torch on another x86_64 CPU (other SIMD kernels) moves
+    # the last bits (seen: step-500 losses 0.52536 against 0.52534). Two runs on one machine are bit-identical (above).
+    for fresh_entry, shipped_entry in zip(fresh["log"], shipped["log"], strict=True):
+        assert fresh_entry["step"] == shipped_entry["step"]
+        for a, b in zip(fresh_entry["loss"], shipped_entry["loss"], strict=True):
+            assert abs(a - b) <= 0.02 * max(1.0, abs(b))
     for name, row in shipped["policies"].items():
         assert abs(fresh["policies"][name]["deploy_success"] - row["deploy_success"]) < 0.1
     assert fresh["training"]["seconds"] < 120
@@ -192,7 +194,7 @@ def test_the_script_retrains_the_shipped_policies(tmp_path):
 
 
 def test_the_concept_file_validates(extensions):
-    from defcheck.registry import load_registry
+    from defcheck.language.registry import load_registry
 
     registry = load_registry([ROOT / "definitions" / "goal_misgeneralization.yaml"], extensions, include_builtin=False)
     assert not registry.errors

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from defcheck import hookspecs
-from defcheck.extensions import EXTENSION_KINDS
-from defcheck.plugins import HOOK_NAMES
+from defcheck.hooks import specs as hookspecs
+from defcheck.hooks.declarations import EXTENSION_KINDS
+from defcheck.hooks.manager import HOOK_NAMES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "writing-plugins.md"
 SPECS = {

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from defcheck.lint import lint_kinds
-from defcheck.loader import load_concept_file
-from defcheck.plugins import load_plugins
+from defcheck.hooks.manager import load_plugins
+from defcheck.language.concept_file import load_concept_file
+from defcheck.language.lint import lint_kinds
 
 ENTROPY = "      - checker: attention_entropy\n        probe: fixture_tokens\n        threshold: '>= 0.5'\n"
 NORM = "      - checker: head_norm\n        threshold: {top_k: 2}\n"

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from defcheck.diagnostics import Diagnostic
-from defcheck.loader import ConceptFile, find_concept_files, load_concept_file
-from defcheck.plugins import load_plugins
-from defcheck.registry import load_registry
+from defcheck.hooks.manager import load_plugins
+from defcheck.language.concept_file import ConceptFile, find_concept_files, load_concept_file
+from defcheck.language.registry import load_registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MALFORMED = FIXTURES / "malformed"

@@ -16,6 +16,7 @@ from defcheck_plugins import loaders
 
 from defcheck import ModelLoader, hookimpl
 from defcheck.diagnostics import DefcheckError
+from defcheck.hooks.manager import load_plugins
 from defcheck.models.loading import (
     DEFAULT_MODEL,
     bridge_config,
@@ -25,7 +26,6 @@ from defcheck.models.loading import (
     token_space,
 )
 from defcheck.models.view import ModelView
-from defcheck.plugins import load_plugins
 
 BUILTIN = ("toy-induction", "toy-shortcut", "toy-mlp")
 TOKENS = torch.randint(1, 64, (3, 20), generator=torch.Generator().manual_seed(0))

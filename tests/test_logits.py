@@ -18,8 +18,8 @@ from defcheck_plugins.logits import (
 from defcheck_plugins.probes import RepeatedParams, build_repeated
 from induction_circuit import induction_view
 
-from defcheck.context import CheckContext
-from defcheck.probes import ProbeBatch, ProbeRequest
+from defcheck.engine.context import CheckContext
+from defcheck.engine.probe_data import ProbeBatch, ProbeRequest
 
 
 def _probe(view, **params):

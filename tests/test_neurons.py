@@ -8,15 +8,15 @@ import math
 import pytest
 import torch
 from conftest import make_view
+from defcheck_plugins.constructed import load_constructed
 from defcheck_plugins.neurons import ReadParams, SelectivityParams
 
 import defcheck
-from defcheck.context import CheckContext
-from defcheck.models.constructed import load_constructed
+from defcheck.engine.context import CheckContext
+from defcheck.engine.probe_data import ProbeBatch
+from defcheck.engine.units import resolve_units
+from defcheck.hooks.manager import load_plugins
 from defcheck.models.loading import load_model
-from defcheck.plugins import load_plugins
-from defcheck.probes import ProbeBatch
-from defcheck.units import resolve_units
 
 CONCEPT = "token_detector_neuron"
 
@@ -139,8 +139,8 @@ def test_the_concept_on_the_shipped_toy_mlp():
 
 
 def test_the_starter_file_of_a_neuron_concept_validates_with_the_built_in_checkers(tmp_path):
-    from defcheck.registry import load_registry
-    from defcheck.starter import starter_file
+    from defcheck.language.registry import load_registry
+    from defcheck.language.starter import starter_file
 
     path = tmp_path / "my_neuron.yaml"
     path.write_text(starter_file("my_neuron", "mlp_neuron"), encoding="utf-8")

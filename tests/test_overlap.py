@@ -1,4 +1,4 @@
-"""Tests of the overlap analysis (defcheck/overlap.py) on hand-built results with known scores."""
+"""Tests of the overlap analysis (defcheck/engine/overlap.py) on hand-built results with known scores."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from defcheck.models.view import ModelView
-from defcheck.overlap import (
+from defcheck.engine.overlap import (
     FACTORS,
     analyze,
     average_ranks,
@@ -20,9 +19,10 @@ from defcheck.overlap import (
     precision_recall,
     spearman,
 )
-from defcheck.runner import CriterionResult, DefinitionResult, RunResult
-from defcheck.scores import Scores
-from defcheck.thresholds import parse_threshold
+from defcheck.engine.runner import CriterionResult, DefinitionResult, RunResult
+from defcheck.engine.scores import Scores
+from defcheck.language.thresholds import parse_threshold
+from defcheck.models.view import ModelView
 
 NAN = float("nan")
 NAMES = ["0.0", "0.1", "0.2", "0.3", "1.0", "1.1", "1.2", "1.3"]

@@ -57,7 +57,9 @@ def dist_info_file(wheel: zipfile.ZipFile, name: str) -> str:
 def test_wheel_contains_the_packages_and_typing_marker(wheel):
     names = set(wheel.namelist())
     assert "defcheck/py.typed" in names
-    assert "defcheck/cli.py" in names
+    assert "defcheck/cli/__init__.py" in names
+    assert "defcheck/cli/commands/run.py" in names
+    assert "defcheck_plugins/weights/toy-induction.pt" in names
     assert "defcheck_definitions/__init__.py" in names
     plugins = sorted(p.name for p in (ROOT / "plugins").glob("*.py"))
     assert "concepts.py" in plugins

@@ -1,4 +1,4 @@
-"""Tests of defcheck.plots and the sweep's HTML page (defcheck.report.sweep_html), from a real sweep summary.
+"""Tests of defcheck.sweep.plots and the sweep's HTML page (defcheck.sweep.html), from a real sweep summary.
 
 The page is rendered in headless Chromium where one is installed (CI installs it: there a missing browser
 fails the test), and the test checks that the embedded plots decode as images.
@@ -15,9 +15,9 @@ import subprocess
 
 import pytest
 
-from defcheck.plots import concept_figure, plot_sweep
-from defcheck.report.sweep_html import render_sweep_html
-from defcheck.sweep import SweepOptions, find_checkpoints, run_sweep
+from defcheck.sweep.core import SweepOptions, find_checkpoints, run_sweep
+from defcheck.sweep.html import render_sweep_html
+from defcheck.sweep.plots import concept_figure, plot_sweep
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from defcheck import __version__
-from defcheck.plugins import HOOK_NAMES, PluginConflictError, PluginLoadError, load_plugins
+from defcheck.hooks.manager import HOOK_NAMES, PluginConflictError, PluginLoadError, load_plugins
 
 ACME = '''
 """Acme's defcheck plugin: one behavior checker and one probe (a fake third party for the tests)."""
@@ -514,8 +514,8 @@ def write_doc_example(root: Path) -> None:
 
 
 def test_the_guides_worked_example_loads_validates_and_runs(plugin_dir, monkeypatch, random_view):
-    from defcheck.registry import load_registry
-    from defcheck.runner import evaluate
+    from defcheck.engine.runner import evaluate
+    from defcheck.language.registry import load_registry
 
     write_doc_example(plugin_dir)
     monkeypatch.syspath_prepend(str(plugin_dir / "src"))
@@ -551,7 +551,7 @@ def test_the_guides_ov_norm_agrees_with_the_full_ov_matrix(plugin_dir, monkeypat
     monkeypatch.syspath_prepend(str(plugin_dir / "src"))
     from defcheck_acme.plugin import OVParams, ov_norm  # type: ignore[import-not-found]
 
-    from defcheck.context import CheckContext
+    from defcheck.engine.context import CheckContext
 
     norms = ov_norm(CheckContext(random_view, OVParams(relative=False)))
     full = random_view.weight("W_V") @ random_view.weight("W_O")  # [layers, heads, d_model, d_model]

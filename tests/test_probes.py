@@ -14,8 +14,8 @@ from defcheck_plugins.probes import (
 )
 
 from defcheck.diagnostics import DefcheckError
+from defcheck.engine.probe_data import ProbeRequest
 from defcheck.models.view import TokenSpace
-from defcheck.probes import ProbeRequest
 
 SPACE = TokenSpace(64, bos_token_id=63, special_ids=(62,))
 

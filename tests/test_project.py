@@ -1,4 +1,4 @@
-"""The project file (defcheck/project.py): schema with located errors, discovery, names against the registry,
+"""The project file (defcheck/ci/project.py): schema with located errors, discovery, names against the registry,
 and how `defcheck validate` treats the files pre-commit hands it."""
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from defcheck.diagnostics import DefcheckError, DiagnosticsError
-from defcheck.plugins import load_plugins
-from defcheck.project import (
+from defcheck.ci.project import (
     CountExpectation,
     MembershipExpectation,
     MetricExpectation,
@@ -23,7 +21,9 @@ from defcheck.project import (
     read_project,
     resolve_project,
 )
-from defcheck.registry import load_registry
+from defcheck.diagnostics import DefcheckError, DiagnosticsError
+from defcheck.hooks.manager import load_plugins
+from defcheck.language.registry import load_registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from defcheck.diagnostics import DefcheckError
-from defcheck.extensions import ConceptFolder
-from defcheck.plugins import load_plugins
-from defcheck.registry import load_registry
+from defcheck.hooks.declarations import ConceptFolder
+from defcheck.hooks.manager import load_plugins
+from defcheck.language.registry import load_registry
 
 GOOD = Path(__file__).parent / "fixtures" / "concepts" / "wide_head.yaml"
 

@@ -18,12 +18,12 @@ from test_overlap import NO_PARTNER, criterion, definition, induction_results, r
 
 from defcheck import Checker, hookimpl
 from defcheck.diagnostics import DefcheckError
-from defcheck.plugins import load_plugins
-from defcheck.registry import load_registry
+from defcheck.engine.runner import evaluate
+from defcheck.engine.scores import NotApplicable, Scores
+from defcheck.hooks.manager import load_plugins
+from defcheck.language.registry import load_registry
 from defcheck.report import REPORT_VERSION, Report, builtin_formats
 from defcheck.report.json import canonical, natural_key, round_float
-from defcheck.runner import evaluate
-from defcheck.scores import NotApplicable, Scores
 
 CONCEPTS = {
     "previous_token_head.yaml": """

@@ -1,4 +1,4 @@
-"""Tests of the runner (defcheck/runner.py): shared probes, reference order, isolation of failures."""
+"""Tests of the runner (defcheck/engine/runner.py): shared probes, reference order, isolation of failures."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import torch
 
 from defcheck import Checker, hookimpl
 from defcheck.diagnostics import DefcheckError
-from defcheck.plugins import load_plugins
-from defcheck.registry import load_registry
-from defcheck.runner import evaluate
+from defcheck.engine.runner import evaluate
+from defcheck.hooks.manager import load_plugins
+from defcheck.language.registry import load_registry
 
 CONCEPT = """
 concept: probe_sharing
@@ -174,7 +174,7 @@ def _same(first, second):
 @pytest.mark.parametrize("name", ["induction", "induction-ln", "successor"])
 def test_streamed_batches_give_the_whole_probes_scores_for_every_builtin_definition(name):
     """Every built-in checker is scored batch by batch (copying, DLA, path ablation with its mean pass...)."""
-    from defcheck.models.constructed import load_constructed
+    from defcheck_plugins.constructed import load_constructed
 
     view = load_constructed(name)
     extensions = load_plugins()

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from defcheck.schema import Concept, concept_json_schema
-from defcheck.starter import starter_file
+from defcheck.language.schema import Concept, concept_json_schema
+from defcheck.language.starter import starter_file
 
 FIXTURE = Path(__file__).parent / "fixtures" / "concepts" / "wide_head.yaml"
 

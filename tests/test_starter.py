@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from defcheck.diagnostics import DefcheckError
-from defcheck.extensions import UNIT_KINDS
-from defcheck.schema import Concept
-from defcheck.starter import starter_file
-from defcheck.yamlsource import parse_yaml
+from defcheck.hooks.declarations import UNIT_KINDS
+from defcheck.language.schema import Concept
+from defcheck.language.starter import starter_file
+from defcheck.language.yaml_source import parse_yaml
 
 names = st.from_regex(r"\A[a-z][a-z0-9_]{0,40}\Z")
 

@@ -13,9 +13,9 @@ from defcheck_plugins.successor import (
     score_successor_logits,
 )
 
-from defcheck.context import CheckContext
-from defcheck.probes import ProbeRequest
-from defcheck.scores import NotApplicable
+from defcheck.engine.context import CheckContext
+from defcheck.engine.probe_data import ProbeRequest
+from defcheck.engine.scores import NotApplicable
 
 
 class DigitTokenizer:

@@ -1,4 +1,4 @@
-"""Tests of defcheck.sweep and ``defcheck sweep``: real sweeps over the shipped toy-induction series.
+"""Tests of defcheck.sweep.core and ``defcheck sweep``: real sweeps over the shipped toy-induction series.
 
 To stay fast they sweep a few steps of it (800, 1000, 1600: before, at and after the first induction heads)
 with ``--concept induction_head``; each checkpoint takes a fraction of a second. The process-pool and Ray
@@ -21,9 +21,9 @@ import pytest
 import torch
 from conftest import load_script
 
-import defcheck.sweep as sweep_module
+import defcheck.sweep.core as sweep_module
 from defcheck.diagnostics import DefcheckError
-from defcheck.sweep import (
+from defcheck.sweep.core import (
     SweepOptions,
     atomic_write,
     build_summary,
@@ -46,7 +46,7 @@ def _script():
 
 
 def _snapshots(steps: list[int]) -> dict[int, dict[str, torch.Tensor]]:
-    series = resources.files("defcheck.models.weights").joinpath("toy-induction-checkpoints.pt")
+    series = resources.files("defcheck_plugins.weights").joinpath("toy-induction-checkpoints.pt")
     with resources.as_file(series) as path:
         every = torch.load(path, map_location="cpu", weights_only=True)
     return {step: every[step] for step in steps}
@@ -57,7 +57,7 @@ def series_dir(tmp_path_factory) -> Path:
     """Three shipped snapshots written as a folder of checkpoint files by the training script."""
     script = _script()
     folder = tmp_path_factory.mktemp("series")
-    config = json.loads(resources.files("defcheck.models.weights").joinpath("toy-induction.json").read_text())
+    config = json.loads(resources.files("defcheck_plugins.weights").joinpath("toy-induction.json").read_text())
     script.write_series_dir(script.SPECS["toy-induction"], _snapshots([800, 1000, 1600]), config, folder)
     return folder
 
@@ -87,7 +87,7 @@ def test_the_shipped_series_with_its_losses():
     assert steps[0] == 0 and steps[-1] == 4000 and len(steps) >= 20 and steps == sorted(steps)
     assert len([s for s in steps if 800 <= s <= 2000]) >= 10  # dense across the phase change
     assert series.checkpoints[5].reference == f"builtin:toy-induction@{steps[5]}"
-    final = json.loads(resources.files("defcheck.models.weights").joinpath("toy-induction.json").read_text())
+    final = json.loads(resources.files("defcheck_plugins.weights").joinpath("toy-induction.json").read_text())
     last = series.checkpoints[-1].metrics
     training = final["defcheck"]["training"]
     assert last == {"loss": training["final_loss"], "repeat_loss": training["final_repeat_loss"]}
@@ -246,7 +246,7 @@ def test_the_summary_is_deterministic_and_rebuilt_from_the_reports(first_sweep, 
 
 @pytest.mark.slow
 def test_a_process_pool_gives_the_same_bytes(first_sweep, tmp_path):
-    from defcheck.executors import ProcessPoolExecutor
+    from defcheck.sweep.executors import ProcessPoolExecutor
 
     series = find_checkpoints(SERIES, steps=STEPS)
     with ProcessPoolExecutor(2) as pool:
@@ -491,7 +491,7 @@ def test_the_shipped_losses_are_what_the_script_computes(tmp_path):
     script = _script()
     folder = tmp_path / "weights"
     folder.mkdir()
-    weights = resources.files("defcheck.models.weights")
+    weights = resources.files("defcheck_plugins.weights")
     for name in ("toy-induction-checkpoints.pt", "toy-induction.json", "toy-induction-checkpoints.metrics.json"):
         with resources.as_file(weights.joinpath(name)) as path:
             shutil.copy(path, folder / name)

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from defcheck.thresholds import THRESHOLD_HELP, THRESHOLD_JSON_SCHEMA, Comparison, TopK, parse_threshold
+from defcheck.language.thresholds import THRESHOLD_HELP, THRESHOLD_JSON_SCHEMA, Comparison, TopK, parse_threshold
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tests of the shipped toy models (defcheck/models/weights, trained by scripts/train_toy_models.py).
+"""Tests of the shipped toy models (plugins/weights, trained by scripts/train_toy_models.py).
 
 The shipped weights are tested, not retrained: only one slow test trains (toy-shortcut, a few seconds) to
 check that the script is reproducible.
@@ -16,11 +16,11 @@ from conftest import load_script
 from defcheck_plugins.attention import PATTERN_HOOK, pattern_scores, target_mask
 from defcheck_plugins.probes import RepeatedParams, build_repeated
 
+from defcheck.engine.probe_data import ProbeRequest
+from defcheck.engine.runner import evaluate
+from defcheck.hooks.manager import load_plugins
+from defcheck.language.registry import load_registry
 from defcheck.models.loading import load_model
-from defcheck.plugins import load_plugins
-from defcheck.probes import ProbeRequest
-from defcheck.registry import load_registry
-from defcheck.runner import evaluate
 
 NAMES = ("toy-induction", "toy-shortcut", "toy-mlp")
 SHORTCUT_LENGTH = 8
@@ -61,7 +61,7 @@ def prefix_matching(view, length: int, pattern: str = "prefix_matching", n: int 
 
 
 def test_shipped_files_are_small_float32_with_metadata_and_provenance():
-    folder = resources.files("defcheck.models.weights")
+    folder = resources.files("defcheck_plugins.weights")
     for name in NAMES:
         weights = folder.joinpath(f"{name}.pt")
         assert weights.is_file(), name

@@ -14,12 +14,12 @@ from rich.console import Console
 import defcheck
 from defcheck import Checker, Probe, UnitKind, hookimpl
 from defcheck.diagnostics import DefcheckError
-from defcheck.plugins import load_plugins
-from defcheck.probes import ProbeBatch, ProbeRequest, probe_generator
-from defcheck.registry import load_registry
+from defcheck.engine.probe_data import ProbeBatch, ProbeRequest, probe_generator
+from defcheck.engine.scores import NotApplicable
+from defcheck.engine.units import resolve_units
+from defcheck.hooks.manager import load_plugins
+from defcheck.language.registry import load_registry
 from defcheck.report import Report
-from defcheck.scores import NotApplicable
-from defcheck.units import resolve_units
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from defcheck.yamlsource import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, format_field, parse_yaml, read_yaml
+from defcheck.language.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, format_field, parse_yaml, read_yaml
 
 TEXT = """\
 concept: sample

@@ -65,7 +65,7 @@ def load_model(reference: str, extensions: Any = None, **options: Any) -> ModelV
     ``special_ids``. ``extensions`` defaults to every installed plugin.
     """
     if extensions is None:
-        from defcheck.plugins import load_plugins
+        from defcheck.hooks.manager import load_plugins
 
         extensions = load_plugins()
     loader = pick_loader(reference, extensions)

@@ -1,7 +1,7 @@
 """Reports: a run's results and overlap analysis as one versioned document, rendered in several formats.
 
-A :class:`Report` is built from a :class:`~defcheck.runner.RunResult` and the
-:class:`~defcheck.registry.Registry` it ran (``Report.build``), or read back from its JSON
+A :class:`Report` is built from a :class:`~defcheck.engine.runner.RunResult` and the
+:class:`~defcheck.language.registry.Registry` it ran (``Report.build``), or read back from its JSON
 (``Report.from_json``). Its content is exactly the JSON document (see docs/report-format.md); every format
 renders from that document, so a saved report re-renders identically. Timings are kept apart
 (``Report.timings``) so that the JSON is byte-identical for the same model, definitions and seed.
@@ -14,10 +14,10 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from defcheck.extensions import ReportFormat
-from defcheck.overlap import analyze, definition_status, unit_names
+from defcheck.engine.overlap import analyze, definition_status, unit_names
+from defcheck.engine.runner import CriterionResult, DefinitionResult, RunResult
+from defcheck.hooks.declarations import ReportFormat
 from defcheck.report.json import REPORT_VERSION, canonical, dumps, loads, round_float
-from defcheck.runner import CriterionResult, DefinitionResult, RunResult
 
 __all__ = [
     "REPORT_VERSION",

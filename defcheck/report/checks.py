@@ -82,7 +82,7 @@ def build_checks(
 ) -> dict[str, Any]:
     """The ``checks`` block for a report document ``data``.
 
-    ``expectations`` are :class:`~defcheck.expectations.ExpectationResult`; ``baseline`` is ``None`` or
+    ``expectations`` are :class:`~defcheck.ci.expectations.ExpectationResult`; ``baseline`` is ``None`` or
     ``{"file": ..., "tolerance": ..., "differences": [Difference, ...]}``.
     """
     results = [e.to_dict() for e in expectations]

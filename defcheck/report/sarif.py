@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from defcheck import __version__
+from defcheck._version import __version__
 from defcheck.report.checks import BUILTIN_PREFIX, RULES, Problem, problems
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

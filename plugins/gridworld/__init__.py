@@ -26,10 +26,10 @@ from defcheck_plugins.gridworld.policy import PolicySet
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from defcheck import Checker, DefcheckError, ModelLoader, Probe, hookimpl
-from defcheck.context import CheckContext
-from defcheck.extensions import UnitKind
-from defcheck.probes import ProbeBatch, ProbeRequest, probe_generator
-from defcheck.scores import NotApplicable, Scores
+from defcheck.engine.context import CheckContext
+from defcheck.engine.probe_data import ProbeBatch, ProbeRequest, probe_generator
+from defcheck.engine.scores import NotApplicable, Scores
+from defcheck.hooks.declarations import UnitKind
 
 PROBE = "gridworld_episodes"
 SOURCE_BEHAVIOR = 'Ngo 2022, "Outer vs inner misalignment: three framings", first framing (behavioral)'

@@ -14,7 +14,7 @@ import torch
 from defcheck_plugins import gridworld as plugin
 from defcheck_plugins.gridworld import analysis
 
-from defcheck.probes import ProbeRequest
+from defcheck.engine.probe_data import ProbeRequest
 
 CONCEPT = "goal_misgeneralization"
 TRAINED, CONSTRUCTED = "gridworld:policies", "gridworld:constructed"

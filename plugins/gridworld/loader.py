@@ -3,7 +3,7 @@
 References:
 
 - ``gridworld:policies``: the policies trained by ``scripts/train_gridworld.py`` (shipped in
-  ``defcheck/models/weights/gridworld/``: ``policies.pt`` and ``policies.json``);
+  ``plugins/weights/gridworld/``: ``policies.pt`` and ``policies.json``);
 - ``gridworld:constructed``: the hand-built policies of :mod:`defcheck_plugins.gridworld.constructed`;
 - ``gridworld:PATH.pt`` or plain ``PATH.pt``: a user's :class:`~defcheck_plugins.gridworld.policy.GridPolicy`
   weights, read with ``torch.load(weights_only=True)``. The file holds one policy's ``state_dict()`` (keys
@@ -36,7 +36,7 @@ from defcheck_plugins.gridworld.policy import ARCHITECTURE, GridPolicy, PolicySe
 from defcheck.diagnostics import DefcheckError, did_you_mean, display_path
 from defcheck.models.loading import read_config, read_state_dict
 
-WEIGHTS = "defcheck.models.weights"
+WEIGHTS = "defcheck_plugins.weights"
 SHIPPED = ("policies", "constructed")
 LOADER = "gridworld"
 

@@ -1,0 +1,1 @@
+"""The review-pipeline layer: the project file (defcheck.yaml), expectations and baselines."""

@@ -1,0 +1,1 @@
+"""One module per ``defcheck`` command; :mod:`defcheck.cli` adds each to the group."""

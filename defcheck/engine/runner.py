@@ -1,0 +1,610 @@
+"""The runner: builds each distinct probe once, runs the model once per probe, scores every definition.
+
+Definitions are evaluated in reference order (``with:`` targets first). A checker that raises marks its
+definition as errored; every other definition still runs.
+
+How the work is shared:
+
+- Each distinct probe (name and parameters) is built once and run through the model in one forward pass, in
+  batches of ``batch_size`` sequences, capturing the union of the activations its criteria ask for. A probe's
+  pass waits until the ``with:`` targets of every criterion on it are scored, so that one pass serves them
+  all; only a probe whose criteria depend on definitions scored on that same probe needs a second pass.
+- Checkers that declare :class:`~defcheck.hooks.declarations.Streamed` are scored batch by batch during the pass
+  (each batch is reduced to small per-sequence partials, then dropped), so memory is bounded by the batch
+  size, not by the probe's size. Other checkers get the whole probe's activations, concatenated, as before.
+- Criteria that are the same computation (same checker, parameters, probe, ``with:`` targets and unit kind) are
+  scored once; each keeps its own threshold. Work shared between different criteria goes through
+  ``CheckContext.memo``.
+
+Units: each concept's unit kind (``unit:``) is resolved on the model once
+(:func:`~defcheck.engine.units.resolve_units`);
+its scores must have that kind's shape. A concept whose unit kind the model does not have (neurons in an
+attention-only model, heads in a policy) is not evaluated and is listed in ``RunResult.skipped`` with the reason.
+The model need not be a transformer: a plugin's loader may return any model object its checkers understand. Only
+probes of token sequences on a :class:`~defcheck.models.ModelView` get a forward pass; on other probes (episodes in
+an environment, say) the runner calls each checker's ``score`` with the probe and no activations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from defcheck.diagnostics import DefcheckError
+from defcheck.engine.context import CheckContext
+from defcheck.engine.probe_data import ProbeBatch, ProbeRequest, probe_key
+from defcheck.engine.scores import NotApplicable, Scores
+from defcheck.engine.units import Units, resolve_units
+from defcheck.hooks.declarations import Checker
+from defcheck.hooks.manager import Extensions
+from defcheck.language.registry import Registry
+from defcheck.language.schema import Criterion
+from defcheck.language.thresholds import Threshold
+from defcheck.models.view import ModelView, TokenSpace
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class CriterionResult:
+    """One criterion's scores over all units, which units passed, or the error that stopped it."""
+
+    checker: str
+    threshold: Threshold
+    probe: str | None
+    scores: Scores | None = None
+    passed: torch.Tensor | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class DefinitionResult:
+    """A definition evaluated on a model: its primary scores, members, and each criterion's result."""
+
+    id: str
+    kind: str
+    combinator: str
+    criteria: list[CriterionResult] = field(default_factory=list)
+    members: torch.Tensor | None = None
+    error: str | None = None
+
+    @property
+    def scores(self) -> Scores | None:
+        """The primary score: that of the first criterion."""
+        return self.criteria[0].scores if self.criteria else None
+
+
+@dataclass
+class RunResult:
+    """Every definition's result on one model, in evaluation order, plus timings.
+
+    ``units`` holds each evaluated concept's units (its unit kind on this model); ``skipped`` each concept that
+    was not evaluated because the model has no units of its kind, with the reason.
+    """
+
+    model: ModelView | Any
+    seed: int
+    definitions: dict[str, DefinitionResult]
+    probes: dict[str, ProbeBatch]
+    timings: dict[str, float] = field(default_factory=dict)
+    units: dict[str, Units] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _validated(model_type: Any, values: dict[str, Any]) -> Any:
+    return model_type.model_validate(values)
+
+
+def _probe_params(extensions: Extensions, criterion: Criterion) -> tuple[str, dict[str, Any]] | None:
+    if criterion.probe is None:
+        return None
+    probe = extensions.probes[criterion.probe.name]
+    params = _validated(probe.params, criterion.probe.params).model_dump(mode="json")
+    return probe_key(probe.name, params), params
+
+
+@dataclass
+class _Task:
+    """One criterion of one definition, as the runner schedules it."""
+
+    definition_id: str
+    criterion: Criterion
+    checker: Checker
+    probe: str | None  # probe key
+    related: list[str]  # ids of the with: definitions
+    signature: str  # equal signatures are the same computation
+    units: Units  # the concept's units in this model
+
+
+@dataclass
+class _Computed:
+    """The outcome of one computation, shared by every criterion with its signature."""
+
+    scores: Scores | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    used: bool = False
+
+
+@dataclass
+class _Job:
+    """A computation during a probe's pass: its context, what it captures, and its partial results."""
+
+    task: _Task
+    context: CheckContext
+    names: list[str]
+    partials: list[Any] = field(default_factory=list)
+    prepared: list[Any] = field(default_factory=list)
+    outcome: _Computed = field(default_factory=_Computed)
+    done: bool = False
+
+
+class _Run:
+    """The state of one :func:`evaluate` call."""
+
+    def __init__(
+        self,
+        model: ModelView | Any,
+        registry: Registry,
+        extensions: Extensions,
+        order: list[str],
+        seed: int,
+        batch_size: int | None,
+        progress: Progress | None,
+    ) -> None:
+        self.model, self.registry, self.extensions = model, registry, extensions
+        self.seed, self.batch_size, self.progress = seed, batch_size, progress
+        self.units, self.skipped = _concept_units(model, registry, extensions, order)
+        self.order = [definition_id for definition_id in order if definition_id.partition(".")[0] in self.units]
+        self.timings: dict[str, float] = {}
+        self.memo: dict[str, Any] = {}
+        self.plan: dict[str, tuple[str, dict[str, Any]]] = {}  # probe key -> (probe name, params)
+        self.tasks: dict[str, list[_Task]] = {}
+        self.outcomes: dict[int, _Computed] = {}  # id(task) -> outcome
+        self.computed: dict[str, _Computed] = {}  # signature -> outcome
+        self.probes: dict[str, ProbeBatch] = {}
+        self.failed_probes: dict[str, Exception] = {}
+        self.passes: dict[str, int] = {}
+        self.results: dict[str, DefinitionResult] = {}
+        self.done = 0
+        for definition_id in self.order:
+            _, definition = registry.definition(definition_id)
+            units = self.units[definition_id.partition(".")[0]]
+            related_ids = _related_ids(definition_id, definition.criteria)
+            tasks = []
+            for criterion in definition.criteria:
+                checker = extensions.checkers[criterion.checker]
+                keyed = _probe_params(extensions, criterion)
+                if keyed is not None:
+                    self.plan.setdefault(keyed[0], (criterion.probe.name, keyed[1]))  # type: ignore[union-attr]
+                related = related_ids.get(id(criterion), [])
+                signature = json.dumps(
+                    [checker.name, criterion.params, keyed[0] if keyed else None, related, units.kind],
+                    sort_keys=True,
+                    default=str,
+                )
+                probe = keyed[0] if keyed else None
+                tasks.append(_Task(definition_id, criterion, checker, probe, related, signature, units))
+            self.tasks[definition_id] = tasks
+        self.steps = len(self.plan) + len(self.order)
+
+    # -- scheduling ----------------------------------------------------------------------------------------
+
+    def evaluate(self) -> RunResult:
+        known = set(self.order)
+        remaining = list(self.order)
+        while remaining:
+            for definition_id in list(remaining):  # in order: with: targets come first
+                if self._ready(definition_id, known):
+                    self.results[definition_id] = self._finalize(definition_id)
+                    remaining.remove(definition_id)
+                    self._advance(definition_id)
+            if not remaining:
+                break
+            pending = [
+                task
+                for definition_id in remaining
+                for task in self.tasks[definition_id]
+                if task.probe is not None and id(task) not in self.outcomes
+            ]
+            ready = [task for task in pending if all(self._resolved(r, known) for r in task.related)]
+            if not ready:
+                raise DefcheckError("cannot order the probes' forward passes: the with: references form a cycle")
+            keys = list(dict.fromkeys(task.probe for task in ready))
+            # prefer a probe all of whose waiting criteria can run now: then one pass serves them all
+            whole = [key for key in keys if all(t in ready for t in pending if t.probe == key)]
+            key = (whole or keys)[0]
+            self._probe_pass(key, [task for task in ready if task.probe == key])  # type: ignore[arg-type]
+        definitions = {definition_id: self.results[definition_id] for definition_id in self.order}
+        units = {concept: self.units[concept] for concept in dict.fromkeys(d.partition(".")[0] for d in self.order)}
+        return RunResult(self.model, self.seed, definitions, self.probes, self.timings, units, self.skipped)
+
+    def _resolved(self, definition_id: str, known: set[str]) -> bool:
+        return definition_id in self.results or definition_id not in known
+
+    def _ready(self, definition_id: str, known: set[str]) -> bool:
+        tasks = self.tasks[definition_id]
+        return all(self._resolved(r, known) for task in tasks for r in task.related) and all(
+            id(task) in self.outcomes for task in tasks if task.probe is not None
+        )
+
+    def _advance(self, label: str) -> None:
+        self.done += 1
+        self.steps = max(self.steps, self.done)
+        if self.progress:
+            self.progress(label, self.done, self.steps)
+
+    # -- definitions -----------------------------------------------------------------------------------------
+
+    def _finalize(self, definition_id: str) -> DefinitionResult:
+        _, definition = self.registry.definition(definition_id)
+        result = DefinitionResult(definition_id, definition.kind, definition.combinator)
+        for task in self.tasks[definition_id]:
+            computed = self.outcomes.get(id(task)) if task.probe is not None else self._weights_only(task)
+            assert computed is not None
+            outcome = CriterionResult(task.checker.name, task.criterion.threshold, task.probe)
+            if computed.scores is not None:
+                outcome.scores = dataclasses.replace(computed.scores)
+                outcome.passed = task.criterion.threshold.select(computed.scores.values)
+            outcome.error = computed.error
+            outcome.seconds = 0.0 if computed.used else computed.seconds  # a shared computation counts once
+            computed.used = True
+            step = f"{definition_id} {task.checker.name}"
+            self.timings[step] = self.timings.get(step, 0.0) + outcome.seconds
+            result.criteria.append(outcome)
+        errors = [c.error for c in result.criteria if c.error]
+        if errors:
+            result.error = "; ".join(errors)
+        else:
+            stacked = torch.stack([c.passed for c in result.criteria])  # type: ignore[misc]
+            result.members = stacked.all(0) if definition.combinator == "all" else stacked.any(0)
+        return result
+
+    def _weights_only(self, task: _Task) -> _Computed:
+        """A criterion without a probe: scored from the weights, once per signature."""
+        if task.signature in self.computed:
+            return self.computed[task.signature]
+        started = time.perf_counter()
+        outcome = _Computed()
+        try:
+            context = self._context(task)
+            self._score(outcome, task.units, task.checker.score, context)
+        except Exception as error:
+            self._fail(outcome, task, error)
+        outcome.seconds = time.perf_counter() - started
+        self.computed[task.signature] = outcome
+        return outcome
+
+    def _context(self, task: _Task, probe: ProbeBatch | None = None) -> CheckContext:
+        params = _validated(task.checker.params, task.criterion.params)
+        context = CheckContext(self.model, params, probe=probe, seed=self.seed, memo=self.memo, units=task.units)
+        context.related = _related_members(task.related, self.results, self.skipped)
+        return context
+
+    def _score(self, outcome: _Computed, units: Units, compute: Callable[..., Any], *args: Any) -> None:
+        try:
+            outcome.scores = _checked(Scores.of(compute(*args)), units)
+        except NotApplicable as reason:
+            outcome.scores = Scores.inapplicable(units.shape, str(reason))
+
+    def _fail(self, outcome: _Computed, task: _Task, error: BaseException) -> None:
+        if isinstance(error, NotApplicable):
+            outcome.scores = Scores.inapplicable(task.units.shape, str(error))
+        else:
+            outcome.error = f"checker '{task.checker.name}' failed: {_describe(error)}"
+
+    # -- probes ------------------------------------------------------------------------------------------------
+
+    def _build(self, key: str) -> ProbeBatch:
+        if key in self.failed_probes:
+            raise self.failed_probes[key]
+        if key not in self.probes:
+            name, params = self.plan[key]
+            probe = self.extensions.probes[name]
+            try:
+                if isinstance(self.model, ModelView):
+                    request = ProbeRequest(
+                        _validated(probe.params, params),
+                        _token_space(self.model),
+                        self.seed,
+                        self.model.n_ctx,
+                        getattr(self.model.model, "tokenizer", None),
+                        self.model,
+                    )
+                else:  # another kind of model (a policy, say): its probes read what they need from it
+                    request = ProbeRequest(_validated(probe.params, params), None, self.seed, 0, None, self.model)
+                batch = probe.build(request)
+            except NotApplicable:
+                raise
+            except Exception as error:
+                raise DefcheckError(f"probe {key} failed: {_describe(error)}") from error
+            batch.params = params
+            self.probes[key] = batch
+        return self.probes[key]
+
+    def _probe_pass(self, key: str, tasks: list[_Task]) -> None:
+        """Build the probe (once) and run one forward pass over it for ``tasks`` (those whose with: targets are
+        scored), scoring streamed checkers batch by batch."""
+        self.passes[key] = self.passes.get(key, 0) + 1
+        label = f"probe {key}" if self.passes[key] == 1 else f"probe {key} (pass {self.passes[key]})"
+        started = time.perf_counter()
+        scoring = 0.0
+        groups: dict[str, list[_Task]] = {}
+        for task in tasks:
+            if task.signature in self.computed:  # scored in an earlier pass
+                self.outcomes[id(task)] = self.computed[task.signature]
+            else:
+                groups.setdefault(task.signature, []).append(task)
+        try:
+            batch = self._build(key)
+        except Exception as error:
+            self.failed_probes[key] = error
+            for group in groups.values():
+                outcome = _Computed()
+                self._fail(outcome, group[0], error)
+                self._assign(group, outcome)
+            self.timings[label] = time.perf_counter() - started
+            self._advance(f"probe {self.plan[key][0]}")
+            return
+        jobs: list[_Job] = []
+        for group in groups.values():
+            task = group[0]
+            try:
+                context = self._context(task, batch)
+                names = _activations(task.checker, context.params, self.model)
+            except Exception as error:
+                outcome = _Computed()
+                self._fail(outcome, task, error)
+                self._assign(group, outcome)
+                continue
+            jobs.append(_Job(task, context, names))
+        if batch.tokens is None or not isinstance(self.model, ModelView):  # no forward pass: score on the probe
+            for job in jobs:
+                scoring += self._timed(
+                    job, self._score, job.outcome, job.task.units, job.task.checker.score, job.context
+                )[1]
+                self._assign(groups[job.task.signature], job.outcome)
+            self.timings[label] = self.timings.get(label, 0.0) + max(time.perf_counter() - started - scoring, 0.0)
+            self._advance(f"probe {self.plan[key][0]}")
+            return
+        streamed = [job for job in jobs if job.task.checker.streamed is not None]
+        whole = [job for job in jobs if job.task.checker.streamed is None]
+        try:
+            preparing = [job for job in streamed if _wants_prepare(job)]
+            if preparing:
+                scoring += self._forward(batch, preparing, [], prepare=True)
+            scoring += self._forward(batch, streamed, whole, prepare=False)
+        except Exception as error:  # the forward pass itself failed: every criterion on it fails
+            failure = error if isinstance(error, DefcheckError) else DefcheckError(_describe(error))
+            failure = DefcheckError(f"probe {key} failed: {failure}")
+            for job in jobs:
+                if not job.done:
+                    self._fail(job.outcome, job.task, failure)
+                    job.done = True
+        for job in jobs:
+            self._assign(groups[job.task.signature], job.outcome)
+        self.timings[label] = self.timings.get(label, 0.0) + max(time.perf_counter() - started - scoring, 0.0)
+        self._advance(f"probe {self.plan[key][0]}")
+
+    def _forward(self, batch: ProbeBatch, streamed: list[_Job], whole: list[_Job], *, prepare: bool) -> float:
+        """One forward pass over the probe for ``streamed`` jobs (their ``prepare`` or ``step``, per batch) and
+        ``whole`` jobs (activations concatenated, then ``score``). Returns the seconds spent scoring."""
+        names = sorted({name for job in [*streamed, *whole] for name in job.names})
+        kept = sorted({name for job in whole for name in job.names})
+        logits_needed = bool(whole) or any(job.task.checker.streamed.logits for job in streamed)  # type: ignore[union-attr]
+        logits_parts: list[torch.Tensor] = []
+        parts: dict[str, list[torch.Tensor]] = {name: [] for name in kept}
+        scoring = 0.0
+        for rows, logits, activations in self.model.run_batches(
+            batch.tokens, names, self.batch_size, logits=logits_needed
+        ):
+            selected = batch.select(rows)
+            for job in streamed:
+                if job.done:
+                    continue
+                declaration = job.task.checker.streamed
+                assert declaration is not None
+                context = dataclasses.replace(
+                    job.context,
+                    probe=selected,
+                    logits=logits,
+                    activations={name: activations[name] for name in job.names},
+                    rows=rows,
+                    prepared=job.prepared,
+                )
+                function, kept_in = (declaration.prepare, job.prepared) if prepare else (declaration.step, job.partials)
+                partial, spent = self._timed(job, function, context, last=False)  # type: ignore[arg-type]
+                scoring += spent
+                if not job.done:
+                    kept_in.append(partial)
+            if whole:
+                if logits is not None:
+                    logits_parts.append(logits)
+                for name in kept:
+                    parts[name].append(activations[name])
+            del activations, logits
+        if prepare:
+            return scoring
+        for job in streamed:
+            if job.done:
+                continue
+            declaration = job.task.checker.streamed
+            assert declaration is not None
+            job.context.prepared = job.prepared
+            finish = declaration.finish
+            scoring += self._timed(job, self._score, job.outcome, job.task.units, finish, job.context, job.partials)[1]
+            job.partials = []
+        if whole:
+            logits_all = torch.cat(logits_parts) if logits_parts else None
+            activations_all = {name: torch.cat(chunks) for name, chunks in parts.items()}
+            parts.clear()
+            for job in whole:
+                job.context.logits = logits_all
+                job.context.activations = {name: activations_all[name] for name in job.names}
+                scoring += self._timed(
+                    job, self._score, job.outcome, job.task.units, job.task.checker.score, job.context
+                )[1]
+                job.context.activations = {}
+                job.context.logits = None
+        return scoring
+
+    def _timed(self, job: _Job, function: Callable[..., Any], *args: Any, last: bool = True) -> tuple[Any, float]:
+        """``function(*args)`` as one of ``job``'s steps: a raise fails the job and ends it; ``last``: the job is
+        done after it. Returns the result (None after a raise) and the seconds spent, added to the job's time."""
+        started = time.perf_counter()
+        result = None
+        try:
+            result = function(*args)
+        except Exception as error:
+            self._fail(job.outcome, job.task, error)
+            job.done = True
+        if last:
+            job.done = True
+        spent = time.perf_counter() - started
+        job.outcome.seconds += spent
+        return result, spent
+
+    def _assign(self, group: list[_Task], outcome: _Computed) -> None:
+        self.computed[group[0].signature] = outcome
+        for task in group:
+            self.outcomes[id(task)] = outcome
+
+
+def evaluate(
+    model: ModelView | Any,
+    registry: Registry,
+    extensions: Extensions,
+    *,
+    seed: int = 0,
+    batch_size: int | None = None,
+    definitions: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Evaluate the registry's definitions (or the ``definitions`` ids and what they refer to) on ``model``.
+
+    ``model`` is a :class:`~defcheck.models.ModelView`, or whatever model object a plugin's loader returned (its
+    checkers and unit kinds understand it). Concepts whose unit kind the model does not have are skipped
+    (``RunResult.skipped``).
+
+    ``batch_size`` is the number of sequences per forward pass (default: a whole probe); with it, streamed
+    checkers hold one batch's activations at a time.
+    """
+    if registry.errors:
+        raise DefcheckError("the definitions have errors; run `defcheck validate` first")
+    order = _selected(registry, definitions)
+    return _Run(model, registry, extensions, order, seed, batch_size, progress).evaluate()
+
+
+def _wants_prepare(job: _Job) -> bool:
+    declaration = job.task.checker.streamed
+    if declaration is None or declaration.prepare is None:
+        return False
+    return declaration.wants_prepare is None or bool(declaration.wants_prepare(job.context))
+
+
+def _checked(scores: Scores, units: Units) -> Scores:
+    values = scores.values
+    if not isinstance(values, torch.Tensor):
+        raise DefcheckError(f"returned {type(values).__name__} scores, expected a tensor of shape {units.shape_text()}")
+    if tuple(values.shape) != units.shape:
+        raise DefcheckError(
+            f"returned scores of shape {tuple(values.shape)}, expected {units.shape_text()} for {units.kind} units"
+        )
+    scores.values = values.detach().float().cpu()
+    return scores
+
+
+def _concept_units(
+    model: Any, registry: Registry, extensions: Extensions, order: list[str]
+) -> tuple[dict[str, Units], dict[str, str]]:
+    """Each concept's units in ``model``; and the concepts whose unit kind the model lacks, with the reason."""
+    units: dict[str, Units] = {}
+    skipped: dict[str, str] = {}
+    resolved: dict[str, Units | str] = {}
+    for concept in dict.fromkeys(definition_id.partition(".")[0] for definition_id in order):
+        kind_name = registry.files[concept].concept.unit
+        if kind_name not in resolved:
+            kind = extensions.unit_kinds.get(kind_name)
+            if kind is None:
+                raise DefcheckError(f"the unit kind '{kind_name}' is not registered (run `defcheck validate`)")
+            try:
+                resolved[kind_name] = resolve_units(kind, model)
+            except NotApplicable as reason:
+                resolved[kind_name] = f"no {kind_name} units: {reason}"
+        outcome = resolved[kind_name]
+        if isinstance(outcome, str):
+            skipped[concept] = outcome
+        else:
+            units[concept] = outcome
+    return units, skipped
+
+
+def _related_members(
+    targets: list[str], results: dict[str, DefinitionResult], skipped: dict[str, str] | None = None
+) -> dict[str, torch.Tensor]:
+    related = {}
+    for target in targets:
+        concept = target.partition(".")[0]
+        if skipped and concept in skipped:
+            raise DefcheckError(f"'{target}' was not evaluated ({skipped[concept]})")
+        upstream = results.get(target)
+        if upstream is None or upstream.members is None:
+            raise DefcheckError(f"'{target}' has no members because it errored")
+        related[target] = upstream.members
+    return related
+
+
+def _selected(registry: Registry, wanted: Sequence[str] | None) -> list[str]:
+    if wanted is None:
+        return list(registry.order)
+    known = set(registry.order)
+    missing = [w for w in wanted if w not in known and not any(o.startswith(f"{w}.") for o in known)]
+    if missing:
+        raise DefcheckError(f"unknown concept or definition: {', '.join(missing)}")
+    needed: set[str] = set()
+    stack = [o for o in registry.order if o in wanted or o.partition(".")[0] in wanted]
+    while stack:
+        current = stack.pop()
+        if current in needed:
+            continue
+        needed.add(current)
+        _, definition = registry.definition(current)
+        for targets in _related_ids(current, definition.criteria).values():
+            stack.extend(targets)
+    return [o for o in registry.order if o in needed]
+
+
+def _related_ids(definition_id: str, criteria: list[Criterion]) -> dict[int, list[str]]:
+    concept = definition_id.partition(".")[0]
+    return {id(c): [w if "." in w else f"{concept}.{w}" for w in (c.with_ or [])] for c in criteria}
+
+
+def _activations(checker: Checker, params: Any, model: ModelView | Any) -> list[str]:
+    if checker.activations is None:
+        return []
+    return list(checker.activations(params, model))
+
+
+def _token_space(model: ModelView) -> TokenSpace:
+    if model.tokens is None:
+        raise DefcheckError(
+            f"the model '{model.name}' has no token metadata (BOS id, usable ids), so probes cannot choose "
+            "tokens; give --bos-token-id/--token-ids, or a `defcheck:` block in the model's config"
+        )
+    return model.tokens
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, DefcheckError):
+        return str(error)
+    frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    where = f" (at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
+    return f"{type(error).__name__}: {error}{where}"

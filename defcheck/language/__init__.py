@@ -1,0 +1,1 @@
+"""The definition language: YAML concept files, their schema and thresholds, the registry and the kind lint."""
