@@ -1,6 +1,7 @@
 """defcheck: declarative behavioral and mechanistic definitions of interpretability concepts, checked on models.
 
-The root imports neither torch nor TransformerLens: ``check`` loads them when it is first used.
+The root imports neither torch nor TransformerLens: ``check`` and ``load_model`` load them when first
+used.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from defcheck.language.schema import Concept, Criterion, Definition
 _compat.install()
 
 if TYPE_CHECKING:
-    from defcheck.api import check
+    from defcheck.api import check, load_model
 
 __all__ = [
     "Checker",
@@ -44,12 +45,13 @@ __all__ = [
     "__version__",
     "check",
     "hookimpl",
+    "load_model",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "check":
-        from defcheck.api import check
+    if name in ("check", "load_model", "as_view"):
+        from defcheck import api
 
-        return check
+        return getattr(api, name)
     raise AttributeError(f"module 'defcheck' has no attribute {name!r}")

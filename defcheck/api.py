@@ -1,7 +1,7 @@
 """The Python API: check a model already in memory and get a :class:`~defcheck.report.Report`.
 
-``defcheck run`` is a thin layer over the same steps: load plugins and definitions, wrap the model, evaluate,
-build the report.
+``defcheck run``, ``defcheck sweep`` and :func:`check` share one code path, :class:`defcheck.session.Session`:
+load plugins and definitions, wrap the model, evaluate, build the report.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from defcheck.diagnostics import DefcheckError
 from defcheck.models.view import ModelView, TokenSpace
 from defcheck.report import Report
 
-__all__ = ["as_view", "check"]
+__all__ = ["as_view", "check", "load_model"]
 
 
 def as_view(
@@ -90,19 +90,36 @@ def check(
     definitions they refer to with ``with:`` come along); by default everything loaded. ``paths`` are extra
     concept files or folders, loaded with the built-in ones unless ``include_builtin=False``. ``plugins``
     adds plugins: module names (as ``--plugin`` does) or plugin objects already in memory.
+
+    Raises :class:`~defcheck.diagnostics.DefcheckError` before anything runs when the definitions have errors, a
+    selected name is unknown, or the model has no token metadata and a selected definition runs a probe.
     """
-    from defcheck.engine.runner import evaluate
-    from defcheck.hooks.manager import load_plugins
-    from defcheck.language.registry import load_registry
+    from defcheck.session import RunConfig, Session
 
     view = as_view(model, name=name, bos_token_id=bos_token_id, token_ids=token_ids)
-    extensions = load_plugins(
-        modules=[p for p in plugins if isinstance(p, str)], extra=[p for p in plugins if not isinstance(p, str)]
+    config = RunConfig(
+        definition_paths=tuple(str(Path(p).resolve()) for p in paths),
+        include_builtin=include_builtin,
+        selection=(*(concepts or ()), *(definitions or ())),
+        seed=seed,
+        batch_size=batch_size,
+        plugin_modules=tuple(p for p in plugins if isinstance(p, str)),
     )
-    registry = load_registry([Path(p) for p in paths], extensions, include_builtin=include_builtin)
-    if registry.errors:
-        listing = "\n".join(f"  {d}" for d in registry.errors[:20])
-        raise DefcheckError(f"the definitions have {len(registry.errors)} error(s):\n{listing}")
-    wanted = [*(concepts or []), *(definitions or [])] or None
-    run = evaluate(view, registry, extensions, seed=seed, batch_size=batch_size, definitions=wanted)
-    return Report.build(run, registry, model_info)
+    session = Session(config, extra_plugins=[p for p in plugins if not isinstance(p, str)])
+    session.require_tokens(
+        view,
+        "pass them to check(), e.g. check(model, bos_token_id=0, token_ids=(1, 1000)) (bos_token_id=: the BOS id, "
+        "token_ids=: the half-open range of ids probes may draw)",
+    )
+    return session.check(view, model_info=model_info)
+
+
+def load_model(reference: str, **options: Any) -> ModelView | Any:
+    """Load a model as ``defcheck run --model`` does: ``builtin:NAME``, ``tl:NAME`` (needs the network), or a
+    checkpoint path; ``options`` are ``device``, ``model_config``, ``bos_token_id``, ``token_ids``, and
+    ``plugins`` (module names of plugins whose loaders to use besides the installed ones)."""
+    from defcheck.session import RunConfig, Session
+
+    plugins = tuple(options.pop("plugins", ()))
+    config = RunConfig(plugin_modules=plugins, device=options.pop("device", None) or "cpu")
+    return Session(config).load_model(reference, **options)

@@ -62,6 +62,20 @@ class DiagnosticsError(DefcheckError):
         super().__init__("\n".join(str(d) for d in self.diagnostics))
 
 
+class DefinitionsError(DefcheckError):
+    """Nothing was run because an input (the definitions, the project file) has errors; carries them all, so a
+    caller can print them located, and reads as one sentence listing the first few."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic], source: str = "the definitions", shown: int = 20):
+        self.diagnostics = list(diagnostics)
+        self.source = source
+        count = len(self.diagnostics)
+        listing = "".join(f"\n  {d}" for d in self.diagnostics[:shown])
+        more = f"\n  ... and {count - shown} more" if count > shown else ""
+        verb = "have" if source == "the definitions" else "has"
+        super().__init__(f"{source} {verb} {count} error(s); nothing was run{listing}{more}")
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ``did you mean 'x'?`` suffix for the closest choice, or an empty string."""
     matches = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)

@@ -1,0 +1,89 @@
+"""``RunConfig``: everything that decides a run's results, resolved once from the defaults, the project file
+(``defcheck.yaml``) and the flags, in that order of precedence (a flag wins). Picklable: sweep workers get it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from defcheck.diagnostics import DefinitionsError, display_path
+
+DEFAULT_SEED = 0
+DEFAULT_TOLERANCE = 1e-3  # the same as defcheck.ci.project.DEFAULT_TOLERANCE (a test checks it)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How a run is made. ``definition_paths`` are absolute (a worker in another directory loads the same files);
+    ``selection`` holds concept names or ``concept.definition`` ids (empty: everything loaded); ``token_ids`` is
+    ``"START:STOP"``; ``project_path`` is the project file the other fields were read from, if any."""
+
+    definition_paths: tuple[str, ...] = ()
+    include_builtin: bool = True
+    selection: tuple[str, ...] = ()
+    seed: int = DEFAULT_SEED
+    batch_size: int | None = None
+    device: str = "cpu"
+    plugin_modules: tuple[str, ...] = ()
+    disabled_plugins: tuple[str, ...] = ()
+    strict_plugins: bool = False
+    bos_token_id: int | None = None
+    token_ids: str | None = None
+    model_config: str | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    project_path: str | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        config_path: Path | None = None,
+        no_config: bool = False,
+        definition_paths: Sequence[str | Path] = (),
+        no_builtin: bool = False,
+        selection: Sequence[str] = (),
+        seed: int | None = None,
+        tolerance: float | None = None,
+        token_ids: str | tuple[int, int] | None = None,
+        model_config: str | Path | None = None,
+        **flags: Any,
+    ) -> RunConfig:
+        """The config of a run: ``flags`` (the other fields, ``None`` meaning "not given") over the project
+        file's values (``--config``, else the nearest ``defcheck.yaml`` unless ``no_config``) over the defaults.
+
+        A project file with errors raises :class:`~defcheck.diagnostics.DefinitionsError` carrying them."""
+        from defcheck.ci.project import load_project, resolve_project
+
+        project_file = resolve_project(config_path, no_config)
+        spec = None
+        project_paths: list[Path] = []
+        if project_file is not None:
+            project, diagnostics = load_project(project_file)
+            errors = [d for d in diagnostics if d.severity == "error"]
+            if errors or project is None:
+                raise DefinitionsError(errors or diagnostics, f"the project file {display_path(project_file)}")
+            spec = project.project
+            project_paths = project.definition_paths()
+        given = {key: value for key, value in flags.items() if value is not None}
+        return replace(
+            cls(),
+            definition_paths=tuple(str(Path(p).resolve()) for p in [*project_paths, *definition_paths]),
+            include_builtin=not no_builtin and (spec.builtin if spec is not None else True),
+            selection=tuple(selection) or (tuple(spec.concepts) if spec is not None else ()),
+            seed=seed if seed is not None else (spec.seed if spec is not None else DEFAULT_SEED),
+            tolerance=tolerance if tolerance is not None else (spec.tolerance if spec else DEFAULT_TOLERANCE),
+            token_ids=token_range(token_ids),
+            model_config=str(model_config) if model_config is not None else None,
+            project_path=str(project_file.resolve()) if project_file is not None else None,
+            **{key: tuple(value) if isinstance(value, list) else value for key, value in given.items()},
+        )
+
+
+def token_range(value: str | tuple[int, int] | Sequence[int] | None) -> str | None:
+    """``(start, stop)`` or ``"start:stop"`` as ``"start:stop"`` (the loaders parse and check it)."""
+    if value is None or isinstance(value, str):
+        return value
+    start, stop = value
+    return f"{int(start)}:{int(stop)}"

@@ -1,0 +1,214 @@
+"""``Session``: what a run loads once (the plugins, the definitions, the project file) and the one code path from a
+model to a :class:`~defcheck.report.Report`: evaluate, build the report, check the expectations and the baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from defcheck.diagnostics import DefcheckError, DefinitionsError, did_you_mean
+from defcheck.session.config import RunConfig
+
+if TYPE_CHECKING:
+    from defcheck.ci.project import ProjectFile
+    from defcheck.engine.runner import Progress, RunResult
+    from defcheck.hooks.manager import Extensions
+    from defcheck.language.registry import Registry
+    from defcheck.report import Report
+
+
+class Session:
+    """The plugins, definitions and project of one :class:`RunConfig`, each loaded once on first use.
+
+    ``extensions`` (plugins already loaded, e.g. by the command line's group) and ``extra_plugins`` (plugin
+    objects in memory, e.g. a notebook's) are optional; by default the config's plugins are loaded here.
+    """
+
+    def __init__(
+        self, config: RunConfig, *, extensions: Extensions | None = None, extra_plugins: Sequence[Any] = ()
+    ) -> None:
+        self.config = config
+        self._extensions = extensions
+        self._extra = tuple(extra_plugins)
+        self._registry: Registry | None = None
+        self._project: ProjectFile | None = None
+        self._selection: list[str] | None = None
+
+    @property
+    def extensions(self) -> Extensions:
+        """The loaded plugins (problems in ``extensions.problems``; strict mode raises instead)."""
+        if self._extensions is None:
+            from defcheck.hooks.manager import load_plugins
+
+            options: dict[str, Any] = {}
+            if self.config.disabled_plugins:  # `-p no:NAME`
+                options["disabled"] = self.config.disabled_plugins
+            self._extensions = load_plugins(
+                strict=self.config.strict_plugins, modules=self.config.plugin_modules, extra=self._extra, **options
+            )
+        return self._extensions
+
+    @property
+    def project(self) -> ProjectFile | None:
+        """The project file the config was read from, if any."""
+        if self._project is None and self.config.project_path is not None:
+            from defcheck.ci.project import load_project
+
+            path = Path(self.config.project_path)
+            project, diagnostics = load_project(path)
+            errors = [d for d in diagnostics if d.severity == "error"]
+            if errors or project is None:
+                raise DefinitionsError(errors or diagnostics, f"the project file {path}")
+            self._project = project
+        return self._project
+
+    @property
+    def registry(self) -> Registry:
+        """The definitions; any error in them (or a project file naming what is not loaded) raises one
+        :class:`~defcheck.diagnostics.DefinitionsError` carrying every diagnostic."""
+        if self._registry is None:
+            from defcheck.ci.project import check_project
+            from defcheck.language.registry import load_registry
+
+            paths = [Path(p) for p in self.config.definition_paths]
+            registry = load_registry(paths, self.extensions, include_builtin=self.config.include_builtin)
+            if registry.errors:
+                raise DefinitionsError(registry.errors)
+            project = self.project
+            if project is not None:
+                problems = check_project(project, registry)
+                if problems:
+                    raise DefinitionsError(problems, f"the project file {project.label}")
+            self._registry = registry
+        return self._registry
+
+    def selection(self) -> list[str] | None:
+        """The config's selection, checked: an unknown name, or nothing to check at all, is an error with a
+        "did you mean"; ``None`` means every definition loaded."""
+        if self._selection is None:
+            registry = self.registry
+            known = list(registry.order)
+            if not known:
+                where = ", ".join(self.config.definition_paths) or "no folder given"
+                builtin = "" if self.config.include_builtin else " with --no-builtin"
+                raise DefcheckError(f"nothing to check: no definitions were loaded ({where}{builtin})")
+            names = sorted({*known, *(d.partition(".")[0] for d in known)})
+            for wanted in self.config.selection:
+                if wanted not in known and not any(d.startswith(f"{wanted}.") for d in known):
+                    raise DefcheckError(f"unknown concept or definition: {wanted}{did_you_mean(wanted, names)}")
+            self._selection = list(self.config.selection)
+        return self._selection or None
+
+    def selected_ids(self) -> list[str]:
+        """The ids of the definitions a run evaluates: the selection and what its ``with:`` refers to."""
+        registry = self.registry
+        selection = self.selection()
+        wanted = [d for d in registry.order if selection is None or d in selection or d.partition(".")[0] in selection]
+        seen: set[str] = set()
+        while wanted:
+            current = wanted.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            concept = current.partition(".")[0]
+            _, definition = registry.definition(current)
+            for criterion in definition.criteria:
+                wanted += [target if "." in target else f"{concept}.{target}" for target in criterion.with_ or []]
+        return [d for d in registry.order if d in seen]
+
+    def selected_concepts(self) -> list[str]:
+        """The concepts whose definitions a run evaluates, sorted."""
+        return sorted({d.partition(".")[0] for d in self.selected_ids()})
+
+    def needs_tokens(self) -> bool:
+        """Whether a selected definition runs a probe (and so needs the model's token metadata)."""
+        registry = self.registry
+        return any(c.probe is not None for d in self.selected_ids() for c in registry.definition(d)[1].criteria)
+
+    def require_tokens(self, model: Any, how: str) -> None:
+        """Stop before any probe runs when probes are needed and ``model`` has no token metadata; ``how`` says
+        how the caller gives it (keyword arguments, flags)."""
+        from defcheck.models.view import ModelView
+
+        if isinstance(model, ModelView) and model.tokens is None and self.needs_tokens():
+            raise DefcheckError(
+                f"the model '{model.name}' has no token metadata (BOS id, usable ids), so probes cannot choose "
+                f"tokens; {how}"
+            )
+
+    def load_model(self, reference: str, *, checkpoint_index: int | None = None, **defaults: Any) -> Any:
+        """Load ``reference`` with the config's device and token overrides; ``defaults`` (``model_config``,
+        ``bos_token_id``, ``token_ids``, e.g. a project file's model entry) apply where the config sets none."""
+        from defcheck.models.loading import load_model
+
+        config = self.config
+        given = {
+            "model_config": config.model_config,
+            "bos_token_id": config.bos_token_id,
+            "token_ids": config.token_ids,
+        }
+        options = {key: value if value is not None else defaults.get(key) for key, value in given.items()}
+        return load_model(
+            reference, self.extensions, device=config.device, checkpoint_index=checkpoint_index, **options
+        )
+
+    def run(
+        self,
+        model: Any,
+        *,
+        model_info: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        baseline: tuple[str, Mapping[str, Any]] | None = None,
+        checks: bool = True,
+        progress: Progress | None = None,
+    ) -> tuple[RunResult, Report]:
+        """Evaluate the selection on ``model`` and build its report; with ``checks`` and a project file (its
+        expectations for the model ``name``) or a ``baseline`` (its file label and document), add the checks."""
+        from defcheck.engine.runner import evaluate
+        from defcheck.report import Report
+
+        registry, selection = self.registry, self.selection()
+        config = self.config
+        result = evaluate(
+            model,
+            registry,
+            self.extensions,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            definitions=selection,
+            progress=progress,
+        )
+        report = Report.build(result, registry, model_info)
+        project = self.project
+        if checks and (project is not None or baseline is not None):
+            report.set_checks(self._checks(report, name, baseline))
+        return result, report
+
+    def check(self, model: Any, **options: Any) -> Report:
+        """The report of ``model`` (see :meth:`run`)."""
+        return self.run(model, **options)[1]
+
+    def _checks(self, report: Report, name: str | None, baseline: tuple[str, Mapping[str, Any]] | None) -> Any:
+        from defcheck.ci.baseline import diff_reports
+        from defcheck.ci.expectations import applicable, check_expectations
+        from defcheck.report.checks import build_checks
+
+        project = self.project
+        label = name or str(report.data.get("model", {}).get("name", "model"))
+        expectations: list[Any] = []
+        if project is not None:
+            expectations = check_expectations(applicable(project, label), report.data, file=project.label)
+        compared = None
+        if baseline is not None:
+            file, old = baseline
+            tolerance = self.config.tolerance
+            differences = diff_reports(old, report.data, tolerance=tolerance, selection=self.selection())
+            compared = {"file": file, "tolerance": tolerance, "differences": differences}
+        return build_checks(
+            report.data,
+            model=label,
+            project=project.label if project is not None else None,
+            expectations=expectations,
+            baseline=compared,
+        )
