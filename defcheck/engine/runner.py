@@ -30,121 +30,37 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from defcheck.diagnostics import DefcheckError
 from defcheck.engine.context import CheckContext
-from defcheck.engine.probe_data import ProbeBatch, ProbeRequest, probe_key
+from defcheck.engine.probe_data import ProbeBatch, ProbeRequest
+from defcheck.engine.results import CriterionResult, DefinitionResult, RunResult
+from defcheck.engine.scheduling import concept_units, related_ids, related_members, selected
 from defcheck.engine.scores import NotApplicable, Scores
-from defcheck.engine.units import Units, resolve_units
-from defcheck.hooks.declarations import Checker
+from defcheck.engine.tasks import (
+    Computed,
+    Job,
+    Task,
+    checked,
+    describe,
+    hook_names,
+    probe_params,
+    token_space,
+    validated,
+    wants_prepare,
+)
+from defcheck.engine.units import Units
 from defcheck.hooks.manager import Extensions
 from defcheck.language.registry import Registry
-from defcheck.language.schema import Criterion
-from defcheck.language.thresholds import Threshold
-from defcheck.models.view import ModelView, TokenSpace
+from defcheck.models.view import ModelView
+
+__all__ = ["CriterionResult", "DefinitionResult", "Progress", "RunResult", "evaluate"]
 
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class CriterionResult:
-    """One criterion's scores over all units, which units passed, or the error that stopped it."""
-
-    checker: str
-    threshold: Threshold
-    probe: str | None
-    scores: Scores | None = None
-    passed: torch.Tensor | None = None
-    error: str | None = None
-    seconds: float = 0.0
-
-
-@dataclass
-class DefinitionResult:
-    """A definition evaluated on a model: its primary scores, members, and each criterion's result."""
-
-    id: str
-    kind: str
-    combinator: str
-    criteria: list[CriterionResult] = field(default_factory=list)
-    members: torch.Tensor | None = None
-    error: str | None = None
-
-    @property
-    def scores(self) -> Scores | None:
-        """The primary score: that of the first criterion."""
-        return self.criteria[0].scores if self.criteria else None
-
-
-@dataclass
-class RunResult:
-    """Every definition's result on one model, in evaluation order, plus timings.
-
-    ``units`` holds each evaluated concept's units (its unit kind on this model); ``skipped`` each concept that
-    was not evaluated because the model has no units of its kind, with the reason.
-    """
-
-    model: ModelView | Any
-    seed: int
-    definitions: dict[str, DefinitionResult]
-    probes: dict[str, ProbeBatch]
-    timings: dict[str, float] = field(default_factory=dict)
-    units: dict[str, Units] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
-def _validated(model_type: Any, values: dict[str, Any]) -> Any:
-    return model_type.model_validate(values)
-
-
-def _probe_params(extensions: Extensions, criterion: Criterion) -> tuple[str, dict[str, Any]] | None:
-    if criterion.probe is None:
-        return None
-    probe = extensions.probes[criterion.probe.name]
-    params = _validated(probe.params, criterion.probe.params).model_dump(mode="json")
-    return probe_key(probe.name, params), params
-
-
-@dataclass
-class _Task:
-    """One criterion of one definition, as the runner schedules it."""
-
-    definition_id: str
-    criterion: Criterion
-    checker: Checker
-    probe: str | None  # probe key
-    related: list[str]  # ids of the with: definitions
-    signature: str  # equal signatures are the same computation
-    units: Units  # the concept's units in this model
-
-
-@dataclass
-class _Computed:
-    """The outcome of one computation, shared by every criterion with its signature."""
-
-    scores: Scores | None = None
-    error: str | None = None
-    seconds: float = 0.0
-    used: bool = False
-
-
-@dataclass
-class _Job:
-    """A computation during a probe's pass: its context, what it captures, and its partial results."""
-
-    task: _Task
-    context: CheckContext
-    names: list[str]
-    partials: list[Any] = field(default_factory=list)
-    prepared: list[Any] = field(default_factory=list)
-    outcome: _Computed = field(default_factory=_Computed)
-    done: bool = False
 
 
 class _Run:
@@ -162,14 +78,14 @@ class _Run:
     ) -> None:
         self.model, self.registry, self.extensions = model, registry, extensions
         self.seed, self.batch_size, self.progress = seed, batch_size, progress
-        self.units, self.skipped = _concept_units(model, registry, extensions, order)
+        self.units, self.skipped = concept_units(model, registry, extensions, order)
         self.order = [definition_id for definition_id in order if definition_id.partition(".")[0] in self.units]
         self.timings: dict[str, float] = {}
         self.memo: dict[str, Any] = {}
         self.plan: dict[str, tuple[str, dict[str, Any]]] = {}  # probe key -> (probe name, params)
-        self.tasks: dict[str, list[_Task]] = {}
-        self.outcomes: dict[int, _Computed] = {}  # id(task) -> outcome
-        self.computed: dict[str, _Computed] = {}  # signature -> outcome
+        self.tasks: dict[str, list[Task]] = {}
+        self.outcomes: dict[int, Computed] = {}  # id(task) -> outcome
+        self.computed: dict[str, Computed] = {}  # signature -> outcome
         self.probes: dict[str, ProbeBatch] = {}
         self.failed_probes: dict[str, Exception] = {}
         self.passes: dict[str, int] = {}
@@ -178,21 +94,21 @@ class _Run:
         for definition_id in self.order:
             _, definition = registry.definition(definition_id)
             units = self.units[definition_id.partition(".")[0]]
-            related_ids = _related_ids(definition_id, definition.criteria)
+            targets = related_ids(definition_id, definition.criteria)
             tasks = []
             for criterion in definition.criteria:
                 checker = extensions.checkers[criterion.checker]
-                keyed = _probe_params(extensions, criterion)
+                keyed = probe_params(extensions, criterion)
                 if keyed is not None:
                     self.plan.setdefault(keyed[0], (criterion.probe.name, keyed[1]))  # type: ignore[union-attr]
-                related = related_ids.get(id(criterion), [])
+                related = targets.get(id(criterion), [])
                 signature = json.dumps(
                     [checker.name, criterion.params, keyed[0] if keyed else None, related, units.kind],
                     sort_keys=True,
                     default=str,
                 )
                 probe = keyed[0] if keyed else None
-                tasks.append(_Task(definition_id, criterion, checker, probe, related, signature, units))
+                tasks.append(Task(definition_id, criterion, checker, probe, related, signature, units))
             self.tasks[definition_id] = tasks
         self.steps = len(self.plan) + len(self.order)
 
@@ -268,12 +184,12 @@ class _Run:
             result.members = stacked.all(0) if definition.combinator == "all" else stacked.any(0)
         return result
 
-    def _weights_only(self, task: _Task) -> _Computed:
+    def _weights_only(self, task: Task) -> Computed:
         """A criterion without a probe: scored from the weights, once per signature."""
         if task.signature in self.computed:
             return self.computed[task.signature]
         started = time.perf_counter()
-        outcome = _Computed()
+        outcome = Computed()
         try:
             context = self._context(task)
             self._score(outcome, task.units, task.checker.score, context)
@@ -283,23 +199,23 @@ class _Run:
         self.computed[task.signature] = outcome
         return outcome
 
-    def _context(self, task: _Task, probe: ProbeBatch | None = None) -> CheckContext:
-        params = _validated(task.checker.params, task.criterion.params)
+    def _context(self, task: Task, probe: ProbeBatch | None = None) -> CheckContext:
+        params = validated(task.checker.params, task.criterion.params)
         context = CheckContext(self.model, params, probe=probe, seed=self.seed, memo=self.memo, units=task.units)
-        context.related = _related_members(task.related, self.results, self.skipped)
+        context.related = related_members(task.related, self.results, self.skipped)
         return context
 
-    def _score(self, outcome: _Computed, units: Units, compute: Callable[..., Any], *args: Any) -> None:
+    def _score(self, outcome: Computed, units: Units, compute: Callable[..., Any], *args: Any) -> None:
         try:
-            outcome.scores = _checked(Scores.of(compute(*args)), units)
+            outcome.scores = checked(Scores.of(compute(*args)), units)
         except NotApplicable as reason:
             outcome.scores = Scores.inapplicable(units.shape, str(reason))
 
-    def _fail(self, outcome: _Computed, task: _Task, error: BaseException) -> None:
+    def _fail(self, outcome: Computed, task: Task, error: BaseException) -> None:
         if isinstance(error, NotApplicable):
             outcome.scores = Scores.inapplicable(task.units.shape, str(error))
         else:
-            outcome.error = f"checker '{task.checker.name}' failed: {_describe(error)}"
+            outcome.error = f"checker '{task.checker.name}' failed: {describe(error)}"
 
     # -- probes ------------------------------------------------------------------------------------------------
 
@@ -312,32 +228,32 @@ class _Run:
             try:
                 if isinstance(self.model, ModelView):
                     request = ProbeRequest(
-                        _validated(probe.params, params),
-                        _token_space(self.model),
+                        validated(probe.params, params),
+                        token_space(self.model),
                         self.seed,
                         self.model.n_ctx,
                         getattr(self.model.model, "tokenizer", None),
                         self.model,
                     )
                 else:  # another kind of model (a policy, say): its probes read what they need from it
-                    request = ProbeRequest(_validated(probe.params, params), None, self.seed, 0, None, self.model)
+                    request = ProbeRequest(validated(probe.params, params), None, self.seed, 0, None, self.model)
                 batch = probe.build(request)
             except NotApplicable:
                 raise
             except Exception as error:
-                raise DefcheckError(f"probe {key} failed: {_describe(error)}") from error
+                raise DefcheckError(f"probe {key} failed: {describe(error)}") from error
             batch.params = params
             self.probes[key] = batch
         return self.probes[key]
 
-    def _probe_pass(self, key: str, tasks: list[_Task]) -> None:
+    def _probe_pass(self, key: str, tasks: list[Task]) -> None:
         """Build the probe (once) and run one forward pass over it for ``tasks`` (those whose with: targets are
         scored), scoring streamed checkers batch by batch."""
         self.passes[key] = self.passes.get(key, 0) + 1
         label = f"probe {key}" if self.passes[key] == 1 else f"probe {key} (pass {self.passes[key]})"
         started = time.perf_counter()
         scoring = 0.0
-        groups: dict[str, list[_Task]] = {}
+        groups: dict[str, list[Task]] = {}
         for task in tasks:
             if task.signature in self.computed:  # scored in an earlier pass
                 self.outcomes[id(task)] = self.computed[task.signature]
@@ -348,24 +264,24 @@ class _Run:
         except Exception as error:
             self.failed_probes[key] = error
             for group in groups.values():
-                outcome = _Computed()
+                outcome = Computed()
                 self._fail(outcome, group[0], error)
                 self._assign(group, outcome)
             self.timings[label] = time.perf_counter() - started
             self._advance(f"probe {self.plan[key][0]}")
             return
-        jobs: list[_Job] = []
+        jobs: list[Job] = []
         for group in groups.values():
             task = group[0]
             try:
                 context = self._context(task, batch)
-                names = _activations(task.checker, context.params, self.model)
+                names = hook_names(task.checker, context.params, self.model)
             except Exception as error:
-                outcome = _Computed()
+                outcome = Computed()
                 self._fail(outcome, task, error)
                 self._assign(group, outcome)
                 continue
-            jobs.append(_Job(task, context, names))
+            jobs.append(Job(task, context, names))
         if batch.tokens is None or not isinstance(self.model, ModelView):  # no forward pass: score on the probe
             for job in jobs:
                 scoring += self._timed(
@@ -378,12 +294,12 @@ class _Run:
         streamed = [job for job in jobs if job.task.checker.streamed is not None]
         whole = [job for job in jobs if job.task.checker.streamed is None]
         try:
-            preparing = [job for job in streamed if _wants_prepare(job)]
+            preparing = [job for job in streamed if wants_prepare(job)]
             if preparing:
                 scoring += self._forward(batch, preparing, [], prepare=True)
             scoring += self._forward(batch, streamed, whole, prepare=False)
         except Exception as error:  # the forward pass itself failed: every criterion on it fails
-            failure = error if isinstance(error, DefcheckError) else DefcheckError(_describe(error))
+            failure = error if isinstance(error, DefcheckError) else DefcheckError(describe(error))
             failure = DefcheckError(f"probe {key} failed: {failure}")
             for job in jobs:
                 if not job.done:
@@ -394,7 +310,7 @@ class _Run:
         self.timings[label] = self.timings.get(label, 0.0) + max(time.perf_counter() - started - scoring, 0.0)
         self._advance(f"probe {self.plan[key][0]}")
 
-    def _forward(self, batch: ProbeBatch, streamed: list[_Job], whole: list[_Job], *, prepare: bool) -> float:
+    def _forward(self, batch: ProbeBatch, streamed: list[Job], whole: list[Job], *, prepare: bool) -> float:
         """One forward pass over the probe for ``streamed`` jobs (their ``prepare`` or ``step``, per batch) and
         ``whole`` jobs (activations concatenated, then ``score``). Returns the seconds spent scoring."""
         names = sorted({name for job in [*streamed, *whole] for name in job.names})
@@ -456,7 +372,7 @@ class _Run:
                 job.context.logits = None
         return scoring
 
-    def _timed(self, job: _Job, function: Callable[..., Any], *args: Any, last: bool = True) -> tuple[Any, float]:
+    def _timed(self, job: Job, function: Callable[..., Any], *args: Any, last: bool = True) -> tuple[Any, float]:
         """``function(*args)`` as one of ``job``'s steps: a raise fails the job and ends it; ``last``: the job is
         done after it. Returns the result (None after a raise) and the seconds spent, added to the job's time."""
         started = time.perf_counter()
@@ -472,7 +388,7 @@ class _Run:
         job.outcome.seconds += spent
         return result, spent
 
-    def _assign(self, group: list[_Task], outcome: _Computed) -> None:
+    def _assign(self, group: list[Task], outcome: Computed) -> None:
         self.computed[group[0].signature] = outcome
         for task in group:
             self.outcomes[id(task)] = outcome
@@ -499,112 +415,8 @@ def evaluate(
     """
     if registry.errors:
         raise DefcheckError("the definitions have errors; run `defcheck validate` first")
-    order = _selected(registry, definitions)
+    order = selected(registry, definitions)
     return _Run(model, registry, extensions, order, seed, batch_size, progress).evaluate()
 
 
-def _wants_prepare(job: _Job) -> bool:
-    declaration = job.task.checker.streamed
-    if declaration is None or declaration.prepare is None:
-        return False
-    return declaration.wants_prepare is None or bool(declaration.wants_prepare(job.context))
-
-
-def _checked(scores: Scores, units: Units) -> Scores:
-    values = scores.values
-    if not isinstance(values, torch.Tensor):
-        raise DefcheckError(f"returned {type(values).__name__} scores, expected a tensor of shape {units.shape_text()}")
-    if tuple(values.shape) != units.shape:
-        raise DefcheckError(
-            f"returned scores of shape {tuple(values.shape)}, expected {units.shape_text()} for {units.kind} units"
-        )
-    scores.values = values.detach().float().cpu()
-    return scores
-
-
-def _concept_units(
-    model: Any, registry: Registry, extensions: Extensions, order: list[str]
-) -> tuple[dict[str, Units], dict[str, str]]:
-    """Each concept's units in ``model``; and the concepts whose unit kind the model lacks, with the reason."""
-    units: dict[str, Units] = {}
-    skipped: dict[str, str] = {}
-    resolved: dict[str, Units | str] = {}
-    for concept in dict.fromkeys(definition_id.partition(".")[0] for definition_id in order):
-        kind_name = registry.files[concept].concept.unit
-        if kind_name not in resolved:
-            kind = extensions.unit_kinds.get(kind_name)
-            if kind is None:
-                raise DefcheckError(f"the unit kind '{kind_name}' is not registered (run `defcheck validate`)")
-            try:
-                resolved[kind_name] = resolve_units(kind, model)
-            except NotApplicable as reason:
-                resolved[kind_name] = f"no {kind_name} units: {reason}"
-        outcome = resolved[kind_name]
-        if isinstance(outcome, str):
-            skipped[concept] = outcome
-        else:
-            units[concept] = outcome
-    return units, skipped
-
-
-def _related_members(
-    targets: list[str], results: dict[str, DefinitionResult], skipped: dict[str, str] | None = None
-) -> dict[str, torch.Tensor]:
-    related = {}
-    for target in targets:
-        concept = target.partition(".")[0]
-        if skipped and concept in skipped:
-            raise DefcheckError(f"'{target}' was not evaluated ({skipped[concept]})")
-        upstream = results.get(target)
-        if upstream is None or upstream.members is None:
-            raise DefcheckError(f"'{target}' has no members because it errored")
-        related[target] = upstream.members
-    return related
-
-
-def _selected(registry: Registry, wanted: Sequence[str] | None) -> list[str]:
-    if wanted is None:
-        return list(registry.order)
-    known = set(registry.order)
-    missing = [w for w in wanted if w not in known and not any(o.startswith(f"{w}.") for o in known)]
-    if missing:
-        raise DefcheckError(f"unknown concept or definition: {', '.join(missing)}")
-    needed: set[str] = set()
-    stack = [o for o in registry.order if o in wanted or o.partition(".")[0] in wanted]
-    while stack:
-        current = stack.pop()
-        if current in needed:
-            continue
-        needed.add(current)
-        _, definition = registry.definition(current)
-        for targets in _related_ids(current, definition.criteria).values():
-            stack.extend(targets)
-    return [o for o in registry.order if o in needed]
-
-
-def _related_ids(definition_id: str, criteria: list[Criterion]) -> dict[int, list[str]]:
-    concept = definition_id.partition(".")[0]
-    return {id(c): [w if "." in w else f"{concept}.{w}" for w in (c.with_ or [])] for c in criteria}
-
-
-def _activations(checker: Checker, params: Any, model: ModelView | Any) -> list[str]:
-    if checker.activations is None:
-        return []
-    return list(checker.activations(params, model))
-
-
-def _token_space(model: ModelView) -> TokenSpace:
-    if model.tokens is None:
-        raise DefcheckError(
-            f"the model '{model.name}' has no token metadata (BOS id, usable ids), so probes cannot choose "
-            "tokens; give --bos-token-id/--token-ids, or a `defcheck:` block in the model's config"
-        )
-    return model.tokens
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, DefcheckError):
-        return str(error)
-    frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
-    where = f" (at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
-    return f"{type(error).__name__}: {error}{where}"
+_selected = selected  # the name other modules used before the split
