@@ -11,15 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-import torch
 from defcheck_plugins.attention import PatternParams, aggregate, pattern_scores, target_mask
 from pydantic import Field, field_validator
 
-from defcheck import Checker, Streamed, hookimpl
-from defcheck.diagnostics import DefcheckError
-from defcheck.engine.context import CheckContext
-from defcheck.engine.scores import Scores
-from defcheck.models.view import ModelView
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+from defcheck.plugin import CheckContext, Checker, DefcheckError, ModelView, Scores, Streamed, hookimpl
 
 RESID_HOOK = "blocks.{}.hook_resid_pre"
 Z_HOOK = "blocks.{}.attn.hook_z"

@@ -9,15 +9,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from defcheck import Checker, Streamed, hookimpl
-from defcheck.diagnostics import DefcheckError
-from defcheck.engine.context import CheckContext
-from defcheck.engine.probe_data import ProbeBatch
-from defcheck.engine.scores import Scores
-from defcheck.models.view import ModelView
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+from defcheck.plugin import CheckContext, Checker, DefcheckError, ModelView, ProbeBatch, Scores, Streamed, hookimpl
 
 PATTERN_HOOK = "blocks.{}.attn.hook_pattern"
 _OFFSET = re.compile(r"^fixed_offset:(-?\d+)$")

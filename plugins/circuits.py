@@ -23,18 +23,13 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from defcheck import Checker, hookimpl
-from defcheck.diagnostics import DefcheckError
-from defcheck.engine.context import CheckContext
-from defcheck.engine.scores import Scores, safe_ratio
-from defcheck.models.view import ModelView
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+from defcheck.plugin import CheckContext, Checker, DefcheckError, ModelView, Scores, hookimpl, safe_ratio
 
 Circuit = Literal["full", "bare"]
 CompositionType = Literal["K", "Q", "V"]
-EIGEN_DTYPE = torch.float64
 BASELINE_SAMPLES = 300  # as ARENA 1.2
 VOCABULARY_CHUNK = 2**22  # elements per chunk of W_E / W_U in W_U W_E and W_E^T W_E
 _SHARED = "circuits:"
@@ -62,8 +57,10 @@ def _ln1_weights(view: ModelView, dtype: torch.dtype) -> torch.Tensor | None:
     return torch.stack([weight.to(dtype) for weight in weights])  # type: ignore[union-attr]
 
 
-def head_weight(view: ModelView, name: str, dtype: torch.dtype = EIGEN_DTYPE) -> torch.Tensor:
-    """``W_Q``/``W_K``/``W_V`` with their layer's ``ln1`` weight folded into the rows, or ``W_O``; in ``dtype``."""
+def head_weight(view: ModelView, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``W_Q``/``W_K``/``W_V`` with their layer's ``ln1`` weight folded into the rows, or ``W_O``; in ``dtype``
+    (default: float64, as every eigenvalue computation here)."""
+    dtype = dtype or torch.float64
     weight = _expand_heads(view.weight(name), view.n_heads).to(dtype)
     if name in ("W_Q", "W_K", "W_V"):
         ln1 = _ln1_weights(view, dtype)
@@ -72,8 +69,9 @@ def head_weight(view: ModelView, name: str, dtype: torch.dtype = EIGEN_DTYPE) ->
     return weight
 
 
-def unembedding(view: ModelView, dtype: torch.dtype = EIGEN_DTYPE) -> torch.Tensor:
-    """``W_U`` ``[d_model, d_vocab_out]`` with the ``ln_final`` weight folded into its rows."""
+def unembedding(view: ModelView, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``W_U`` ``[d_model, d_vocab_out]`` with the ``ln_final`` weight folded into its rows (default: float64)."""
+    dtype = dtype or torch.float64
     weight = view.weight("W_U").to(dtype)
     ln_final = view.ln_weight(None)
     return weight if ln_final is None else weight * ln_final.to(weight.device, dtype)[:, None]
@@ -109,11 +107,11 @@ def _vocabulary_product(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor
     """``left^T right`` (both ``[d_vocab, d_model]``), summed in float64 over chunks of the vocabulary whose
     products are taken in the weights' own precision (float32: ~3.5x faster than float64 here, the largest
     products of a run), so that no float64 copy of a ``d_vocab``-sized matrix is made."""
-    out = torch.zeros(left.shape[1], right.shape[1], dtype=EIGEN_DTYPE, device=left.device)
+    out = torch.zeros(left.shape[1], right.shape[1], dtype=torch.float64, device=left.device)
     rows = max(1, VOCABULARY_CHUNK // max(left.shape[1], right.shape[1]))
     dtype = torch.promote_types(torch.promote_types(left.dtype, right.dtype), torch.float32)
     for start in range(0, left.shape[0], rows):
-        out += (left[start : start + rows].to(dtype).T @ right[start : start + rows].to(dtype)).to(EIGEN_DTYPE)
+        out += (left[start : start + rows].to(dtype).T @ right[start : start + rows].to(dtype)).to(torch.float64)
     return out
 
 
@@ -301,7 +299,7 @@ def attention_scale(view: ModelView) -> float:
 def positional_patterns(view: ModelView, max_position: int) -> torch.Tensor:
     """``[L, H, P, P]`` causal softmax of ``(W_pos[i] W_Q)(W_pos[j] W_K)^T / sqrt(d_head)`` (no biases)."""
     W_Q, W_K = head_weight(view, "W_Q"), head_weight(view, "W_K")
-    positions = view.weight("W_pos")[:max_position].to(W_Q.device, EIGEN_DTYPE)
+    positions = view.weight("W_pos")[:max_position].to(W_Q.device, torch.float64)
     queries = positions @ W_Q  # [L, H, P, d_head]
     keys = positions @ W_K
     scores = queries @ keys.transpose(-2, -1) / attention_scale(view)
@@ -410,7 +408,7 @@ def _composition(
         sources = torch.ones(n_layers, n_heads, dtype=torch.bool)
     sources = sources.to(device)
     norms = _frobenius(left)[:, :, None, None] * _frobenius(right)[None, None]  # [L_A, H_A, L_B, H_B]
-    out = torch.zeros(n_layers, n_heads, n_layers, n_heads, dtype=EIGEN_DTYPE, device=device)
+    out = torch.zeros(n_layers, n_heads, n_layers, n_heads, dtype=torch.float64, device=device)
     rank_l, rank_r, width = left.shape[-2], right.shape[-1], n_heads * right.shape[-1]
     rows = left.to(dtype)  # [L, H, r, d]
     cols = right.to(dtype).permute(2, 0, 1, 3).reshape(right.shape[2], n_layers * width)  # [d, (L H r)]
@@ -422,7 +420,7 @@ def _composition(
             continue
         block = rows[layer, heads].reshape(-1, rows.shape[-1]) @ cols[:, (layer + 1) * width :]
         block = block.reshape(heads.numel(), rank_l, n_layers - layer - 1, n_heads, rank_r)
-        out[layer, heads, layer + 1 :] = block.square().sum((1, 4)).to(EIGEN_DTYPE).sqrt()
+        out[layer, heads, layer + 1 :] = block.square().sum((1, 4)).to(torch.float64).sqrt()
     layers = torch.arange(n_layers, device=device)
     later_pair = (layers[:, None] < layers[None, :])[:, None, :, None]
     undefined = (left_zero[:, :, None, None] | right_zero[None, None]) & later_pair
@@ -432,18 +430,19 @@ def _composition(
 
 
 def composition_scores(
-    model_view: ModelView, type: CompositionType, *, dtype: torch.dtype = torch.float32
+    model_view: ModelView, type: CompositionType, *, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
     """``[L, H, L, H]`` composition scores ``||W_OV^A M_B||_F / (||W_OV^A||_F ||M_B||_F)``, no baseline.
 
     ``[l1, h1, l2, h2]`` scores earlier head ``(l1, h1)`` into later head ``(l2, h2)``; entries with
     ``l1 >= l2`` are 0 (as TransformerLens's ``all_composition_scores``), 0/0 entries NaN. ``M_B`` is
     ``W_Q W_K^T`` (Q), ``W_K W_Q^T`` (K) or ``W_V W_O`` (V); ``ln1`` weights are folded (a no-op without LN).
-    Every pair is an ``r x r`` block of one GEMM per earlier layer in ``dtype`` (factors in float64).
+    Every pair is an ``r x r`` block of one GEMM per earlier layer in ``dtype`` (default float32; factors in
+    float64).
     """
     if type not in ("K", "Q", "V"):
         raise ValueError(f"type must be one of K, Q, V, not {type!r}")
-    return _composition(model_view, type, dtype)[0]
+    return _composition(model_view, type, dtype or torch.float32)[0]
 
 
 @lru_cache(maxsize=32)
@@ -459,8 +458,8 @@ def random_baseline(d_model: int, d_head: int, samples: int = BASELINE_SAMPLES, 
     a1, a2, b1, b2 = (torch.rand(samples, d_model, d_head, generator=generator).mul_(2).sub_(1) for _ in range(4))
     # W_A = a1 a2^T, W_B = b1 b2^T. With Gram matrices G = a^T a and C = a2^T b1 (all d_head x d_head):
     # ||W_A W_B||^2 = tr(G_a1 C G_b2 C^T), ||W_A||^2 = tr(G_a1 G_a2), ||W_B||^2 = tr(G_b1 G_b2).
-    g_a1, g_a2, g_b1, g_b2 = ((m.transpose(-2, -1) @ m).to(EIGEN_DTYPE) for m in (a1, a2, b1, b2))
-    cross = (a2.transpose(-2, -1) @ b1).to(EIGEN_DTYPE)
+    g_a1, g_a2, g_b1, g_b2 = ((m.transpose(-2, -1) @ m).to(torch.float64) for m in (a1, a2, b1, b2))
+    cross = (a2.transpose(-2, -1) @ b1).to(torch.float64)
     product = ((g_a1 @ cross) * (cross @ g_b2)).sum((-2, -1))
     norm_a = (g_a1 * g_a2).sum((-2, -1))
     norm_b = (g_b1 * g_b2).sum((-2, -1))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from defcheck import ConceptFolder, hookimpl
+from defcheck.plugin import ConceptFolder, hookimpl
 
 
 @hookimpl

@@ -58,11 +58,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
-import torch
-
-from defcheck.models.view import ModelView, TokenSpace, build_bridge
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+from defcheck.plugin import ModelView, TokenSpace, build_bridge
 
 __all__ = [
     "CONSTRUCTED",
@@ -387,7 +386,7 @@ def current_token_head(layout: Layout, generator: torch.Generator) -> Head:
     return Head("distractor: attends to the current token, small random OV", W_Q, W_K, W_V, W_O)
 
 
-Recipe = Callable[[Layout, torch.Generator], Head]
+Recipe: TypeAlias = "Callable[[Layout, torch.Generator], Head]"  # a string: torch is imported on first use
 
 
 # --------------------------------------------------------------------------------------------------------------

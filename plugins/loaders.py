@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import torch
 from defcheck_plugins.constructed import CONSTRUCTED, constructed_names
 
-from defcheck import ModelLoader, hookimpl
-from defcheck.diagnostics import DefcheckError, did_you_mean, display_path
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+
+# Not the contract: the built-in loaders share these checkpoint helpers with the core's load_model (its messages
+# and TransformerLens 3 conversion); a third-party loader builds its model with build_bridge and ModelView.
 from defcheck.models.loading import (
     bridge_config,
     build_native,
@@ -35,7 +36,7 @@ from defcheck.models.loading import (
     token_space,
     unwrap_state_dict,
 )
-from defcheck.models.view import ModelView
+from defcheck.plugin import DefcheckError, ModelLoader, ModelView, did_you_mean, display_path, hookimpl
 
 WEIGHTS_PACKAGE = "defcheck_plugins.weights"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -154,6 +155,37 @@ def builtin_checkpoints(name: str) -> list[int]:
         return []
     with resources.as_file(series) as path:
         return sorted(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def builtin_series(reference: str) -> tuple[list[dict[str, Any]], str]:
+    """``ModelLoader.checkpoints`` of ``builtin:NAME``: each shipped snapshot as ``builtin:NAME@STEP``, with the
+    losses recorded in training (``NAME-checkpoints.metrics.json``) and the series file's size and time, so that a
+    sweep's stored report of a changed series is not taken for valid."""
+    name = reference.removeprefix("builtin:").strip()
+    folder = resources.files(WEIGHTS_PACKAGE)
+    series = folder.joinpath(f"{name}-checkpoints.pt")
+    if not series.is_file():
+        shipped = sorted(
+            e.name.removesuffix("-checkpoints.pt") for e in folder.iterdir() if e.name.endswith("-checkpoints.pt")
+        )
+        raise DefcheckError(
+            f"builtin:{name} ships no training checkpoints (series: {', '.join(f'builtin:{n}@*' for n in shipped)})"
+        )
+    with resources.as_file(series) as path:
+        steps = sorted(int(step) for step in torch.load(path, map_location="cpu", weights_only=True))
+        stat = Path(path).stat()
+    metrics: dict[int, dict[str, float]] = {}
+    sidecar = folder.joinpath(f"{name}-checkpoints.metrics.json")
+    if sidecar.is_file():
+        from defcheck.sweep.series import read_metadata
+
+        metrics = read_metadata(sidecar.read_text(encoding="utf-8"), f"builtin:{name} checkpoint metrics")[0]
+    identity = {"series": f"{name}-checkpoints.pt", "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    items = [
+        {"step": step, "reference": f"builtin:{name}@{step}", "metrics": metrics.get(step, {}), "identity": identity}
+        for step in steps
+    ]
+    return items, "step"
 
 
 # -- checkpoint files ---------------------------------------------------------------------------------
@@ -346,6 +378,7 @@ def defcheck_model_loaders() -> list[ModelLoader]:
             load_builtin,
             "Models shipped with defcheck: builtin:toy-induction, builtin:toy-shortcut, builtin:toy-mlp",
             matches=lambda reference: reference.startswith("builtin:"),
+            checkpoints=builtin_series,
         ),
         ModelLoader(
             "checkpoint",
@@ -366,6 +399,7 @@ def defcheck_model_loaders() -> list[ModelLoader]:
 __all__ = [
     "builtin_checkpoints",
     "builtin_models",
+    "builtin_series",
     "load_builtin",
     "load_checkpoint",
     "load_pretrained",

@@ -17,14 +17,11 @@ import math
 from collections.abc import Iterator
 from typing import Literal
 
-import torch
 from defcheck_plugins.attention import target_mask
 from pydantic import BaseModel, ConfigDict, Field
 
-from defcheck import Checker, Streamed, hookimpl
-from defcheck.engine.context import CheckContext
-from defcheck.engine.scores import Scores
-from defcheck.models.view import ModelView
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+from defcheck.plugin import CheckContext, Checker, ModelView, Scores, Streamed, hookimpl
 
 Z_HOOK = "blocks.{}.attn.hook_z"
 V_HOOK = "blocks.{}.attn.hook_v"

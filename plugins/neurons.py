@@ -42,13 +42,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from defcheck import Checker, Streamed, hookimpl
-from defcheck.engine.context import CheckContext
-from defcheck.engine.scores import NotApplicable, Scores
-from defcheck.models.view import ModelView
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+from defcheck.plugin import CheckContext, Checker, ModelView, NotApplicable, Scores, Streamed, hookimpl
 
 POST_HOOK = "blocks.{}.mlp.hook_post"
 EPS = 1e-6

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from defcheck import Probe, hookimpl
-from defcheck.diagnostics import DefcheckError
-from defcheck.engine.probe_data import ProbeBatch, ProbeRequest, probe_generator
-from defcheck.models.view import TokenSpace
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+from defcheck.plugin import DefcheckError, Probe, ProbeBatch, ProbeRequest, TokenSpace, hookimpl, probe_generator
 
 
 class _Params(BaseModel):

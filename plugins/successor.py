@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from defcheck import Checker, Probe, Streamed, hookimpl
-from defcheck.engine.context import CheckContext
-from defcheck.engine.probe_data import ProbeBatch, ProbeRequest, probe_generator
-from defcheck.engine.scores import NotApplicable, Scores
-from defcheck.models.view import ModelView
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+from defcheck.plugin import (
+    CheckContext,
+    Checker,
+    ModelView,
+    NotApplicable,
+    Probe,
+    ProbeBatch,
+    ProbeRequest,
+    Scores,
+    Streamed,
+    hookimpl,
+    probe_generator,
+)
 
 SEQUENCES: dict[str, list[str]] = {
     "numbers": [str(i) for i in range(1, 101)],

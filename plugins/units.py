@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from defcheck import UnitKind, hookimpl
-from defcheck.engine.scores import NotApplicable
+from defcheck.plugin import NotApplicable, UnitKind, hookimpl
 
 
 def _name(model: Any) -> str:

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import torch
-
+from defcheck._lazy import torch
 from defcheck.diagnostics import DefcheckError
 from defcheck.engine.probe_data import ProbeBatch
 from defcheck.engine.units import Units

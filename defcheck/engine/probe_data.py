@@ -11,8 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
+from defcheck._lazy import torch
 from defcheck.models.view import TokenSpace
 
 

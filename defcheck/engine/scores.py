@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
+from defcheck._lazy import torch
 
 
 class NotApplicable(Exception):

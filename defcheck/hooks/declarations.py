@@ -8,14 +8,90 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # the contract names these types; importing them would import torch (docs/performance.md)
+    from torch import Tensor
+
+    from defcheck.engine.context import CheckContext
+    from defcheck.engine.probe_data import ProbeBatch, ProbeRequest
+    from defcheck.engine.scores import Scores
+    from defcheck.models.view import ModelView
+    from defcheck.report import Report
 
 Observes = Literal["behavior", "mechanism"]
 Need = Literal["required", "optional", "none"]
 UNIT_KINDS = ("attention_head", "mlp_neuron", "layer", "model")
 """The unit kinds the built-in plugin ``units`` registers (others come from plugins' ``defcheck_unit_kinds``)."""
+
+
+# -- the callables a declaration holds, as typed protocols (positional parameters: any names will do) ------------
+
+
+class ScoreFunction(Protocol):
+    """``Checker.score``: every unit's score on one model, as :class:`Scores` or a bare tensor of
+    ``context.shape``."""
+
+    def __call__(self, context: CheckContext, /) -> Scores | Tensor: ...
+
+
+class ActivationsFunction(Protocol):
+    """``Checker.activations``: the hook points (``blocks.0.attn.hook_pattern``) the checker reads, given its
+    validated parameters and the model, so that one forward pass per probe captures them for every checker."""
+
+    def __call__(self, params: Any, model: Any, /) -> list[str]: ...
+
+
+class StepFunction(Protocol):
+    """``Streamed.step`` and ``Streamed.prepare``: a partial result from one batch of the probe (no activations)."""
+
+    def __call__(self, context: CheckContext, /) -> Any: ...
+
+
+class FinishFunction(Protocol):
+    """``Streamed.finish``: the scores from the steps' partial results, in batch order."""
+
+    def __call__(self, context: CheckContext, partials: list[Any], /) -> Scores | Tensor: ...
+
+
+class WantsPrepareFunction(Protocol):
+    """``Streamed.wants_prepare``: whether this criterion needs the ``prepare`` pass."""
+
+    def __call__(self, context: CheckContext, /) -> bool: ...
+
+
+class BuildFunction(Protocol):
+    """``Probe.build``: the probe's data for one model, seeded by ``request.seed``."""
+
+    def __call__(self, request: ProbeRequest, /) -> ProbeBatch: ...
+
+
+class LoadFunction(Protocol):
+    """``ModelLoader.load``: the model a reference names; ``options`` holds the user's options (``device``,
+    ``bos_token_id``, ``token_ids``, ``checkpoint_index``, ...). A transformer comes back as a :class:`ModelView`."""
+
+    def __call__(self, reference: str, options: dict[str, Any], /) -> ModelView | Any: ...
+
+
+class MatchesFunction(Protocol):
+    """``ModelLoader.matches``: whether this loader handles a reference that names no loader (a plain path)."""
+
+    def __call__(self, reference: str, /) -> bool: ...
+
+
+class CheckpointsFunction(Protocol):
+    """``ModelLoader.checkpoints``: the training checkpoints of a reference, by index, and their unit
+    (``"step"`` or ``"token"``)."""
+
+    def __call__(self, reference: str, /) -> tuple[list[int], str]: ...
+
+
+class RenderFunction(Protocol):
+    """``ReportFormat.render``: a :class:`~defcheck.report.Report` as the format's text (``str``) or bytes."""
+
+    def __call__(self, report: Report, /) -> str | bytes: ...
 
 
 class NoParams(BaseModel):
@@ -41,10 +117,10 @@ class Streamed:
     whether ``step`` reads ``context.logits`` (without it the forward pass may stop before the unembedding).
     """
 
-    step: Callable[..., Any]
-    finish: Callable[..., Any]
-    prepare: Callable[..., Any] | None = None
-    wants_prepare: Callable[..., bool] | None = None
+    step: StepFunction
+    finish: FinishFunction
+    prepare: StepFunction | None = None
+    wants_prepare: WantsPrepareFunction | None = None
     logits: bool = False
 
 
@@ -56,24 +132,25 @@ class Checker:
     probe: attention patterns, logits) or ``mechanism`` (weights, circuits, composition, interventions).
     The kind lint compares it with each definition's ``kind``. ``params`` is a pydantic model (with
     defaults, ``extra="forbid"``) that validates the criterion's ``params:``; ``probe`` and ``relation``
-    say whether a criterion must, may or must not give a ``probe:`` and a ``with:``. ``score`` is called by
-    the runner with a context and returns the scores; its signature is documented in
-    ``docs/writing-plugins.md``. ``streamed`` (optional) lets the runner score the probe batch by batch
-    (:class:`Streamed`); a checker without it gets the whole probe's activations at once. ``unit`` is the unit
-    kind it scores (a :class:`UnitKind` name), or a tuple of the kinds it can score: a concept of another kind
+    say whether a criterion must, may or must not give a ``probe:`` and a ``with:``. ``score(context)``
+    (:class:`ScoreFunction`) is called by the runner with a :class:`~defcheck.engine.context.CheckContext` and
+    returns the scores; ``activations(params, model)`` names the hook points it reads. ``streamed`` (optional)
+    lets the runner score the probe batch by batch (:class:`Streamed`); a checker without it gets the whole
+    probe's activations at once. ``unit`` is the unit kind it scores (a :class:`UnitKind` name), or a tuple of
+    the kinds it can score: a concept of another kind
     cannot use it, and its scores have that kind's shape.
     """
 
     name: str
     observes: Observes
-    score: Callable[..., Any]
+    score: ScoreFunction
     unit: str | tuple[str, ...] = "attention_head"
     summary: str = ""
     source: str | None = None
     params: type[BaseModel] = NoParams
     probe: Need = "none"
     relation: Need = "none"
-    activations: Callable[..., list[str]] | None = None
+    activations: ActivationsFunction | None = None
     streamed: Streamed | None = None
 
     @property
@@ -110,10 +187,14 @@ class UnitKind:
 
 @dataclass(frozen=True)
 class Probe:
-    """A deterministic, seeded input set (e.g. repeated random tokens), built once per run and shared."""
+    """A deterministic, seeded input set (e.g. repeated random tokens), built once per run and shared.
+
+    ``build(request) -> ProbeBatch`` (:class:`BuildFunction`) gets the validated ``params``, the vocabulary and the
+    run's seed in a :class:`~defcheck.engine.probe_data.ProbeRequest`.
+    """
 
     name: str
-    build: Callable[..., Any]
+    build: BuildFunction
     params: type[BaseModel] = NoParams
     summary: str = ""
 
@@ -124,21 +205,28 @@ class ModelLoader:
 
     ``checkpoints`` (optional) lists the training checkpoints a reference has, for ``defcheck sweep``: their
     steps by index and the unit (``"step"`` or ``"token"``); ``load`` then gets ``options["checkpoint_index"]``.
+    ``load(reference, options)`` (:class:`LoadFunction`) returns the model; ``matches(reference)`` claims a
+    reference without a ``NAME:`` prefix.
     """
 
     name: str
-    load: Callable[..., Any]
+    load: LoadFunction
     summary: str = ""
-    matches: Callable[[str], bool] | None = None
-    checkpoints: Callable[[str], tuple[list[int], str]] | None = None
+    matches: MatchesFunction | None = None
+    checkpoints: CheckpointsFunction | None = None
 
 
 @dataclass(frozen=True)
 class ReportFormat:
-    """Renders a report to text or bytes (``json``, ``markdown``, ``html``, ...)."""
+    """Renders a report to text or bytes (``json``, ``markdown``, ``html``, ...).
+
+    ``render(report) -> str | bytes`` (:class:`RenderFunction`) gets a :class:`~defcheck.report.Report` (the JSON
+    document: ``report.data``, ``report.concepts``, ``report.to_json()``) and returns the whole file; ``suffix``
+    is its extension.
+    """
 
     name: str
-    render: Callable[..., str | bytes]
+    render: RenderFunction
     suffix: str = ".txt"
     summary: str = ""
 

@@ -22,8 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from defcheck._lazy import torch
 from defcheck.diagnostics import DefcheckError, did_you_mean, display_path
 from defcheck.models.view import ModelView, TokenSpace
 

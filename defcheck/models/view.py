@@ -10,8 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
+from defcheck._lazy import no_grad, torch
 from defcheck.diagnostics import DefcheckError
 
 STACKED = ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O", "W_in", "W_out", "b_in", "b_out")
@@ -163,7 +162,7 @@ class ModelView:
         """Drop cached weights (after the model's weights were changed)."""
         self._weights.clear()
 
-    @torch.no_grad()
+    @no_grad
     def run(
         self, tokens: torch.Tensor, names: Iterable[str] = (), batch_size: int | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -182,7 +181,7 @@ class ModelView:
                 parts[name].append(activations[name])
         return torch.cat(logits_parts), {name: torch.cat(chunks) for name, chunks in parts.items()}
 
-    @torch.no_grad()
+    @no_grad
     def run_batches(
         self, tokens: torch.Tensor, names: Iterable[str] = (), batch_size: int | None = None, *, logits: bool = True
     ) -> Iterator[tuple[slice, torch.Tensor | None, dict[str, torch.Tensor]]]:
@@ -220,7 +219,7 @@ class ModelView:
             yield rows, (output.detach() if logits and output is not None else None), captured
             del captured, output
 
-    @torch.no_grad()
+    @no_grad
     def run_with_hooks(
         self, tokens: torch.Tensor, hooks: Sequence[tuple[str | Callable[[str], bool], Callable[..., Any]]]
     ) -> torch.Tensor:

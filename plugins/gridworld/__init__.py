@@ -16,20 +16,33 @@ It registers everything the concept ``goal_misgeneralization`` needs, none of it
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
 from defcheck_plugins.gridworld import analysis
 from defcheck_plugins.gridworld.env import GOAL_MODES, Grid, sample_states
-from defcheck_plugins.gridworld.loader import load_gridworld, matches_gridworld
-from defcheck_plugins.gridworld.policy import PolicySet
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from defcheck import Checker, DefcheckError, ModelLoader, Probe, hookimpl
-from defcheck.engine.context import CheckContext
-from defcheck.engine.probe_data import ProbeBatch, ProbeRequest, probe_generator
-from defcheck.engine.scores import NotApplicable, Scores
-from defcheck.hooks.declarations import UnitKind
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+from defcheck.plugin import (
+    CheckContext,
+    Checker,
+    DefcheckError,
+    ModelLoader,
+    NotApplicable,
+    Probe,
+    ProbeBatch,
+    ProbeRequest,
+    Scores,
+    UnitKind,
+    hookimpl,
+    probe_generator,
+)
+
+if TYPE_CHECKING:
+    from defcheck_plugins.gridworld.policy import PolicySet
+
+# The policy and loader modules (an nn.Module, torch.load) are imported by the functions that use them, so that
+# reading this plugin's declarations imports no torch (docs/performance.md, start-up).
 
 PROBE = "gridworld_episodes"
 SOURCE_BEHAVIOR = 'Ngo 2022, "Outer vs inner misalignment: three framings", first framing (behavioral)'
@@ -37,6 +50,8 @@ SOURCE_MECHANISM = 'Ngo 2022, "Outer vs inner misalignment: three framings", sec
 
 
 def _policies(model: Any) -> PolicySet:
+    from defcheck_plugins.gridworld.policy import PolicySet
+
     if not isinstance(model, PolicySet):
         name = getattr(model, "name", None) or type(model).__name__
         raise NotApplicable(f"{name} is not a set of gridworld policies")
@@ -216,6 +231,29 @@ def BEYOND_HEADS_SECTION(page: Any) -> str:
     from defcheck_plugins.gridworld.docs import section
 
     return section(page)
+
+
+def load_gridworld(reference: str, options: dict[str, Any]) -> PolicySet:
+    """The policies a ``gridworld:...`` reference names (:func:`defcheck_plugins.gridworld.loader.load_gridworld`)."""
+    from defcheck_plugins.gridworld import loader
+
+    return loader.load_gridworld(reference, options)
+
+
+def matches_gridworld(reference: str) -> bool:
+    """Whether a plain path is GridPolicy weights (:func:`defcheck_plugins.gridworld.loader.matches_gridworld`)."""
+    from defcheck_plugins.gridworld import loader
+
+    return loader.matches_gridworld(reference)
+
+
+def __getattr__(name: str) -> Any:
+    """``PolicySet`` (in ``__all__``) from its module on first use."""
+    if name == "PolicySet":
+        from defcheck_plugins.gridworld.policy import PolicySet
+
+        return PolicySet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- hooks ----------------------------------------------------------------------------------------------

@@ -42,10 +42,14 @@ goes, not whether it can make moves it never learned.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
 from defcheck_plugins.gridworld.env import Grid, Rollout, observe, rollout
-from defcheck_plugins.gridworld.policy import PolicySet
+
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+
+if TYPE_CHECKING:  # annotations only: the policy module defines an nn.Module, so it imports torch
+    from defcheck_plugins.gridworld.policy import PolicySet
 
 
 def _broadcast(policies: PolicySet, states: torch.Tensor) -> torch.Tensor:

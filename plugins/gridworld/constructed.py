@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 from defcheck_plugins.gridworld.env import Grid
 from defcheck_plugins.gridworld.policy import GridPolicy
+
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
 
 SIZE = 7
 HIDDEN = (16, 8)

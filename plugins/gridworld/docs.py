@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from defcheck_plugins import gridworld as plugin
 from defcheck_plugins.gridworld import analysis
 
-from defcheck.engine.probe_data import ProbeRequest
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+from defcheck.plugin import ProbeRequest
 
 CONCEPT = "goal_misgeneralization"
 TRAINED, CONSTRUCTED = "gridworld:policies", "gridworld:constructed"
@@ -89,6 +89,7 @@ def _scores_table(concept: Any, md: Any, trained: dict[str, Any]) -> str:
 
 def _extra_measurements(page: Any) -> dict[str, Any]:
     """What the reports do not hold: first-layer decoding, and how the p0.1 policy fails."""
+    # not the contract: this page's generator loads the shipped policies as the command line would
     from defcheck.models.loading import load_model
 
     policies = load_model(TRAINED, page.extensions)

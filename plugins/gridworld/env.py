@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
 
 ACTIONS = ("up", "down", "left", "right")
 # (d_row, d_col) of each action, in the order of ACTIONS.
-MOVES = torch.tensor([[-1, 0], [1, 0], [0, -1], [0, 1]])
+MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1))
 GoalMode = Literal["corner", "random", "off_corner"]
 GOAL_MODES: tuple[str, ...] = ("corner", "random", "off_corner")
 
@@ -85,7 +85,7 @@ def observe(grid: Grid, agent: torch.Tensor, goal: torch.Tensor) -> torch.Tensor
 
 def step(grid: Grid, agent: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """Agent positions after ``actions`` (``[...]`` of 0..3); a move into the border stays put."""
-    return (agent + MOVES[actions]).clamp(0, grid.size - 1)
+    return (agent + torch.tensor(MOVES)[actions]).clamp(0, grid.size - 1)
 
 
 def _uniform_except(cells: int, excluded: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:

@@ -26,15 +26,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
 from defcheck_plugins.gridworld.constructed import HIDDEN as CONSTRUCTED_HIDDEN
 from defcheck_plugins.gridworld.constructed import SIZE as CONSTRUCTED_SIZE
 from defcheck_plugins.gridworld.constructed import constructed_states
 from defcheck_plugins.gridworld.env import Grid
 from defcheck_plugins.gridworld.policy import ARCHITECTURE, GridPolicy, PolicySet
 
-from defcheck.diagnostics import DefcheckError, did_you_mean, display_path
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+
+# Not the contract: the built-in loaders' shared readers of config and weight files (one set of messages).
 from defcheck.models.loading import read_config, read_state_dict
+from defcheck.plugin import DefcheckError, did_you_mean, display_path
 
 WEIGHTS = "defcheck_plugins.weights"
 SHIPPED = ("policies", "constructed")
