@@ -62,14 +62,14 @@ CORPUS: dict[str, str] = {
     "name ('concept.definition' or a name in this concept) or a list of them, not the number 3",
     # unknown keys, with did-you-mean and the allowed keys
     "unknown_key_top.yaml": "unknown_key_top.yaml:3:1: referenses: unknown key 'referenses'; did you mean "
-    "'references'? (allowed: concept, unit, summary, references, definitions)",
+    "'references'? (allowed: concept, builtin, unit, summary, references, definitions)",
     "unknown_key_definition.yaml": "unknown_key_definition.yaml:7:5: definitions.wide.sumary: unknown key 'sumary'; "
     "did you mean 'summary'? (allowed: kind, summary, source, all, any)",
     "unknown_key_criterion.yaml": "unknown_key_criterion.yaml:9:9: definitions.large.all[0].parms: unknown key "
     "'parms'; did you mean 'params'? (allowed: checker, params, probe, threshold, with)",
     # required fields and names
-    "missing_summary.yaml": "missing_summary.yaml:1:1: summary: 'summary' is required (keys here: concept, unit, "
-    "summary, references, definitions)",
+    "missing_summary.yaml": "missing_summary.yaml:1:1: summary: 'summary' is required (keys here: concept, "
+    "builtin, unit, summary, references, definitions)",
     "missing_threshold.yaml": f"missing_threshold.yaml:8:9: {THRESHOLD_FIELD}: 'threshold' is required (keys here: "
     "checker, params, probe, threshold, with)",
     "bad_concept_name.yaml": f"bad_concept_name.yaml:1:10: concept: got str 'Wide-Head'; {NAME_HELP}",

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from defcheck.diagnostics import Diagnostic, did_you_mean, display_path
+from defcheck.language.salvage import validate_concept
 from defcheck.language.schema import NAME_PATTERN, REFERENCE_PATTERN, Concept
 from defcheck.language.yaml_source import FieldPath, YamlDocument, format_field, read_yaml
 
@@ -19,19 +20,49 @@ CONCEPT_SUFFIXES = (".yaml", ".yml")
 
 @dataclass
 class ConceptFile:
-    """A concept as loaded: the validated model, where it came from, and the position of every value."""
+    """A concept as loaded: the validated model, where it came from, and the position of every value.
+
+    A file with schema errors is *incomplete*: ``concept`` is what could be salvaged, ``broken`` holds the
+    paths of the refused values (placeholders now; no check reads them) and ``set_aside`` the definitions
+    that could not stand. A concept that extends a built-in one (``builtin: extend``) is the built-in's
+    file with the extension files in ``parts``; each definition keeps the position in its own file.
+    """
 
     concept: Concept
     path: Path
     label: str
     document: YamlDocument
+    complete: bool = True
+    broken: frozenset[FieldPath] = frozenset()
+    set_aside: frozenset[str] = frozenset()
+    parts: tuple[ConceptFile, ...] = ()
+
+    def source(self, definition: str | int) -> ConceptFile:
+        """The file a definition is written in: an extension file among ``parts``, else this one."""
+        for part in self.parts:
+            if definition in part.concept.definitions:
+                return part
+        return self
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """Every file the concept is read from (the built-in's and its extensions')."""
+        return (self.path, *(part.path for part in self.parts))
+
+    def is_broken(self, *field: str | int) -> bool:
+        """Whether the value at ``field``, or a value that encloses it, was refused by the schema."""
+        return any(field[: len(path)] == path for path in self.broken)
 
     def position(self, *field: str | int, key: bool = False) -> tuple[int | None, int | None]:
         """Line and column of a field (``"definitions", "k", "all", 0``), or of its nearest parent."""
+        if len(field) > 1 and field[0] == "definitions" and self.source(field[1]) is not self:
+            return self.source(field[1]).position(*field, key=key)
         found = self.document.position(tuple(field), key=key)
         return found if found else (None, None)
 
     def diagnostic(self, field: FieldPath, message: str, code: str, severity: str = "error") -> Diagnostic:
+        if len(field) > 1 and field[0] == "definitions" and self.source(field[1]) is not self:
+            return self.source(field[1]).diagnostic(field, message, code, severity)
         line, column = self.position(*field)
         return Diagnostic(self.label, line, column, format_field(field), message, severity, code)  # type: ignore[arg-type]
 
@@ -45,6 +76,13 @@ def find_concept_files(path: Path) -> list[Path]:
 
 def load_concept_file(path: Path, label: str | None = None) -> tuple[ConceptFile | None, list[Diagnostic]]:
     """Read and schema-validate one concept file; all schema errors in it are returned at once."""
+    file, problems = read_concept_file(path, label)
+    return (None, problems) if problems else (file, [])
+
+
+def read_concept_file(path: Path, label: str | None = None) -> tuple[ConceptFile | None, list[Diagnostic]]:
+    """Like :func:`load_concept_file`, but a file with schema errors comes back incomplete (``complete`` is
+    false) when enough of it is valid for the plugins' checks to run on the rest."""
     label = label or display_path(path)
     document, problems = read_yaml(path, label)
     if document is None:
@@ -52,11 +90,20 @@ def load_concept_file(path: Path, label: str | None = None) -> tuple[ConceptFile
     if not isinstance(document.data, dict):
         kind = "a list" if isinstance(document.data, list) else f"the value {document.data!r}"
         return None, [Diagnostic(label, 1, 1, "", f"a concept file is a mapping (key: value), not {kind}")]
-    try:
-        concept = Concept.model_validate(document.data)
-    except ValidationError as error:
-        return None, [_diagnostic(document, entry) for entry in error.errors()]
-    return ConceptFile(concept, path, label, document), []
+    result = validate_concept(document.data)
+    problems = [_diagnostic(document, entry) for entry in result.errors]
+    if result.concept is None:
+        return None, problems
+    file = ConceptFile(
+        result.concept,
+        path,
+        label,
+        document,
+        complete=not problems,
+        broken=frozenset(result.broken),
+        set_aside=frozenset(result.set_aside),
+    )
+    return file, problems
 
 
 def _diagnostic(document: YamlDocument, error: Any) -> Diagnostic:

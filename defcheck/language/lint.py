@@ -16,11 +16,18 @@ def lint_kinds(file: ConceptFile, extensions: Extensions) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for name, definition in file.concept.definitions.items():
         path = ("definitions", name)
-        checkers = [extensions.checkers.get(c.checker) for c in definition.criteria]
+        checkers = [
+            None
+            if file.is_broken(*path, definition.combinator, index, "checker")
+            else extensions.checkers.get(c.checker)
+            for index, c in enumerate(definition.criteria)
+        ]
         known = [checker for checker in checkers if checker is not None]
         all_known = bool(known) and len(known) == len(checkers)  # an unknown checker is reported on its own
+        kind_known = not file.is_broken(*path, "kind")  # a refused kind was reported by the schema
         if (
-            definition.kind == "mechanistic"
+            kind_known
+            and definition.kind == "mechanistic"
             and all_known
             and not any(checker.observes == "mechanism" for checker in known)
         ):
@@ -33,7 +40,7 @@ def lint_kinds(file: ConceptFile, extensions: Extensions) -> list[Diagnostic]:
                     "kind-mismatch",
                 )
             )
-        if definition.kind == "behavioral":
+        if kind_known and definition.kind == "behavioral":
             for index, checker in enumerate(checkers):
                 if checker is not None and checker.observes == "mechanism":
                     out.append(
@@ -45,7 +52,7 @@ def lint_kinds(file: ConceptFile, extensions: Extensions) -> list[Diagnostic]:
                             "warning",
                         )
                     )
-        if not definition.source:
+        if not definition.source and not file.is_broken(*path, "source"):
             out.append(
                 file.diagnostic(
                     path,

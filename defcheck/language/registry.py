@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
-
 from defcheck.diagnostics import DefcheckError, Diagnostic, did_you_mean
 from defcheck.hooks.manager import Extensions
-from defcheck.language.concept_file import ConceptFile, _message, find_concept_files, load_concept_file
+from defcheck.language.concept_file import ConceptFile, find_concept_files, read_concept_file
 from defcheck.language.lint import lint_kinds
-from defcheck.language.schema import Concept, Criterion, Definition
-from defcheck.language.yaml_source import MAX_FILE_BYTES, FieldPath, format_field
+from defcheck.language.placement import Placement, place_files
+from defcheck.language.schema import Concept, Definition
+from defcheck.language.semantics import check_semantics, criteria_paths
+from defcheck.language.yaml_source import MAX_FILE_BYTES, FieldPath
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Registry:
         """The concept file and definition for ``concept.definition``."""
         concept, _, name = definition_id.partition(".")
         file = self.files[concept]
-        return file, file.concept.definitions[name]
+        return file.source(name), file.concept.definitions[name]
 
     def definition_ids(self) -> list[str]:
         return [f"{name}.{d}" for name, file in self.files.items() for d in file.concept.definitions]
@@ -76,46 +76,43 @@ def load_registry(
         if not path.exists():
             raise DefcheckError(f"{path}: no such file or folder")
         sources.append((path, False))
-    seen: dict[Path, bytes] = {}
-    builtin_texts: dict[bytes, Path] = {}
-    loaded: list[ConceptFile] = []
+    read, problems = _read_files(sources)
+    placement = place_files(read, include_builtin=include_builtin)
+    registry.files = placement.files
+    registry.diagnostics = problems + placement.diagnostics
+    for file in placement.checked:
+        registry.diagnostics += check_semantics(file, extensions)
+        registry.diagnostics += lint_kinds(file, extensions)
+    references = _resolve_references(registry, placement)
+    registry.order = _evaluation_order(registry, references)
+    registry.diagnostics = sorted(set(registry.diagnostics), key=_sort_key)
+    return registry
+
+
+def _read_files(sources: list[tuple[Path, bool]]) -> tuple[list[tuple[ConceptFile, bool]], list[Diagnostic]]:
+    """Read every concept file below ``sources`` once: ``(file, is_builtin)`` for each one that has something
+    to check (incomplete ones included), and the problems found reading them."""
+    seen: set[Path] = set()
+    builtin_texts: set[bytes] = set()
+    read: list[tuple[ConceptFile, bool]] = []
+    problems: list[Diagnostic] = []
     for root, is_builtin in sources:
         for path in find_concept_files(root):
             resolved = path.resolve()
             if resolved in seen:
                 continue
+            seen.add(resolved)
             content = _small_file_bytes(path)
-            seen[resolved] = content
             if not is_builtin and content and content in builtin_texts:
                 continue  # the same file as a built-in one (e.g. the repository's own definitions/)
             if is_builtin:
-                builtin_texts[content] = path
+                builtin_texts.add(content)
             label = f"<builtin>/{path.relative_to(root)}" if is_builtin and root.is_dir() else None
-            file, problems = load_concept_file(path, label)
-            registry.diagnostics += problems
+            file, found = read_concept_file(path, label)
+            problems += found
             if file is not None:
-                loaded.append(file)
-    for file in loaded:
-        name = file.concept.concept
-        if name in registry.files:
-            first = registry.files[name]
-            line = first.position("concept")[0]
-            registry.diagnostics.append(
-                file.diagnostic(
-                    ("concept",),
-                    f"the concept '{name}' is already defined in {first.label}:{line}; concept names are unique",
-                    "duplicate-concept",
-                )
-            )
-            continue
-        registry.files[name] = file
-    for file in registry.files.values():
-        registry.diagnostics += _check_semantics(file, extensions)
-        registry.diagnostics += lint_kinds(file, extensions)
-    references = _resolve_references(registry)
-    registry.order = _evaluation_order(registry, references)
-    registry.diagnostics = sorted(set(registry.diagnostics), key=_sort_key)
-    return registry
+                read.append((file, is_builtin))
+    return read, problems
 
 
 def _small_file_bytes(path: Path) -> bytes:
@@ -130,154 +127,45 @@ def _sort_key(d: Diagnostic) -> tuple:
     return (d.file, d.line or 0, d.column or 0, d.field, d.message)
 
 
-def criteria_paths(definition_name: str, definition: Definition) -> Iterable[tuple[FieldPath, Criterion]]:
-    """Each criterion of a definition with its field path in the file."""
-    for index, criterion in enumerate(definition.criteria):
-        yield ("definitions", definition_name, definition.combinator, index), criterion
-
-
-def _check_semantics(file: ConceptFile, extensions: Extensions) -> list[Diagnostic]:
-    """Check names against the plugins: units, checkers, parameters, probes and ``with:`` use."""
-    out: list[Diagnostic] = []
-    concept = file.concept
-    kinds = sorted(extensions.unit_kinds)
-    unit_known = concept.unit in extensions.unit_kinds
-    if not unit_known:
-        known = (
-            f"known: {', '.join(kinds)}" if kinds else "no unit kinds are registered; is the plugin 'units' installed?"
-        )
-        out.append(
-            file.diagnostic(
-                ("unit",),
-                f"unknown unit kind '{concept.unit}'{did_you_mean(concept.unit, kinds)} ({known})",
-                "unknown-unit",
-            )
-        )
-    for name, definition in concept.definitions.items():
-        for path, criterion in criteria_paths(name, definition):
-            checker = extensions.checkers.get(criterion.checker)
-            if checker is None:
-                known = sorted(extensions.checkers)
-                listing = f" (registered: {', '.join(known)})" if known else " (no checkers are registered)"
-                out.append(
-                    file.diagnostic(
-                        (*path, "checker"),
-                        f"unknown checker '{criterion.checker}'{did_you_mean(criterion.checker, known)}{listing}",
-                        "unknown-checker",
-                    )
-                )
-                continue
-            if unit_known and concept.unit not in checker.units:  # an unknown unit is reported once, above
-                out.append(
-                    file.diagnostic(
-                        (*path, "checker"),
-                        f"the checker '{checker.name}' scores {' or '.join(checker.units)} units, but the concept "
-                        f"'{concept.concept}' categorizes {concept.unit} units",
-                        "unit-mismatch",
-                    )
-                )
-            out += _validate_params(file, (*path, "params"), checker.params, criterion.params, "checker", checker.name)
-            out += _check_probe(file, path, criterion, checker.name, checker.probe, extensions)
-            if checker.relation == "required" and not criterion.with_:
-                out.append(
-                    file.diagnostic(
-                        path,
-                        f"the checker '{checker.name}' needs 'with:', the definition(s) whose members it "
-                        "relates to (e.g. with: previous_token_head.attends_previous)",
-                        "missing-with",
-                    )
-                )
-            if checker.relation == "none" and criterion.with_:
-                out.append(
-                    file.diagnostic((*path, "with"), f"the checker '{checker.name}' takes no 'with:'", "unused-with")
-                )
-    return out
-
-
-def _check_probe(
-    file: ConceptFile, path: FieldPath, criterion: Criterion, checker: str, need: str, extensions: Extensions
-) -> list[Diagnostic]:
-    if criterion.probe is None:
-        if need == "required":
-            known = ", ".join(sorted(extensions.probes)) or "none registered"
-            return [
-                file.diagnostic(
-                    path,
-                    f"the checker '{checker}' needs a 'probe:' (inputs to observe; probes: {known})",
-                    "missing-probe",
-                )
-            ]
-        return []
-    if need == "none":
-        return [
-            file.diagnostic(
-                (*path, "probe"),
-                f"the checker '{checker}' reads weights only and takes no 'probe:'; remove it",
-                "unused-probe",
-            )
-        ]
-    probe = extensions.probes.get(criterion.probe.name)
-    if probe is None:
-        known = sorted(extensions.probes)
-        return [
-            file.diagnostic(
-                (*path, "probe", "name"),
-                f"unknown probe '{criterion.probe.name}'{did_you_mean(criterion.probe.name, known)} "
-                f"(registered: {', '.join(known) or 'none'})",
-                "unknown-probe",
-            )
-        ]
-    return _validate_params(file, (*path, "probe"), probe.params, criterion.probe.params, "probe", probe.name)
-
-
-def _validate_params(
-    file: ConceptFile, path: FieldPath, model: type[BaseModel], values: dict, what: str, name: str
-) -> list[Diagnostic]:
-    try:
-        model.model_validate(values)
-    except ValidationError as error:
-        out = []
-        allowed = sorted(model.model_fields)
-        for entry in error.errors():
-            loc = (*path, *entry["loc"])
-            if entry["type"] == "extra_forbidden":
-                key = str(entry["loc"][-1])
-                line, column = file.position(*loc, key=True)
-                message = (
-                    f"the {what} '{name}' has no parameter '{key}'{did_you_mean(key, allowed)} "
-                    f"(parameters: {', '.join(allowed) or 'none'})"
-                )
-                out.append(Diagnostic(file.label, line, column, format_field(loc), message, code="unknown-param"))
-            elif entry["type"] == "missing":
-                out.append(file.diagnostic(loc, f"the {what} '{name}' needs the parameter '{loc[-1]}'", "param"))
-            else:
-                out.append(file.diagnostic(loc, _message(entry["type"], entry, entry.get("input")), "param"))
-        return out
-    return []
-
-
-def _resolve_references(registry: Registry) -> dict[str, list[str]]:
-    """Map each definition id to the ids its criteria name in ``with:``; report dangling ones."""
+def _resolve_references(registry: Registry, placement: Placement) -> dict[str, list[str]]:
+    """Map each loaded definition id to the ids its criteria name in ``with:``; report dangling ones (in every
+    file checked, loaded or not)."""
     known = set(registry.definition_ids())
-    references: dict[str, list[str]] = {}
-    for name, file in registry.files.items():
+    references: dict[str, list[str]] = {definition_id: [] for definition_id in registry.definition_ids()}
+    for file in placement.checked:
+        name = file.concept.concept
+        loaded = placement.is_loaded(file)
+        own = {f"{name}.{definition}" for definition in file.concept.definitions}
         for def_name, definition in file.concept.definitions.items():
-            targets: list[str] = []
+            targets = references.get(f"{name}.{def_name}") if loaded else None
             for path, criterion in criteria_paths(def_name, definition):
                 for index, raw in enumerate(criterion.with_ or []):
                     target = raw if "." in raw else f"{name}.{raw}"
-                    if target not in known:
-                        registry.diagnostics.append(
-                            file.diagnostic(
-                                (*path, "with", index),
-                                f"'{raw}' names no loaded definition{did_you_mean(target, known)}",
-                                "dangling-reference",
-                            )
-                        )
-                    elif target not in targets:
-                        targets.append(target)
-            references[f"{name}.{def_name}"] = targets
+                    if target in known or target in own or target in placement.quiet:
+                        if targets is not None and target in known and target not in targets:
+                            targets.append(target)
+                        continue
+                    registry.diagnostics.append(_dangling(file, (*path, "with", index), raw, target, known, placement))
     return references
+
+
+def _dangling(
+    file: ConceptFile, path: FieldPath, raw: str, target: str, known: set[str], placement: Placement
+) -> Diagnostic:
+    """A ``with:`` that names no loaded definition; located in the replacing file when a built-in file names a
+    definition that the user's ``builtin: replace`` dropped."""
+    replacement = placement.replaced.get(target.partition(".")[0])
+    if replacement is None or id(file) not in placement.builtin:
+        return file.diagnostic(
+            path, f"'{raw}' names no loaded definition{did_you_mean(target, known)}", "dangling-reference"
+        )
+    line = file.position(*path)[0]
+    dropped = target.partition(".")[2]
+    message = (
+        f"the built-in definition {file.concept.concept}.{path[1]} refers to '{target}' ({file.label}:{line}), "
+        f"which this file does not define; define '{dropped}' here, or write 'builtin: extend' instead of replace"
+    )
+    return replacement.diagnostic(("definitions",), message, "dangling-reference")
 
 
 def _evaluation_order(registry: Registry, references: dict[str, list[str]]) -> list[str]:

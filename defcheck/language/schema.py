@@ -21,6 +21,7 @@ from defcheck.language.thresholds import THRESHOLD_JSON_SCHEMA, Comparison, TopK
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 REFERENCE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$"
 DefinitionKind = Literal["behavioral", "mechanistic"]
+BuiltinRule = Literal["extend", "replace"]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 ThresholdField = Annotated[
@@ -111,6 +112,11 @@ class Concept(_Strict):
     """A concept file: a named category of units and its behavioral and mechanistic definitions."""
 
     concept: Name = Field(description="The concept's name, unique across all loaded files.")
+    builtin: BuiltinRule | None = Field(
+        None,
+        description="For a concept named like a built-in one (shipped by a plugin): 'extend' adds this file's "
+        "definitions to the built-in concept, 'replace' uses this file instead of the built-in one.",
+    )
     unit: Name = Field("attention_head", description="The kind of unit it categorizes, e.g. attention_head.")
     summary: str
     references: list[str] = Field(default_factory=list)
