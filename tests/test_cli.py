@@ -77,12 +77,17 @@ def test_list_json_shape(cli, monkeypatch):
     ]
 
 
-def test_list_json_carries_diagnostics_of_files_and_plugins(cli, monkeypatch):
+def test_list_json_carries_diagnostics_of_files_and_plugins(cli, monkeypatch, tmp_path):
+    # a plugin that exists but fails to import (a missing -p module is a usage error: tests/test_cli_options.py)
+    (tmp_path / "acme_needs_a_dependency.py").write_text("import acme_missing_dependency\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(FIXTURES)
-    code, out, _ = cli("--plugin", "acme_not_installed", "list", "--json", *WIDE_HEAD)
+    code, out, _ = cli("--plugin", "acme_needs_a_dependency", "list", "--json", *WIDE_HEAD)
     assert code == 0
     diagnostics = json.loads(out)["diagnostics"]
     assert {"plugin-error", "unknown-checker"} <= {d["code"] for d in diagnostics}
+    (failure,) = [d for d in diagnostics if d["code"] == "plugin-error"]
+    assert "No module named 'acme_missing_dependency'" in failure["message"]
     for diagnostic in diagnostics:
         assert set(diagnostic) == {"file", "line", "column", "field", "message", "severity", "code"}
     unknown = [d for d in diagnostics if d["code"] == "unknown-checker"]
@@ -136,9 +141,9 @@ def test_plugins_json_shape(cli):
 def test_new_writes_a_file_that_passes_schema_validation(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = cli("new", "copy_suppression_head")
-    assert (code, err) == (0, "")
+    assert (code, out) == (0, "")
     path = tmp_path / "copy_suppression_head.yaml"
-    assert "copy_suppression_head.yaml" in out
+    assert err == "wrote copy_suppression_head.yaml; check it with `defcheck validate copy_suppression_head.yaml`\n"
     text = path.read_text(encoding="utf-8")
     assert text.startswith("# yaml-language-server: $schema=")
     concept, problems = load_concept_file(path)
@@ -189,8 +194,9 @@ def test_new_refuses_to_overwrite_without_force(cli, tmp_path, monkeypatch):
     assert (code, out) == (2, "")
     assert err.strip() == "error: taken.yaml exists; use --force to overwrite it"
     assert path.read_text(encoding="utf-8") == "precious: true\n"
-    code, _, err = cli("new", "taken", "--force")
-    assert (code, err) == (0, "")
+    code, out, err = cli("new", "taken", "--force")
+    assert (code, out) == (0, "")
+    assert err.startswith("wrote taken.yaml;")
     assert "concept: taken" in path.read_text(encoding="utf-8")
 
 
@@ -233,8 +239,8 @@ def test_version(cli):
     [
         (["new", "Bad"], "is not a concept name"),
         (["new", "fine", "--unit", "sentence"], "Invalid value for '--unit'"),
-        (["new", "fine", "-o", "no/such/folder/fine.yaml"], "error: cannot write no/such/folder/fine.yaml"),
-        (["schema", "-o", "no/such/folder/schema.json"], "error: cannot write no/such/folder/schema.json"),
+        (["new", "fine", "-o", "/dev/null/fine.yaml"], "error: cannot write /dev/null/fine.yaml"),
+        (["schema", "-o", "/dev/null/schema.json"], "error: cannot write /dev/null/schema.json"),
         (["validate", "no_such_file.yaml"], "does not exist"),
         (["list", "--definitions", "no_such_file.yaml"], "error: no_such_file.yaml: no such file or folder"),
         (["frobnicate"], "No such command 'frobnicate'"),
@@ -267,8 +273,9 @@ def test_schema_command_prints_the_schema_and_writes_it(cli, tmp_path):
     assert code == 0
     assert json.loads(out) == concept_json_schema()
     target = tmp_path / "concept.schema.json"
-    assert cli("schema", "--output", str(target)) == (0, "", "")
+    assert cli("schema", "--output", str(target)) == (0, "", f"wrote {target}\n")
     assert target.read_text(encoding="utf-8") == out
+    assert cli("schema", "--output", str(target), "-q") == (0, "", "")
 
 
 def _commands() -> dict[str, click.Command]:

@@ -15,7 +15,13 @@ import pytest
 import torch
 
 from defcheck import __version__
-from defcheck.hooks.manager import HOOK_NAMES, PluginConflictError, PluginLoadError, load_plugins
+from defcheck.hooks.manager import (
+    HOOK_NAMES,
+    PluginConflictError,
+    PluginLoadError,
+    PluginNotFoundError,
+    load_plugins,
+)
 
 ACME = '''
 """Acme's defcheck plugin: one behavior checker and one probe (a fake third party for the tests)."""
@@ -223,20 +229,29 @@ def test_strict_plugins_error_message_stays_on_one_line(plugin_dir):
     assert str(raised.value) == "plugin 'multi': failed to load acme_multiline: ValueError: first line; second line"
 
 
-def test_missing_plugin_module_is_reported(plugin_dir, cli):
-    code, out, err = cli("--plugin", "acme_not_installed", "plugins", "--json")
+def test_missing_plugin_module_is_a_usage_error(plugin_dir, cli, monkeypatch):
+    """A `-p` module that does not exist is a typo, not a broken plugin: exit 2 at once, as in pytest."""
+    expected = "error: cannot load the plugin module 'acme_not_installed': No module named 'acme_not_installed'"
+    for strict in ((), ("--strict-plugins",)):
+        code, out, err = cli(*strict, "--plugin", "acme_not_installed", "plugins", "--json")
+        assert (code, out) == (2, "")
+        assert err.strip().splitlines() == [expected]
+    monkeypatch.setenv("DEFCHECK_PLUGINS", "acme_not_installed")
+    code, out, err = cli("schema")  # even a command that loads no plugin refuses it
+    assert (code, out, err.strip()) == (2, "", expected)
+    monkeypatch.delenv("DEFCHECK_PLUGINS")
+    with pytest.raises(PluginNotFoundError, match="No module named 'acme_not_installed'"):
+        load_plugins(modules=["acme_not_installed"])
+
+
+def test_plugin_module_whose_dependency_is_missing_is_reported_not_refused(plugin_dir, cli):
+    write_module(plugin_dir, "acme_needs_torchvision", "import acme_torchvision_missing\n")
+    code, out, _ = cli("--plugin", "acme_needs_torchvision", "plugins", "--json")
     assert code == 0
     plugins = {plugin["name"]: plugin for plugin in json.loads(out)["plugins"]}
-    assert plugins["acme_not_installed"]["error"] == (
-        "failed to load acme_not_installed: ModuleNotFoundError: No module named 'acme_not_installed'"
+    assert plugins["acme_needs_torchvision"]["error"] == (
+        "failed to load acme_needs_torchvision: ModuleNotFoundError: No module named 'acme_torchvision_missing'"
     )
-    code, out, err = cli("--strict-plugins", "--plugin", "acme_not_installed", "plugins")
-    assert code == 2
-    assert out == ""
-    assert err.strip().splitlines() == [
-        "error: plugin 'acme_not_installed': failed to load acme_not_installed: ModuleNotFoundError: "
-        "No module named 'acme_not_installed'"
-    ]
 
 
 # (c) a plugin whose hook raises

@@ -5,17 +5,22 @@ Exit codes: 0 success; 1 findings (validation errors); 2 a usage, input or plugi
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
 
 from defcheck._version import __version__
+from defcheck.cli.options import verbosity_options
 from defcheck.cli.output import stderr_console
 from defcheck.cli.settings import EXIT_ERROR, Settings
 from defcheck.diagnostics import DefcheckError
+from defcheck.hooks.manager import PLUGINS_ENV, require_plugin_modules
 
 
 class _Group(click.Group):
+    """Turns a :class:`DefcheckError` into ``error: ...`` and exit 2, and gives every command ``-q``/``-v``."""
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -23,26 +28,42 @@ class _Group(click.Group):
             stderr_console().print(f"error: {error}", style="red", markup=False)
             ctx.exit(EXIT_ERROR)
 
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Add ``cmd`` with ``-q``/``-v`` among its options, so they work after the command's name too."""
+        taken = {opt for param in cmd.params for opt in param.opts}
+        if not taken & {"-q", "--quiet", "-v", "--verbose"}:
+            cmd.params.extend(verbosity_options())
+        super().add_command(cmd, name)
+
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="defcheck")
 @click.option("--strict-plugins", is_flag=True, help="Stop if any plugin fails to load or register.")
-@click.option("--quiet", "-q", is_flag=True, help="Print only results and errors.")
 @click.option(
     "--plugin",
     "-p",
-    "plugin_modules",
+    "plugin_names",
     multiple=True,
     metavar="MODULE",
-    help="Also load this plugin module by import name (repeatable; or set DEFCHECK_PLUGINS=a,b).",
+    help="Also load this plugin module by import name, or leave out an installed plugin with no:NAME (its "
+    "entry-point name or module), as pytest does (repeatable; or set DEFCHECK_PLUGINS=a,no:b).",
 )
 @click.pass_context
-def main(ctx: click.Context, strict_plugins: bool, quiet: bool, plugin_modules: tuple[str, ...]) -> None:
+def main(ctx: click.Context, strict_plugins: bool, plugin_names: tuple[str, ...]) -> None:
     """Check behavioral and mechanistic definitions of interpretability concepts against models.
 
     Exit codes: 0 success, 1 findings (e.g. validation errors), 2 usage, input or plugin error.
     """
-    ctx.obj = Settings(strict_plugins, quiet, plugin_modules)
+    settings = ctx.ensure_object(Settings)
+    settings.strict_plugins = strict_plugins
+    settings.plugin_modules = tuple(name for name in plugin_names if not name.startswith("no:"))
+    settings.disabled_plugins = tuple(name[3:].strip() for name in plugin_names if name.startswith("no:"))
+    from_env = [name.strip() for name in os.environ.get(PLUGINS_ENV, "").split(",") if name.strip()]
+    require_plugin_modules([*settings.plugin_modules, *from_env])
+
+
+for _param in verbosity_options():
+    main.params.append(_param)
 
 
 def run_cli(argv: list[str] | None = None) -> int:

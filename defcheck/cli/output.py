@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 from rich.console import Console
 
 from defcheck.cli.settings import Settings
 from defcheck.diagnostics import DefcheckError, Diagnostic
 
+PIPE_WIDTH = 200
+"""The width of what is printed into a pipe or a file when ``$COLUMNS`` does not say (wide, for CI logs)."""
+
+STDOUT = Path("-")
+"""``-o -``: write to stdout, as ``-o`` left out does."""
+
+
+def output_width() -> int | None:
+    """``$COLUMNS`` when set; else the terminal's width (``None``: Rich asks it), or :data:`PIPE_WIDTH` in a pipe."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if sys.stdout.isatty() else PIPE_WIDTH
+
 
 def stdout_console() -> Console:
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    return Console(highlight=False, width=output_width())
 
 
 def stderr_console() -> Console:
@@ -33,23 +52,56 @@ def print_diagnostics(console: Console, diagnostics: list[Diagnostic]) -> None:
 
 
 def report_plugin_problems(settings: Settings) -> None:
-    if not settings.quiet:
-        print_diagnostics(stderr_console(), settings.extensions.problems)
+    """Print the plugins that failed to load on stderr (unless ``-q``), once per invocation however often called.
+
+    With ``-v``, also say which plugins loaded and which ``-p no:NAME`` left out. Every command that loads
+    plugins calls it (or shows the failures in its own output, as ``validate`` and ``plugins`` do).
+    """
+    if settings.problems_reported:
+        return
+    settings.problems_reported = True
+    if settings.quiet:
+        return
+    extensions = settings.extensions
+    console = stderr_console()
+    if settings.verbose:
+        loaded = ", ".join(info.name for info in extensions.plugins if not info.error) or "none"
+        left_out = f"; left out: {', '.join(extensions.disabled)}" if extensions.disabled else ""
+        console.print(f"plugins: {loaded}{left_out}", markup=False)
+    print_diagnostics(console, extensions.problems)
 
 
 def write_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file beside it, then renamed over it),
+    making its folder if need be; a failure is a :class:`DefcheckError` naming the file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.write_text(text, encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
     except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
         raise DefcheckError(f"cannot write {path}: {error.strerror or error}") from error
 
 
-def write_output(settings: Settings, target: Path, text: str) -> None:
-    if target.parent != Path() and not target.parent.exists():
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise DefcheckError(f"cannot write {target}: {error.strerror or error}") from error
+def write_output(settings: Settings, target: Path | None, text: str) -> None:
+    """What ``-o/--output FILE`` means in every command: ``text`` goes to FILE (with a ``wrote FILE`` note on
+    stderr unless ``-q``), or to stdout when FILE is ``-`` or not given."""
+    if target is None or target == STDOUT:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
     write_file(target, text)
     if not settings.quiet:
-        stderr_console().print(f"wrote {target}")
+        stderr_console().print(f"wrote {target}", markup=False)
+
+
+@contextlib.contextmanager
+def output_console(settings: Settings, target: Path | None) -> Iterator[Console]:
+    """A console for a command's output: stdout, or (``-o FILE``) plain text written to FILE at the end."""
+    if target is None or target == STDOUT:
+        yield stdout_console()
+        return
+    buffer = io.StringIO()
+    yield Console(file=buffer, highlight=False, color_system=None, width=output_width() or PIPE_WIDTH)
+    write_output(settings, target, buffer.getvalue())

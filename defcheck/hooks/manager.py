@@ -3,7 +3,10 @@
 A plugin that fails (its import or a hook raises, a hook returns the wrong type, a hook is misspelled or
 lacks ``@hookimpl``) is recorded with its name and a one-line error, contributes nothing, and the others
 still load; ``strict=True`` turns such a failure into an error. Two plugins registering the same name is
-always an error naming both, since the core could not tell which one a definition means.
+always an error naming both, since the core could not tell which one a definition means; ``disabled`` (the
+command line's ``-p no:NAME``, as in pytest) leaves a plugin out, so such a clash can be resolved without
+uninstalling. A plugin module asked for by name (``--plugin``, ``$DEFCHECK_PLUGINS``) that does not exist is
+a :class:`PluginNotFoundError`, not a recorded failure: it is a typo, not a broken plugin.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +50,11 @@ class PluginLoadError(DefcheckError):
     """A plugin failed to load and ``--strict-plugins`` was given."""
 
 
+class PluginNotFoundError(DefcheckError):
+    """A plugin module named by ``--plugin`` or ``$DEFCHECK_PLUGINS`` does not exist, or ``-p no:NAME`` names
+    no plugin: a usage error."""
+
+
 @dataclass
 class Extensions:
     """Everything the loaded plugins registered, by name, and the plugins themselves."""
@@ -59,6 +67,8 @@ class Extensions:
     concept_folders: list[ConceptFolder] = field(default_factory=list)
     plugins: list[PluginInfo] = field(default_factory=list)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    disabled: list[str] = field(default_factory=list)
+    """The plugins left out by ``disabled`` (their entry-point or module names), in load order."""
 
     @property
     def problems(self) -> list[Diagnostic]:
@@ -80,17 +90,34 @@ def load_plugins(
     extra: Iterable[Any] = (),
     modules: Iterable[str] = (),
     entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
+    disabled: Sequence[str] = (),
 ) -> Extensions:
-    """Load every plugin of the ``defcheck`` entry-point group, plus extra ones.
+    """Load every plugin of the ``defcheck`` entry-point group, plus extra ones, minus the disabled ones.
 
     ``modules`` are import names of plugin modules (also read, comma-separated, from ``$DEFCHECK_PLUGINS``),
     handy while writing a plugin; ``extra`` are plugin objects already in memory (e.g. a notebook's).
+    ``disabled`` names plugins to leave out, by entry-point name or module (``$DEFCHECK_PLUGINS`` may hold
+    ``no:NAME`` too); a name that matches no plugin, or a module that does not exist, raises
+    :class:`PluginNotFoundError`.
     """
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     infos: dict[str, PluginInfo] = {}
+    from_env = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
+    blocked = dict.fromkeys([*disabled, *(n[3:].strip() for n in from_env if n.startswith("no:"))])
+    names = [*modules, *(n for n in from_env if not n.startswith("no:"))]
     points = entry_points if entry_points is not None else importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    for point in sorted(points, key=lambda p: p.name):
+    points = sorted(points, key=lambda p: p.name)
+    candidates = [*(p.name for p in points), *(p.module for p in points), *names]
+    unknown = [name for name in blocked if name not in candidates]
+    if unknown:
+        hint = did_you_mean(unknown[0], candidates) or f" (plugins: {', '.join(p.name for p in points)})"
+        raise PluginNotFoundError(f"-p no:{unknown[0]} names no installed plugin{hint}")
+    left_out: list[str] = []
+    for point in points:
+        if point.name in blocked or point.module in blocked:
+            left_out.append(point.name)
+            continue
         dist = getattr(point, "dist", None)
         dist_label = f"{dist.metadata['Name']} {dist.version}" if dist is not None else None
         builtin = dist is not None and dist.metadata["Name"] == BUILTIN_DISTRIBUTION
@@ -100,10 +127,18 @@ def load_plugins(
             _register(manager, point.load(), point.name)
         except Exception as error:  # a broken third-party plugin must not stop the others
             info.error = f"failed to load {point.value}: {_describe(error)}"
-    names = [*modules, *filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",")))]
     for module_name in dict.fromkeys(names):  # --plugin and $DEFCHECK_PLUGINS may name the same module
+        if module_name in blocked:
+            left_out.append(module_name)
+            continue
         try:
             module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name and (module_name == error.name or module_name.startswith(f"{error.name}.")):
+                raise PluginNotFoundError(_not_found(module_name, candidates)) from None
+            infos[module_name] = PluginInfo(module_name, module_name, None, False)
+            infos[module_name].error = f"failed to load {module_name}: {_describe(error)}"
+            continue
         except Exception as error:
             infos[module_name] = PluginInfo(module_name, module_name, None, False)
             infos[module_name].error = f"failed to load {module_name}: {_describe(error)}"
@@ -123,7 +158,7 @@ def load_plugins(
             _register(manager, plugin, name)
         except Exception as error:
             info.error = f"failed to register: {_describe(error)}"
-    extensions = Extensions(plugins=list(infos.values()))
+    extensions = Extensions(plugins=list(infos.values()), disabled=left_out)
     declared_by: dict[str, list[tuple[str, list[Any]]]] = {}
     for kind, declared in EXTENSION_KINDS.items():
         hook = getattr(manager.hook, f"defcheck_{kind}")
@@ -138,6 +173,31 @@ def load_plugins(
     if strict and extensions.problems:
         raise PluginLoadError("\n".join(str(problem) for problem in extensions.problems))
     return extensions
+
+
+def require_plugin_modules(names: Iterable[str]) -> None:
+    """Raise :class:`PluginNotFoundError` for the first of ``names`` (plugin modules) that does not exist.
+
+    Found without importing the modules where possible, so a command that loads no plugin still refuses a
+    typo in ``--plugin`` or ``$DEFCHECK_PLUGINS`` at once, as pytest does.
+    """
+    for name in names:
+        if name.startswith("no:"):
+            continue
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:
+            found = False  # a parent package is missing
+        except Exception:
+            found = True  # a parent package raised: a broken plugin, reported when it loads
+        if not found:
+            points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+            raise PluginNotFoundError(_not_found(name, [*(p.name for p in points), *(p.module for p in points)]))
+
+
+def _not_found(name: str, candidates: Iterable[str]) -> str:
+    """pytest's message for a ``-p`` module that does not exist, with a did-you-mean among the plugins."""
+    return f"cannot load the plugin module '{name}': No module named '{name}'{did_you_mean(name, candidates)}"
 
 
 def _describe(error: BaseException) -> str:

@@ -3,60 +3,38 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
-from rich.table import Table
 
-from defcheck.cli.options import (
-    json_option,
-)
-from defcheck.cli.output import (
-    stdout_console,
-)
+from defcheck.cli.options import chosen_format, format_option, json_option, output_option
+from defcheck.cli.output import output_console, report_plugin_problems, write_output
 from defcheck.cli.settings import Settings
 
 
 @click.command()
-@click.option("--markdown", is_flag=True, help="Print the reference page (docs/checkers.md) instead of a table.")
+@click.option(
+    "--markdown", is_flag=True, help="Print the reference page (docs/checkers.md) instead of a table; = -f markdown."
+)
 @json_option
+@format_option("table", "markdown")
+@output_option
 @click.pass_obj
-def checkers(settings: Settings, markdown: bool, as_json: bool) -> None:
+def checkers(settings: Settings, markdown: bool, as_json: bool, format_name: str | None, output: Path | None) -> None:
     """List the registered checkers: what each observes, its parameters, probe and `with:` needs."""
+    from defcheck.cli.listings import checker_rows
+    from defcheck.cli.tables import checkers_table
     from defcheck.hooks.reference import checkers_markdown
 
+    if markdown and (as_json or format_name not in (None, "markdown")):
+        raise click.UsageError("--markdown and --json/--format ask for two formats; give one")
+    chosen = "markdown" if markdown else chosen_format(as_json, format_name, "table")
     extensions = settings.extensions
-    if markdown:
-        click.echo(checkers_markdown(extensions), nl=False)
-        return
-    rows = [
-        {
-            "name": checker.name,
-            "observes": checker.observes,
-            "unit": checker.unit,
-            "probe": checker.probe,
-            "with": checker.relation,
-            "params": sorted(checker.params.model_fields),
-            "plugin": extensions.owner("checkers", checker.name),
-            "summary": checker.summary,
-            "source": checker.source,
-        }
-        for checker in sorted(extensions.checkers.values(), key=lambda c: c.name)
-    ]
-    if as_json:
-        click.echo(json.dumps({"checkers": rows}, indent=2))
-        return
-    table = Table(title="defcheck checkers", title_justify="left")
-    for column in ("checker", "observes", "unit", "probe", "with", "params", "plugin"):
-        table.add_column(column)
-    for row in rows:
-        style = "cyan" if row["observes"] == "behavior" else "magenta"
-        table.add_row(
-            row["name"],
-            f"[{style}]{row['observes']}[/]",
-            row["unit"] if isinstance(row["unit"], str) else " or ".join(row["unit"]),
-            row["probe"],
-            row["with"],
-            ", ".join(row["params"]) or "-",
-            row["plugin"],
-        )
-    stdout_console().print(table)
+    report_plugin_problems(settings)
+    if chosen == "markdown":
+        write_output(settings, output, checkers_markdown(extensions))
+    elif chosen == "json":
+        write_output(settings, output, json.dumps({"checkers": checker_rows(extensions)}, indent=2) + "\n")
+    else:
+        with output_console(settings, output) as console:
+            console.print(checkers_table(checker_rows(extensions)))

@@ -3,36 +3,28 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
-from rich.table import Table
 
-from defcheck.cli.options import (
-    json_option,
-)
-from defcheck.cli.output import (
-    stdout_console,
-)
+from defcheck.cli.options import chosen_format, format_option, json_option, output_option
+from defcheck.cli.output import output_console, write_output
 from defcheck.cli.settings import Settings
 
 
 @click.command()
 @json_option
+@format_option("table")
+@output_option
 @click.pass_obj
-def plugins(settings: Settings, as_json: bool) -> None:
-    """List installed plugins, where they come from and what they register."""
+def plugins(settings: Settings, as_json: bool, format_name: str | None, output: Path | None) -> None:
+    """List installed plugins, where they come from and what they register (a failure shows in its row)."""
+    from defcheck.cli.tables import plugins_table
+
     extensions = settings.extensions
-    if as_json:
-        click.echo(json.dumps({"plugins": [info.to_dict() for info in extensions.plugins]}, indent=2))
+    if chosen_format(as_json, format_name, "table") == "json":
+        payload = {"plugins": [info.to_dict() for info in extensions.plugins], "disabled": extensions.disabled}
+        write_output(settings, output, json.dumps(payload, indent=2) + "\n")
         return
-    table = Table(title="defcheck plugins", title_justify="left")
-    for column in ("plugin", "from", "registers"):
-        table.add_column(column)
-    for info in extensions.plugins:
-        origin = f"{info.distribution or 'in-process'}{' (built-in)' if info.builtin else ''}\n{info.module}"
-        if info.error:
-            registers = f"[red]error: {info.error}[/]"
-        else:
-            registers = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in info.registers.items()) or "-"
-        table.add_row(info.name, origin, registers)
-    stdout_console().print(table)
+    with output_console(settings, output) as console:
+        console.print(plugins_table(extensions.plugins, extensions.disabled))

@@ -6,12 +6,9 @@ from pathlib import Path
 
 import click
 
-from defcheck.cli.output import (
-    stdout_console,
-    write_file,
-)
+from defcheck.cli.options import output_option
+from defcheck.cli.output import output_console, report_plugin_problems, write_output
 from defcheck.cli.settings import Settings
-from defcheck.diagnostics import DefcheckError
 
 
 @click.command()
@@ -19,28 +16,25 @@ from defcheck.diagnostics import DefcheckError
 @click.option(
     "--format",
     "-f",
+    "--output-format",
     "format_name",
     default="terminal",
     show_default=True,
-    help="terminal, json, markdown, html, or a plugin's format.",
+    metavar="FORMAT",
+    help="terminal, json, markdown, html, github (annotations), sarif, junit, or a plugin's format.",
 )
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@output_option
 @click.pass_obj
 def report(settings: Settings, report_file: Path, format_name: str, output: Path | None) -> None:
     """Re-render a saved JSON report in another format."""
+    from defcheck.cli.formats import check_format, render
     from defcheck.report import Report
 
+    report_plugin_problems(settings)
+    check_format(format_name, settings.extensions)
     loaded = Report.from_json(report_file.read_bytes())
     if format_name == "terminal":
-        loaded.to_terminal(stdout_console())
+        with output_console(settings, output) as console:
+            loaded.to_terminal(console)
         return
-    report_format = settings.extensions.report_formats.get(format_name)
-    if report_format is None:
-        known = ", ".join(["terminal", *sorted(settings.extensions.report_formats)])
-        raise DefcheckError(f"unknown report format '{format_name}' (known: {known})")
-    rendered = report_format.render(loaded)
-    text = rendered if isinstance(rendered, str) else rendered.decode()
-    if output:
-        write_file(output, text)
-    else:
-        click.echo(text, nl=not text.endswith("\n"))
+    write_output(settings, output, render(format_name, [loaded], settings.extensions))

@@ -7,18 +7,15 @@ from pathlib import Path
 
 import click
 
-from defcheck.cli.output import (
-    write_file,
-)
+from defcheck.cli.options import output_option
+from defcheck.cli.output import write_output
+from defcheck.cli.settings import Settings
 from defcheck.language.schema import concept_json_schema
 
 
 @click.command()
-@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
-def schema(output: Path | None) -> None:
+@output_option
+@click.pass_obj
+def schema(settings: Settings, output: Path | None) -> None:
     """Print the JSON Schema (draft 07) of a concept file, for editors and CI."""
-    text = json.dumps(concept_json_schema(), indent=2) + "\n"
-    if output:
-        write_file(output, text)
-    else:
-        click.echo(text, nl=False)
+    write_output(settings, output, json.dumps(concept_json_schema(), indent=2) + "\n")
