@@ -6,7 +6,7 @@ A plugin returns these objects from its hooks (see :mod:`defcheck.hooks.specs`);
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -82,10 +82,10 @@ class MatchesFunction(Protocol):
 
 
 class CheckpointsFunction(Protocol):
-    """``ModelLoader.checkpoints``: the training checkpoints of a reference, by index, and their unit
-    (``"step"`` or ``"token"``)."""
+    """``ModelLoader.checkpoints``: the training checkpoints of a reference, by index (steps, or mappings with
+    ``step`` and optionally ``reference``, ``metrics``, ``identity``), and their unit (``"step"`` or ``"token"``)."""
 
-    def __call__(self, reference: str, /) -> tuple[list[int], str]: ...
+    def __call__(self, reference: str, /) -> tuple[Sequence[int | Mapping[str, Any]], str]: ...
 
 
 class RenderFunction(Protocol):
@@ -203,8 +203,10 @@ class Probe:
 class ModelLoader:
     """Turns a model reference (``builtin:NAME``, ``tl:NAME``, a checkpoint path) into a model.
 
-    ``checkpoints`` (optional) lists the training checkpoints a reference has, for ``defcheck sweep``: their
-    steps by index and the unit (``"step"`` or ``"token"``); ``load`` then gets ``options["checkpoint_index"]``.
+    ``checkpoints`` (optional) lists the training checkpoints a reference has, for ``defcheck sweep``: by index,
+    and the unit (``"step"`` or ``"token"``). An item is a step (``load`` then gets the reference with
+    ``options["checkpoint_index"]``) or a mapping with ``step`` and optionally its own ``reference`` (e.g.
+    ``builtin:NAME@STEP``), ``metrics`` (numbers recorded in training) and ``identity`` (what changes with its bytes).
     ``load(reference, options)`` (:class:`LoadFunction`) returns the model; ``matches(reference)`` claims a
     reference without a ``NAME:`` prefix.
     """
