@@ -72,6 +72,8 @@ ACCEPTED = {
     "unit left to its default": lambda d: d.pop("unit"),
     "no references": lambda d: d.pop("references"),
     "a definition summary": lambda d: d["definitions"]["spreads_attention"].update(summary="Spread out."),
+    "extending a built-in concept": lambda d: d.update(builtin="extend"),
+    "replacing a built-in concept": lambda d: d.update(builtin="replace"),
 }
 
 # Documents both reject.
@@ -99,6 +101,8 @@ REJECTED = {
     "with as a number": lambda d: criterion(d).update({"with": 3}),
     "references as one string": lambda d: d.update(references="Olsson et al. 2022"),
     "summary as a number": lambda d: d.update(summary=3),
+    "builtin rule misspelt": lambda d: d.update(builtin="extends"),
+    "builtin as a flag": lambda d: d.update(builtin=True),
 }
 
 

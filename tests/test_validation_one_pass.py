@@ -310,3 +310,10 @@ def test_the_language_layer_imports_neither_torch_nor_transformer_lens():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_misspelt_builtin_rule_is_one_error_not_also_a_clash(tmp_path, extensions):
+    path = _write(tmp_path, "mine.yaml", EXTENSION.replace("builtin: extend", "builtin: extends"))
+    [error] = load_registry([path], extensions).errors
+    assert (error.line, error.field, error.code) == (2, "builtin", "schema")
+    assert error.message.endswith("got str 'extends'; did you mean 'extend'?")
