@@ -317,3 +317,15 @@ def test_a_misspelt_builtin_rule_is_one_error_not_also_a_clash(tmp_path, extensi
     [error] = load_registry([path], extensions).errors
     assert (error.line, error.field, error.code) == (2, "builtin", "schema")
     assert error.message.endswith("got str 'extends'; did you mean 'extend'?")
+
+
+def test_the_guides_extension_example_loads(tmp_path, extensions):
+    import re
+
+    guide = (Path(__file__).parent.parent / "docs" / "writing-definitions.md").read_text(encoding="utf-8")
+    section = guide[guide.index("## Extending or replacing a built-in concept") :]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert example, "docs/writing-definitions.md lost its extension example"
+    registry = load_registry([_write(tmp_path, "example.yaml", example.group(1))], extensions)
+    assert registry.errors == []
+    assert "induction_head.strict_k_composition" in registry.definition_ids()
