@@ -1,6 +1,6 @@
 """Write docs/sweep.md and its figures from a real sweep over the shipped toy-induction checkpoints.
 
-Every number on the page comes from the summary this script builds with ``defcheck.sweep.core`` (the same code as
+Every number on the page comes from the summary this script builds with ``defcheck.sweep`` (the same code as
 ``defcheck sweep --checkpoints 'builtin:toy-induction@*' -c induction_head -c previous_token_head``), and the
 figures are its PNGs. tests/test_sweep.py re-runs it into a temporary folder and fails when docs/sweep.md
 differs. Run it after changing the series, a definition or the summary's wording:
@@ -28,11 +28,12 @@ FIGURES = {"induction_head": "sweep-toy-induction.png", "previous_token_head": "
 
 def run(out: Path) -> dict[str, Any]:
     """The sweep of the page, into ``out``; its summary."""
-    from defcheck.sweep.core import SweepOptions, find_checkpoints, run_sweep
+    from defcheck.session import RunConfig
+    from defcheck.sweep import SweepOptions, find_checkpoints, run_sweep
     from defcheck.sweep.executors import SequentialExecutor
 
     series = find_checkpoints(SOURCE)
-    result = run_sweep(series, SweepOptions(selection=CONCEPTS), out, executor=SequentialExecutor())
+    result = run_sweep(series, SweepOptions(RunConfig(selection=CONCEPTS)), out, executor=SequentialExecutor())
     if result.failed:
         raise SystemExit(f"checkpoints failed: {result.failed}")
     return result.summary
@@ -68,7 +69,7 @@ def _crossing(summary: dict[str, Any], definition_id: str) -> str:
 
 def page(summary: dict[str, Any]) -> str:
     """The text of docs/sweep.md for ``summary``."""
-    from defcheck.sweep.core import steepest_fall
+    from defcheck.sweep.summary import steepest_fall
 
     steps = summary["steps"]
     induction = summary["concepts"]["induction_head"]
@@ -116,7 +117,7 @@ def page(summary: dict[str, Any]) -> str:
         "definition first admit a unit, and do the behavioral and the mechanistic definitions agree on when?",
         "",
         "```bash",
-        "defcheck sweep --checkpoints 'builtin:toy-induction@*' -c induction_head -c previous_token_head --out sweep",
+        "defcheck sweep --checkpoints 'builtin:toy-induction@*' -c induction_head -c previous_token_head --output-dir sweep",
         "```",
         "",
         "It checks the definitions on every checkpoint, writes one report per checkpoint",
@@ -286,11 +287,12 @@ def page(summary: dict[str, Any]) -> str:
         "```python",
         "from pathlib import Path",
         "",
+        "from defcheck.session import RunConfig",
+        "from defcheck.sweep import SweepOptions, find_checkpoints, run_sweep",
         "from defcheck.sweep.executors import SequentialExecutor",
-        "from defcheck.sweep.core import SweepOptions, find_checkpoints, run_sweep",
         "",
         'series = find_checkpoints("builtin:toy-induction@*", steps="800,1000,1600")',
-        'options = SweepOptions(selection=("induction_head",), seed=0)',
+        'options = SweepOptions(RunConfig(selection=("induction_head",), seed=0))',
         'result = run_sweep(series, options, Path("sweep"), executor=SequentialExecutor())',
         'concept = result.summary["concepts"]["induction_head"]',
         'print(concept["first_step"], concept["jaccard"])',

@@ -155,10 +155,11 @@ def test_ray_keeps_errors_and_asks_for_resources(local_ray):
 
 @pytest.mark.slow
 def test_the_same_sweep_on_the_local_executor_and_on_ray_gives_the_same_summary(local_ray, tmp_path):
-    from defcheck.sweep.core import SweepOptions, find_checkpoints, run_sweep
+    from defcheck.session import RunConfig
+    from defcheck.sweep import SweepOptions, find_checkpoints, run_sweep
 
     series = find_checkpoints("builtin:toy-induction@*", steps="800,1000,1600,4000")
-    options = SweepOptions(selection=("induction_head",))
+    options = SweepOptions(RunConfig(selection=("induction_head",)))
     started = time.perf_counter()
     local = run_sweep(series, options, tmp_path / "local", executor=SequentialExecutor(), plots=False)
     local_seconds = time.perf_counter() - started

@@ -15,7 +15,8 @@ import subprocess
 
 import pytest
 
-from defcheck.sweep.core import SweepOptions, find_checkpoints, run_sweep
+from defcheck.session import RunConfig
+from defcheck.sweep import SweepOptions, find_checkpoints, run_sweep
 from defcheck.sweep.html import render_sweep_html
 from defcheck.sweep.plots import concept_figure, plot_sweep
 
@@ -24,7 +25,7 @@ from defcheck.sweep.plots import concept_figure, plot_sweep
 def swept(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     series = find_checkpoints("builtin:toy-induction@*", steps="800,1000,1600,4000")
-    return run_sweep(series, SweepOptions(selection=("induction_head",)), out)
+    return run_sweep(series, SweepOptions(RunConfig(selection=("induction_head",))), out)
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

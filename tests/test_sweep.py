@@ -1,4 +1,4 @@
-"""Tests of defcheck.sweep.core and ``defcheck sweep``: real sweeps over the shipped toy-induction series.
+"""Tests of defcheck.sweep and ``defcheck sweep``: real sweeps over the shipped toy-induction series.
 
 To stay fast they sweep a few steps of it (800, 1000, 1600: before, at and after the first induction heads)
 with ``--concept induction_head``; each checkpoint takes a fraction of a second. The process-pool and Ray
@@ -21,9 +21,10 @@ import pytest
 import torch
 from conftest import load_script
 
-import defcheck.sweep.core as sweep_module
+import defcheck.sweep.driver as sweep_module
 from defcheck.diagnostics import DefcheckError
-from defcheck.sweep.core import (
+from defcheck.session import RunConfig
+from defcheck.sweep import (
     SweepOptions,
     atomic_write,
     build_summary,
@@ -67,7 +68,7 @@ def first_sweep(tmp_path_factory):
     """The reference sweep: three shipped steps, induction_head, this process."""
     out = tmp_path_factory.mktemp("sweep")
     series = find_checkpoints(SERIES, steps=STEPS)
-    return run_sweep(series, SweepOptions(selection=("induction_head",)), out)
+    return run_sweep(series, SweepOptions(RunConfig(selection=("induction_head",))), out)
 
 
 def _files(out: Path) -> dict[str, tuple[bytes, int]]:
@@ -128,10 +129,13 @@ def test_steps_come_from_checkpoints_json_before_the_file_name(tmp_path, series_
         (["--checkpoints", "no/such/folder"], r"^error: no/such/folder does not exist \(give a folder"),
         (["--checkpoints", "EMPTY"], r"^error: the folder .* holds no checkpoint files \(\*\.pt, \*\.pth"),
         (["--checkpoints", "EMPTY/*.pt"], r"^error: the pattern '.*' matches no checkpoint file"),
-        (["--checkpoints", "builtin:toy-induction"], r"is one model; sweep a shipped series with builtin:toy-ind"),
+        (
+            ["--checkpoints", "builtin:toy-induction"],
+            r"'builtin:toy-induction' is one model: sweep every checkpoint its",
+        ),
         (["--checkpoints", "builtin:toy-shortcut@*"], r"builtin:toy-shortcut ships no training checkpoints \(series"),
-        (["--checkpoints", "tl:gpt2"], r"tl:gpt2: say which checkpoints with --checkpoint-index"),
-        (["--checkpoints", SERIES, "--checkpoint-index", "1"], r"--checkpoint-index goes with one pretrained model"),
+        (["--checkpoints", "tl:gpt2"], r"'tl:gpt2' is one model: .* or say which with --checkpoint-index"),
+        (["--checkpoints", SERIES, "--checkpoint-index", "1"], r"--checkpoint-index goes with one model's series"),
         (["--checkpoints", SERIES, "--steps", "801"], r"the series has no checkpoint at step 801 \(steps: 0, 200"),
         (["--checkpoints", SERIES, "--steps", "8O0"], r"--steps takes integers separated by commas"),
         (["--checkpoints", SERIES, "-c", "no_such_concept"], r"unknown concept or definition: no_such_concept"),
@@ -143,7 +147,7 @@ def test_bad_input_is_one_sentence_and_exit_2(cli, tmp_path, monkeypatch, argume
     monkeypatch.chdir(tmp_path)
     (tmp_path / "EMPTY").mkdir()
     (tmp_path / "EMPTY" / "notes.txt").write_text("not a checkpoint")
-    code, out, err = cli("sweep", *arguments, "--out", "out")
+    code, out, err = cli("sweep", *arguments, "--output-dir", "out")
     assert code == 2, (out, err)
     assert re.search(message, err.strip(), re.MULTILINE), err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -169,7 +173,7 @@ def test_pretrained_checkpoints_in_offline_mode_fail_per_checkpoint(tmp_path):
         f"""
         from defcheck.cli import run_cli
         raise SystemExit(run_cli(["-q", "sweep", "--checkpoints", "tl:EleutherAI/pythia-14m",
-                                  "--checkpoint-index", "0,3", "-c", "induction_head", "--out", {str(tmp_path)!r}]))
+                                  "--checkpoint-index", "0,3", "-c", "induction_head", "--output-dir", {str(tmp_path)!r}]))
         """
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -236,7 +240,9 @@ def test_the_summary_answers_when_each_kind_appears(first_sweep):
 def test_the_summary_is_deterministic_and_rebuilt_from_the_reports(first_sweep, tmp_path):
     text = (first_sweep.out / "summary.json").read_text()
     assert text == summary_json(first_sweep.summary) and json.loads(text) == first_sweep.summary
-    again = run_sweep(find_checkpoints(SERIES, steps=STEPS), SweepOptions(selection=("induction_head",)), tmp_path)
+    again = run_sweep(
+        find_checkpoints(SERIES, steps=STEPS), SweepOptions(RunConfig(selection=("induction_head",))), tmp_path
+    )
     assert again.ran == [800, 1000, 1600]
     assert (tmp_path / "summary.json").read_text() == text
     for step in (800, 1000, 1600):
@@ -250,7 +256,9 @@ def test_a_process_pool_gives_the_same_bytes(first_sweep, tmp_path):
 
     series = find_checkpoints(SERIES, steps=STEPS)
     with ProcessPoolExecutor(2) as pool:
-        result = run_sweep(series, SweepOptions(selection=("induction_head",)), tmp_path, executor=pool, plots=False)
+        result = run_sweep(
+            series, SweepOptions(RunConfig(selection=("induction_head",))), tmp_path, executor=pool, plots=False
+        )
     assert result.ran == [800, 1000, 1600]
     assert (tmp_path / "summary.json").read_bytes() == (first_sweep.out / "summary.json").read_bytes()
     for step in (800, 1000, 1600):
@@ -259,7 +267,9 @@ def test_a_process_pool_gives_the_same_bytes(first_sweep, tmp_path):
 
 
 def test_a_folder_written_by_the_training_script_sweeps_like_the_shipped_series(series_dir, first_sweep, tmp_path):
-    result = run_sweep(find_checkpoints(str(series_dir)), SweepOptions(selection=("induction_head",)), tmp_path)
+    result = run_sweep(
+        find_checkpoints(str(series_dir)), SweepOptions(RunConfig(selection=("induction_head",))), tmp_path
+    )
     mine, shipped = result.summary, first_sweep.summary
     assert mine["concepts"] == shipped["concepts"] and mine["metrics"] == shipped["metrics"]
     assert mine["definitions"] == shipped["definitions"]
@@ -289,13 +299,17 @@ def test_a_resumed_sweep_reruns_only_missing_or_invalid_reports(first_sweep, tmp
     (reports / report_name(1000)).write_bytes(truncated[: len(truncated) // 2])  # a crash in a naive writer
     (reports / report_name(1600)).unlink()  # never written
     calls = _counting(monkeypatch)
-    result = run_sweep(find_checkpoints(SERIES, steps=STEPS), SweepOptions(selection=("induction_head",)), out)
+    result = run_sweep(
+        find_checkpoints(SERIES, steps=STEPS), SweepOptions(RunConfig(selection=("induction_head",))), out
+    )
     assert calls == [1000, 1600] and result.ran == [1000, 1600] and result.skipped == [800]
     assert ((reports / report_name(800)).read_bytes(), (reports / report_name(800)).stat().st_mtime_ns) == kept
     assert (reports / report_name(1000)).read_bytes() == truncated
     assert (out / "summary.json").read_bytes() == (first_sweep.out / "summary.json").read_bytes()
     calls.clear()
-    result = run_sweep(find_checkpoints(SERIES, steps=STEPS), SweepOptions(selection=("induction_head",)), out)
+    result = run_sweep(
+        find_checkpoints(SERIES, steps=STEPS), SweepOptions(RunConfig(selection=("induction_head",))), out
+    )
     assert calls == [] and result.skipped == [800, 1000, 1600]
 
 
@@ -305,10 +319,12 @@ def test_reports_are_checked_not_assumed(first_sweep, tmp_path, monkeypatch):
     shutil.copytree(first_sweep.out, out)
     series = find_checkpoints(SERIES, steps=STEPS)
     calls = _counting(monkeypatch)
-    run_sweep(series, SweepOptions(seed=1, selection=("induction_head",)), out, plots=False)
+    run_sweep(series, SweepOptions(RunConfig(seed=1, selection=("induction_head",))), out, plots=False)
     assert calls == [800, 1000, 1600]
     calls.clear()
-    run_sweep(series, SweepOptions(seed=1, selection=("induction_head", "positional_head")), out, plots=False)
+    run_sweep(
+        series, SweepOptions(RunConfig(seed=1, selection=("induction_head", "positional_head"))), out, plots=False
+    )
     assert calls == [800, 1000, 1600]
     calls.clear()
     path = out / "reports" / report_name(1000)
@@ -322,7 +338,9 @@ def test_reports_are_checked_not_assumed(first_sweep, tmp_path, monkeypatch):
     data["concepts"]["induction_head"]["definitions"]["k_composition"]["status"] = "errored"
     path.write_text(json.dumps(data))
     assert read_valid_report(path, key) is None
-    run_sweep(series, SweepOptions(seed=1, selection=("induction_head", "positional_head")), out, plots=False)
+    run_sweep(
+        series, SweepOptions(RunConfig(seed=1, selection=("induction_head", "positional_head"))), out, plots=False
+    )
     assert calls == [1000]
 
 
@@ -338,7 +356,7 @@ def test_an_interrupted_sweep_leaves_whole_reports_and_resumes(tmp_path, monkeyp
 
     monkeypatch.setattr(sweep_module, "run_checkpoint", interrupted)
     series = find_checkpoints(SERIES, steps=STEPS)
-    options = SweepOptions(selection=("induction_head",))
+    options = SweepOptions(RunConfig(selection=("induction_head",)))
     with pytest.raises(KeyboardInterrupt):
         run_sweep(series, options, tmp_path)
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [report_name(800)]
@@ -378,7 +396,9 @@ def test_a_stale_temporary_file_is_removed(first_sweep, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(first_sweep.out, out)
     (out / "reports" / f".{report_name(800)}.123.tmp").write_text('{"report_ver')
-    run_sweep(find_checkpoints(SERIES, steps=STEPS), SweepOptions(selection=("induction_head",)), out, plots=False)
+    run_sweep(
+        find_checkpoints(SERIES, steps=STEPS), SweepOptions(RunConfig(selection=("induction_head",))), out, plots=False
+    )
     assert not list((out / "reports").glob(".*.tmp"))
 
 
@@ -390,7 +410,7 @@ def test_a_failing_checkpoint_does_not_lose_the_others(cli, series_dir, tmp_path
     shutil.copytree(series_dir, folder)
     (folder / "step-001200.pt").write_bytes(b"not a torch file")
     monkeypatch.chdir(tmp_path)
-    code, _, err = cli("-q", "sweep", "--checkpoints", "series", "-c", "induction_head", "--out", "out")
+    code, _, err = cli("-q", "sweep", "--checkpoints", "series", "-c", "induction_head", "--output-dir", "out")
     assert code == 2
     lines = err.strip().splitlines()
     assert lines[0].startswith("error: step 1200 (series/step-001200.pt): ") and "Traceback" not in err

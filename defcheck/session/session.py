@@ -4,6 +4,7 @@ model to a :class:`~defcheck.report.Report`: evaluate, build the report, check t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,20 @@ if TYPE_CHECKING:
     from defcheck.hooks.manager import Extensions
     from defcheck.language.registry import Registry
     from defcheck.report import Report
+
+
+DEFAULT_MODEL = "builtin:toy-induction"
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """A model a run checks: its ``name`` (in outputs, ``{model}`` paths, expectations' ``model:``), the
+    ``reference`` to load, how the report names it (``shown``), and the loader options its project entry sets."""
+
+    name: str
+    reference: str
+    shown: str
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Session:
@@ -152,6 +167,28 @@ class Session:
         return load_model(
             reference, self.extensions, device=config.device, checkpoint_index=checkpoint_index, **options
         )
+
+    def models(self, reference: str | None = None) -> list[ModelTarget]:
+        """What a run checks: ``reference`` (a model's name in the project file, else a reference to load), else
+        the project file's models, else the default model."""
+        from defcheck.ci.project import model_name
+
+        project = self.project
+        named = dict(project.models()) if project is not None else {}
+        if project is None or (reference is not None and reference not in named):
+            chosen = reference or DEFAULT_MODEL
+            return [ModelTarget(model_name(chosen), chosen, chosen)]
+        if reference is not None:
+            named = {reference: named[reference]}
+        out = []
+        for name, spec in named.items():
+            options = {
+                "model_config": project.model_config_path(spec),
+                "bos_token_id": spec.bos_token_id,
+                "token_ids": spec.token_ids,
+            }
+            out.append(ModelTarget(name, project.model_reference(spec), spec.ref, options))
+        return out
 
     def run(
         self,

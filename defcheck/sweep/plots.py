@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from defcheck.sweep.store import atomic_write
+
 __all__ = ["concept_figure", "matplotlib_missing", "plot_sweep"]
 
 KIND_COLORS = {"behavioral": "#e08e00", "mechanistic": "#6a1b9a"}
@@ -209,8 +211,6 @@ def _overlap_panel(axis: Any, steps: list[int], entry: Mapping[str, Any]) -> Non
 
 def plot_sweep(summary: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     """Write ``folder/CONCEPT.png`` for every concept of ``summary``; return them by concept."""
-    from defcheck.sweep.core import atomic_write
-
     plt = _pyplot()
     written = {}
     for concept in summary["concepts"]:

@@ -1,5 +1,5 @@
-"""``defcheck sweep``: the command line of :mod:`defcheck.sweep.core`. It parses options, builds the executor, shows
-progress, and prints the answer; the work is in :func:`defcheck.sweep.core.run_sweep`."""
+"""``defcheck sweep``: the command line of :mod:`defcheck.sweep`. It parses options, builds the run's config and
+the executor, shows progress, and prints the answer; the work is in :func:`defcheck.sweep.run_sweep`."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
-from defcheck.cli.options import concept_option, definitions_option, no_builtin_option
+from defcheck.cli.run_config import run_config, run_options
 from defcheck.cli.settings import EXIT_ERROR, Settings
-from defcheck.diagnostics import DefcheckError
 from defcheck.sweep.executors import EXECUTORS
 
 
@@ -35,27 +33,18 @@ from defcheck.sweep.executors import EXECUTORS
 )
 @click.option("--steps", metavar="S,T,...", help="Only the checkpoints at these steps.")
 @click.option(
-    "--out",
-    "-o",
+    "--output-dir",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("sweep"),
-    show_default=True,
-    help="Where the reports (OUT/reports/step-NNNNNN.json), summary.json, summary.html and plots go.",
+    help="Where the reports (DIR/reports/step-NNNNNN.json), summary.json, summary.html and plots go. [default: sweep]",
 )
-@concept_option
-@definitions_option
-@no_builtin_option
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the probes.")
+@click.option("--out", "-o", "old_out", type=click.Path(file_okay=False, path_type=Path), hidden=True)
+@run_options
 @click.option(
     "--device",
     type=click.Choice(["cpu", "cuda", "mps"]),
     help="Where each task runs its model. [default: cuda with --gpus-per-task, else cpu]",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), help="Sequences per forward pass (default: a whole probe).")
-@click.option("--bos-token-id", type=int, help="Override the model's BOS token id.")
-@click.option("--token-ids", metavar="START:STOP", help="Override the ids probes draw from (half-open range).")
-@click.option("--model-config", type=click.Path(path_type=Path), help="The checkpoints' config (JSON or YAML).")
 @click.option(
     "--executor",
     type=click.Choice(EXECUTORS),
@@ -86,30 +75,7 @@ from defcheck.sweep.executors import EXECUTORS
 @click.option("--restart", is_flag=True, help="Re-run every checkpoint, even those with a valid report.")
 @click.option("--no-plots", is_flag=True, help="Write no PNG plots (the HTML page then has none either).")
 @click.pass_obj
-def sweep(
-    settings: Settings,
-    more_checkpoints: tuple[str, ...],
-    sources: tuple[str, ...],
-    checkpoint_index: str | None,
-    steps: str | None,
-    out_dir: Path,
-    selected: tuple[str, ...],
-    definition_paths: tuple[Path, ...],
-    no_builtin: bool,
-    seed: int,
-    device: str | None,
-    batch_size: int | None,
-    bos_token_id: int | None,
-    token_ids: str | None,
-    model_config: Path | None,
-    executor: str,
-    workers: int,
-    address: str | None,
-    gpus_per_task: float,
-    threads: int,
-    restart: bool,
-    no_plots: bool,
-) -> None:
+def sweep(settings: Settings, more_checkpoints: tuple[str, ...], sources: tuple[str, ...], **params: Any) -> None:
     """Check the definitions on every checkpoint of a training run, and show how membership evolves.
 
     Writes one JSON report per checkpoint and a summary: per definition and unit, score and membership
@@ -118,48 +84,38 @@ def sweep(
     codes: 0 every checkpoint was checked; 2 a usage or input error, or a checkpoint that failed (the others
     are still checked and summarized).
     """
-    from defcheck.cli.output import print_diagnostics, stderr_console, stdout_console
+    from defcheck.cli.output import report_plugin_problems, stderr_console, stdout_console
     from defcheck.cli.progress import progress_bar, wants_progress
-    from defcheck.language.registry import load_registry
-    from defcheck.sweep.core import SweepOptions, find_checkpoints, run_sweep, selected_concepts
+    from defcheck.cli.sweep_output import on_result, print_outcome
+    from defcheck.session import Session
+    from defcheck.sweep import SweepOptions, find_checkpoints, run_sweep
     from defcheck.sweep.executors import make_executor
 
-    series = find_checkpoints([*sources, *more_checkpoints], checkpoint_index=checkpoint_index, steps=steps)
-    extensions = settings.extensions
-    registry = load_registry(list(definition_paths), extensions, include_builtin=not no_builtin)
-    if registry.errors:
-        print_diagnostics(stderr_console(), registry.errors)
-        raise DefcheckError(f"the definitions have {len(registry.errors)} error(s); nothing was run")
-    selected_concepts(registry, selected)  # an unknown name is refused before anything runs
-    options = SweepOptions(
-        seed=seed,
-        selection=tuple(selected),
-        definition_paths=tuple(str(path.resolve()) for path in definition_paths),
-        include_builtin=not no_builtin,
-        plugin_modules=tuple(settings.plugin_modules),
-        device=device or ("cuda" if gpus_per_task > 0 else "cpu"),
-        batch_size=batch_size,
-        bos_token_id=bos_token_id,
-        token_ids=token_ids,
-        model_config=str(model_config) if model_config else None,
-        threads=threads,
-        cwd=os.getcwd(),
+    report_plugin_problems(settings)
+    errors, quiet = stderr_console(), settings.quiet
+    out_dir = params.pop("out_dir") or params["old_out"] or Path("sweep")
+    if params.pop("old_out") is not None:
+        errors.print("note: --out/-o DIR is deprecated; use --output-dir DIR", style="yellow", markup=False)
+    device = params.pop("device") or ("cuda" if params["gpus_per_task"] > 0 else "cpu")
+    session = Session(run_config(settings, params, device=device), extensions=settings.extensions)
+    series = find_checkpoints(
+        [*sources, *more_checkpoints],
+        checkpoint_index=params["checkpoint_index"],
+        steps=params["steps"],
+        extensions=session.extensions,
     )
+    session.selection()  # the definitions and the selection are checked before anything runs
+    options = SweepOptions(session.config, threads=params["threads"], cwd=os.getcwd())
     runner = make_executor(
-        executor, workers=workers, address=address, gpus_per_task=gpus_per_task, cpus_per_task=threads
+        params["executor"],
+        workers=params["workers"],
+        address=params["address"],
+        gpus_per_task=params["gpus_per_task"],
+        cpus_per_task=params["threads"],
     )
-    errors = stderr_console()
-    quiet = settings.quiet
     if not quiet:
-        errors.print(
-            f"sweeping {len(series.checkpoints)} checkpoints of {series.source} on {runner.describe()} into {out_dir}",
-            markup=False,
-        )
-
-    def on_result(checkpoint: Any, status: str, detail: str | None) -> None:
-        if status == "failed":
-            errors.print(f"error: step {checkpoint.step} ({checkpoint.reference}): {detail}", style="red", markup=False)
-
+        what = f"{len(series.checkpoints)} checkpoints of {series.source} on {runner.describe()} into {out_dir}"
+        errors.print(f"sweeping {what}", markup=False)
     try:
         with runner, progress_bar(wants_progress(quiet), label="sweeping") as progress:
             outcome = run_sweep(
@@ -167,12 +123,11 @@ def sweep(
                 options,
                 out_dir,
                 executor=runner,
-                resume=not restart,
-                plots=not no_plots,
+                resume=not params["restart"],
+                plots=not params["no_plots"],
                 progress=progress,
                 on_result=on_result,
-                extensions=extensions,
-                registry=registry,
+                session=session,
             )
     except KeyboardInterrupt:
         errors.print(
@@ -182,7 +137,7 @@ def sweep(
         )
         sys.exit(130)
     if not quiet:
-        _print_outcome(stdout_console(), outcome, no_plots)
+        print_outcome(stdout_console(), outcome, params["no_plots"])
     if outcome.failed:
         errors.print(
             f"error: {len(outcome.failed)} of {len(series.checkpoints)} checkpoints failed "
@@ -191,32 +146,3 @@ def sweep(
             markup=False,
         )
         sys.exit(EXIT_ERROR)
-
-
-def _print_outcome(console: Any, outcome: Any, no_plots: bool) -> None:
-    from defcheck.sweep.plots import matplotlib_missing
-
-    summary = outcome.summary
-    table = Table(title="first step at which each definition admits a unit", title_justify="left")
-    for column in ("concept", "definition", "kind", f"first {summary['step_unit']}", "members then"):
-        table.add_column(column, overflow="fold")
-    for record in summary["definitions"].values():
-        first = record["first_step"]
-        table.add_row(
-            record["concept"],
-            record["definition"],
-            record["kind"],
-            "never" if first is None else str(first),
-            ", ".join(record["first_members"]) or "—",
-        )
-    console.print(table)
-    console.print(summary["summary"], markup=False)
-    missing = None if no_plots else matplotlib_missing()
-    if missing:
-        console.print(f"no plots: {missing}", style="yellow", markup=False)
-    ran, skipped = len(outcome.ran), len(outcome.skipped)
-    console.print(
-        f"{ran} checkpoint(s) checked, {skipped} skipped (valid reports found), {len(outcome.failed)} failed, "
-        f"in {outcome.seconds:.1f} s; wrote {outcome.out / 'summary.json'} and {outcome.out / 'summary.html'}",
-        markup=False,
-    )

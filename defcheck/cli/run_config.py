@@ -1,0 +1,59 @@
+"""The options that decide a run's results, shared by ``run`` and ``sweep``, and the :class:`RunConfig` they make
+with the group's plugin options and the project file (``--config``, else the nearest ``defcheck.yaml``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from defcheck.cli.options import concept_option, config_option, definitions_option, no_builtin_option, no_config_option
+from defcheck.cli.settings import Settings
+from defcheck.session import RunConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+RUN_OPTIONS = (
+    definitions_option,
+    no_builtin_option,
+    concept_option,
+    click.option("--seed", type=int, help="Seed of the probes. [default: the project file's, else 0]"),
+    click.option(
+        "--batch-size", type=click.IntRange(min=1), help="Sequences per forward pass (default: a whole probe)."
+    ),
+    click.option("--bos-token-id", type=int, help="Override the model's BOS token id."),
+    click.option("--token-ids", metavar="START:STOP", help="Override the ids probes draw from (half-open range)."),
+    click.option("--model-config", type=click.Path(path_type=Path), help="The checkpoint's config (JSON or YAML)."),
+    config_option,
+    no_config_option,
+)
+
+
+def run_options(function: F) -> F:
+    """Add the options of :data:`RUN_OPTIONS` to a command."""
+    for option in reversed(RUN_OPTIONS):
+        function = option(function)
+    return function
+
+
+def run_config(settings: Settings, params: dict[str, Any], **more: Any) -> RunConfig:
+    """The run's config from the command's ``params`` (those of :func:`run_options`, popped) and the group's
+    plugin options; ``more`` sets other fields (``device``, ``tolerance``)."""
+    return RunConfig.resolve(
+        config_path=params.pop("config_path"),
+        no_config=params.pop("no_config"),
+        definition_paths=params.pop("definition_paths"),
+        no_builtin=params.pop("no_builtin"),
+        selection=params.pop("selected"),
+        seed=params.pop("seed"),
+        batch_size=params.pop("batch_size"),
+        bos_token_id=params.pop("bos_token_id"),
+        token_ids=params.pop("token_ids"),
+        model_config=params.pop("model_config"),
+        plugin_modules=tuple(settings.plugin_modules),
+        disabled_plugins=tuple(getattr(settings, "disabled_plugins", ())),
+        strict_plugins=settings.strict_plugins,
+        **more,
+    )

@@ -1,0 +1,84 @@
+"""The steps of ``defcheck run`` between parsing and exiting: plan the outputs, load what the session needs, then
+check each model through the :class:`~defcheck.session.Session` and show its report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from defcheck.cli.output import stderr_console, stdout_console, write_output
+from defcheck.cli.progress import progress_bar, wants_progress
+from defcheck.cli.run_output import OutputPlan, check_templates, model_path, plan_outputs, show_model, show_run
+from defcheck.cli.settings import Settings
+from defcheck.diagnostics import display_path
+from defcheck.session import RunConfig, Session
+from defcheck.session.session import ModelTarget
+
+
+def plan_run(
+    settings: Settings, config: RunConfig, params: dict[str, Any]
+) -> tuple[Session, OutputPlan, list[ModelTarget]]:
+    """The session, the output plan and the models, everything checked before any model is loaded."""
+    directory = params["directory"]
+    if params["old_directory"] is not None:
+        stderr_console().print("note: --out DIR is deprecated; use --output-dir DIR", style="yellow", markup=False)
+        directory = directory or params["old_directory"]
+    deprecated = {option: params[f"{option[2:]}_file"] for option in ("--json", "--markdown", "--junit", "--sarif")}
+    session = Session(config, extensions=settings.extensions)
+    plan = plan_outputs(params["formats"], params["outputs"], directory, deprecated, settings.extensions)
+    session.selection()  # the definitions, the project file's names and the selection, checked
+    targets = session.models(params["model_ref"])
+    names = [target.name for target in targets]
+    check_templates(plan, names, {"--baseline": params["baseline"], "--write-baseline": params["write_baseline"]})
+    project = session.project
+    if project is not None and not settings.quiet:
+        others = [e for e in project.expectations if e.spec.model is not None and e.spec.model not in names]
+        if others:
+            stderr_console().print(
+                f"note: {len(others)} expectation(s) are for models this run does not check", style="yellow"
+            )
+    return session, plan, targets
+
+
+def check_models(
+    settings: Settings, session: Session, plan: OutputPlan, targets: list[ModelTarget], params: dict[str, Any]
+) -> set[str]:
+    """Check every model, show and write its report as it is built; the reports' statuses."""
+    from defcheck.ci.baseline import load_baseline
+    from defcheck.report.checks import status
+
+    baseline, write_baseline = params["baseline"], params["write_baseline"]
+    baselines = {t.name: load_baseline(model_path(baseline, t.name)) for t in targets} if baseline else {}
+    console = stdout_console()
+    reports = []
+    for target in targets:
+        view = session.load_model(target.reference, **target.options)
+        compared = None
+        if baseline is not None:
+            compared = (display_path(model_path(baseline, target.name)), baselines[target.name])
+        with progress_bar(wants_progress(settings.quiet)) as progress:
+            result, report = session.run(
+                view, model_info={"reference": target.shown}, name=target.name, baseline=compared, progress=progress
+            )
+        reports.append(report)
+        show_model(settings, console, plan, report, target.name, len(targets) > 1)
+        if params["profile"]:
+            print_profile(result.timings)
+        for definition in (d for d in result.definitions.values() if d.error):
+            stderr_console().print(f"error: {definition.id}: {definition.error}", style="red", markup=False)
+        if write_baseline is not None:
+            write_output(settings, model_path(write_baseline, target.name), report.to_baseline_json())
+    show_run(settings, plan, reports)
+    return {status(report.data) for report in reports}
+
+
+def print_profile(timings: dict[str, float]) -> None:
+    """Where the time went (``--profile``), slowest first, on stderr."""
+    table = Table(title="where the time went", title_justify="left")
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    for step, seconds in sorted(timings.items(), key=lambda item: -item[1]):
+        table.add_row(step, f"{seconds:.3f}")
+    table.add_row("total", f"{sum(timings.values()):.3f}")
+    stderr_console().print(table)

@@ -1,0 +1,133 @@
+"""The store of a sweep's reports: their names, the key that says whether a report on disk is still valid, and
+atomic writes (a temporary file, then ``os.replace``), so an interrupted sweep never leaves half a report.
+
+A report already on disk is kept when it is *valid*: it parses as a report of the current ``report_version`` and
+its ``sweep.key`` equals the task's key, a hash of everything that decides its content (see :func:`task_key`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from defcheck._version import __version__
+from defcheck.diagnostics import DefcheckError
+from defcheck.report.json import REPORT_VERSION, canonical
+
+if TYPE_CHECKING:
+    from defcheck.session import Session
+    from defcheck.sweep.series import Checkpoint
+    from defcheck.sweep.tasks import SweepOptions
+
+
+def definitions_fingerprint(session: Session) -> dict[str, Any]:
+    """What decides the definitions' side of a report: the text of every concept file evaluated (by its
+    label), the selection, and the versions of defcheck and of the installed plugins."""
+    registry, extensions = session.registry, session.extensions
+    selection = session.selection() or []
+    files = {}
+    for concept in session.selected_concepts():
+        file = registry.files[concept]
+        try:
+            digest = hashlib.sha256(Path(file.path).read_bytes()).hexdigest()
+        except OSError:
+            dumped = json.dumps(file.concept.model_dump(mode="json"), sort_keys=True)
+            digest = hashlib.sha256(dumped.encode()).hexdigest()
+        files[file.label] = digest
+    plugins = sorted(f"{info.name} {info.distribution or ''}".strip() for info in extensions.plugins if not info.error)
+    return {
+        "defcheck": __version__,
+        "report_version": REPORT_VERSION,
+        "plugins": plugins,
+        "concept_files": files,
+        "selection": sorted(selection),
+    }
+
+
+def task_key(checkpoint: Checkpoint, options: SweepOptions, fingerprint: Mapping[str, Any]) -> str:
+    """A hash of everything that decides a checkpoint's report: the checkpoint (reference, index, step and
+    the identity of its files), the definitions' fingerprint, the seed, and the options that reach the model
+    (device, batch size, token overrides, model config, threads)."""
+    config = options.config
+    model_config = None
+    if config.model_config:
+        with contextlib.suppress(OSError):
+            stat = Path(options.cwd, config.model_config).stat()
+            model_config = [config.model_config, stat.st_size, stat.st_mtime_ns]
+    document = {
+        "checkpoint": {
+            "reference": checkpoint.reference,
+            "index": checkpoint.checkpoint_index,
+            "step": checkpoint.step,
+            "identity": dict(checkpoint.identity),
+            "metrics": dict(checkpoint.metrics),
+        },
+        "definitions": dict(fingerprint),
+        "seed": config.seed,
+        "options": {
+            "device": config.device,
+            "batch_size": config.batch_size,
+            "bos_token_id": config.bos_token_id,
+            "token_ids": config.token_ids,
+            "model_config": model_config,
+            "threads": options.threads,
+        },
+    }
+    text = json.dumps(canonical(document), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def report_name(step: int) -> str:
+    """The file name of a checkpoint's report: ``step-000800.json``."""
+    return f"step-{step:06d}.json"
+
+
+def read_valid_report(path: Path, key: str) -> dict[str, Any] | None:
+    """The report at ``path`` if it is valid for ``key``, else ``None`` (missing, unreadable, truncated, of
+    another ``report_version``, of another key, or with a definition that errored)."""
+    from defcheck.report import Report
+
+    try:
+        data = Report.from_json(path.read_bytes()).data
+    except (OSError, DefcheckError):
+        return None
+    sweep = data.get("sweep")
+    if not isinstance(sweep, dict) or sweep.get("key") != key:
+        return None
+    for concept in data["concepts"].values():
+        if any(definition.get("status") == "errored" for definition in concept.get("definitions", {}).values()):
+            return None
+    return data
+
+
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Write ``content`` to ``path`` so that ``path`` never holds half of it: a temporary file in the same
+    folder, flushed to disk, then renamed over ``path`` (``os.replace`` is atomic on one file system)."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Temporary files an interrupted writer left behind (never a report: those are renamed whole)."""
+    for stale in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+# -- the sweep --------------------------------------------------------------------------------------------
