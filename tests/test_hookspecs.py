@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from defcheck import plugin
+from defcheck.hooks import declarations
 from defcheck.hooks import specs as hookspecs
 from defcheck.hooks.declarations import EXTENSION_KINDS
 from defcheck.hooks.manager import HOOK_NAMES
@@ -60,3 +62,51 @@ def test_declaration_type_fields_are_documented(declared):
     body = section(DOC.read_text(encoding="utf-8"), declared.__name__)
     for field in dataclasses.fields(declared):
         assert f"`{field.name}`" in body, f"the {declared.__name__} section does not document `{field.name}`"
+
+
+# the typed signatures of the functions declarations hold (defcheck.plugin's Protocols)
+
+PROTOCOLS = {
+    name: value
+    for name, value in vars(declarations).items()
+    if isinstance(value, type) and getattr(value, "_is_protocol", False) and value.__module__ == declarations.__name__
+}
+
+
+def protocol_signature(protocol: type) -> str:
+    """``(context: CheckContext, /) -> Scores | Tensor`` from the protocol's ``__call__`` as written."""
+    call = protocol.__call__  # type: ignore[operator]
+    parameters = list(inspect.signature(call).parameters.values())[1:]
+    assert all(p.kind is inspect.Parameter.POSITIONAL_ONLY for p in parameters), f"{protocol.__name__}: positional"
+    text = ", ".join(f"{p.name}: {p.annotation}" for p in parameters)
+    return f"({text}, /) -> {call.__annotations__['return']}"
+
+
+def test_every_callable_field_of_a_declaration_is_a_protocol():
+    assert len(PROTOCOLS) >= 10
+    for declared in EXTENSION_KINDS.values():
+        for field in dataclasses.fields(declared):
+            annotation = str(field.type)
+            assert "Callable[...," not in annotation, f"{declared.__name__}.{field.name} is untyped: {annotation}"
+    typed = {
+        str(field.type).removesuffix(" | None")
+        for kind in (*EXTENSION_KINDS.values(), declarations.Streamed)
+        for field in dataclasses.fields(kind)
+    }
+    assert set(PROTOCOLS) <= typed, set(PROTOCOLS) - typed
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+def test_protocol_signature_is_documented(name):
+    text = DOC.read_text(encoding="utf-8").replace("\\|", "|")
+    row = f"`{name}` | `{protocol_signature(PROTOCOLS[name])}`"
+    assert row in text, f"docs/writing-plugins.md lacks the row {row}"
+    assert inspect.getdoc(PROTOCOLS[name]), f"{name} has no docstring"
+
+
+def test_the_guide_names_the_contract_and_no_stale_promise():
+    text = DOC.read_text(encoding="utf-8")
+    assert "will be documented here" not in text
+    assert "`render(report) -> str \\| bytes`" in text
+    for name in plugin.__all__:
+        assert f"`{name}`" in text, f"docs/writing-plugins.md does not mention defcheck.plugin's `{name}`"

@@ -5,8 +5,9 @@ A plugin is a module (or object) named in the ``defcheck`` entry-point group of 
     [project.entry-points.defcheck]
     my_checkers = "my_package.defcheck_plugin"
 
-and implements any of the hooks below with ``@defcheck.hookimpl``. Every hook returns a list of
-declarations (see :mod:`defcheck.hooks.declarations`); the built-in plugins use exactly these hooks.
+and implements any of the hooks below with ``@hookimpl``, imported like everything else a plugin needs from the
+plugin contract, :mod:`defcheck.plugin`. Every hook returns a list of declarations (see
+:mod:`defcheck.hooks.declarations`); the built-in plugins use exactly these hooks.
 Names must be unique across plugins: two plugins registering the same name is an error naming both.
 """
 
