@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from types import SimpleNamespace
@@ -21,6 +22,7 @@ from defcheck.engine.overlap import (
 )
 from defcheck.engine.runner import CriterionResult, DefinitionResult, RunResult
 from defcheck.engine.scores import Scores
+from defcheck.engine.units import Units
 from defcheck.language.thresholds import parse_threshold
 from defcheck.models.view import ModelView
 
@@ -59,8 +61,19 @@ def definition(definition_id, kind, *criteria, combinator="all"):
     return result
 
 
+HEADS = ("head", "heads")  # the attention_head kind's nouns
+
+
+def head_units(layers: int = 2, heads: int = 4) -> Units:
+    """The attention_head units of a hand-built run, with the nouns its unit kind gives them."""
+    names = tuple(f"{layer}.{head}" for layer in range(layers) for head in range(heads))
+    rows, columns = tuple(map(str, range(layers))), tuple(map(str, range(heads)))
+    return Units("attention_head", (layers, heads), names, rows, columns, ("layers", "heads"), *HEADS)
+
+
 def run_of(*results, seed=0):
-    return RunResult(hand_view(), seed, {r.id: r for r in results}, {})
+    concepts = {r.id.partition(".")[0] for r in results}
+    return RunResult(hand_view(), seed, {r.id: r for r in results}, {}, units=dict.fromkeys(concepts, head_units()))
 
 
 PREFIX = [[0.1, 0.5, 0.2, 0.9], [0.45, 0.0, 0.6, 0.3]]
@@ -118,7 +131,7 @@ def test_divergences_name_the_failed_criterion(induction):
 
 
 def test_summary_sentences(induction):
-    summary = induction.summary
+    summary = induction.narrative
     assert summary.startswith("1 head is an induction head in both senses (1.0).")
     assert "1.2 behaves like one but fails kcomp (ov_eigenvalue_copying -0.5, needs >= 0.5)" in summary
     assert f"0.1 behaves like one but fails kcomp (composition undefined: {NO_PARTNER})" in summary
@@ -173,7 +186,7 @@ def test_empty_sets_give_null_metrics_with_reasons():
         "b": definition("c.b", "behavioral", criterion("x", zero, "> 1")),
         "m": definition("c.m", "mechanistic", criterion("y", zero, "> 1")),
     }
-    analysis = concept_overlap("copying", results, NAMES)
+    analysis = concept_overlap("copying", results, NAMES, nouns=HEADS)
     union = analysis.union
     assert union.both == union.behavioral_only == union.mechanistic_only == []
     assert union.neither_count == 8
@@ -185,9 +198,10 @@ def test_empty_sets_give_null_metrics_with_reasons():
         "recall": "no unit is a mechanistic member",
         "spearman": "one of the scores is constant over the units where both are defined",
     }
-    assert analysis.summary.startswith("No head meets both the behavioral and the mechanistic definitions of copying.")
-    assert "Jaccard is undefined (both sets are empty)" in analysis.summary
-    assert "None of the 8 heads is admitted by either kind." in analysis.summary
+    text = analysis.narrative
+    assert text.startswith("No head meets both the behavioral and the mechanistic definitions of copying.")
+    assert "Jaccard is undefined (both sets are empty)" in text
+    assert "None of the 8 heads is admitted by either kind." in text
     assert all(row.jaccard is None for row in analysis.sensitivity)
 
 
@@ -232,9 +246,9 @@ def test_several_definitions_errored_and_not_applicable():
     # a criterion that does not apply at all does not leave every unit of an `any` definition undetermined
     assert "1.1" not in analysis.undetermined
     assert analysis.undetermined["0.2"].startswith("mechanistic kcomp: composition undefined")
-    assert "ordinal is left out: not applicable: the model has no tokenizer." in analysis.summary
-    assert "path is left out: errored: checker 'path_ablation' failed: boom." in analysis.summary
-    assert "Jaccard by pair: copying x kcomp 0.333; prefix x kcomp 0.2." in analysis.summary
+    assert "ordinal is left out: not applicable: the model has no tokenizer." in analysis.narrative
+    assert "path is left out: errored: checker 'path_ablation' failed: boom." in analysis.narrative
+    assert "Jaccard by pair: copying x kcomp 0.333; prefix x kcomp 0.2." in analysis.narrative
 
 
 def test_any_definition_reports_every_failed_criterion():
@@ -246,7 +260,7 @@ def test_any_definition_reports_every_failed_criterion():
         combinator="any",
     )
     behavioral = definition("c.b", "behavioral", criterion("b", [[1.0] * 4, [1.0] * 4], ">= 0.5"))
-    analysis = concept_overlap("c", {"b": behavioral, "m": any_def}, NAMES)
+    analysis = concept_overlap("c", {"b": behavioral, "m": any_def}, NAMES, nouns=HEADS)
     assert analysis.divergences["0.0"] == (
         "behaves like one but fails m (a (criterion 1) 0.1, needs >= 0.5; a (criterion 2) 0.2, needs >= 0.5)"
     )
@@ -259,11 +273,32 @@ def test_any_definition_reports_every_failed_criterion():
 def test_one_kind_only_has_no_overlap():
     prefix, _ = induction_results()
     analysis = analyze(run_of(prefix))["induction_head"]
-    assert analysis.union is None and analysis.to_dict() is None
+    assert analysis.union is None
     assert analysis.note == "No overlap: it has no mechanistic definition."
-    assert analysis.summary == (
+    assert analysis.narrative == (
         "No overlap: it has no mechanistic definition. prefix (behavioral) admits 4 heads (0.1, 0.3, 1.0, 1.2)."
     )
+    overlap = analysis.to_dict()  # an empty overlap with its reason, never None
+    assert overlap["reason"] == analysis.note and overlap["narrative"] == analysis.narrative
+    assert (overlap["behavioral"], overlap["mechanistic"]) == (["prefix"], [])
+    assert overlap["both"] == overlap["behavioral_only"] == overlap["mechanistic_only"] == []
+    assert overlap["neither_count"] == 0 and overlap["pairs"] == overlap["sensitivity"] == []
+    assert overlap["jaccard"] is None and overlap["precision"] is None and overlap["spearman"] is None
+    assert overlap["undefined"] == dict.fromkeys(
+        ("jaccard", "precision", "recall", "spearman"), "No overlap: it has no mechanistic definition"
+    )
+
+
+def test_nouns_come_from_the_units():
+    """A plugin's unit kind names its units; a run without unit kinds says "unit"."""
+    prefix, kcomp = induction_results()
+    run = run_of(prefix, kcomp)
+    run.units["induction_head"] = dataclasses.replace(run.units["induction_head"], singular="cell", plural="cells")
+    text = analyze(run)["induction_head"].narrative
+    assert text.startswith("1 cell meets both the behavioral and the mechanistic definitions of induction head")
+    assert "over 4 cells" in text and "The other 3 cells are neither." in text and " heads" not in text
+    bare = RunResult(hand_view(), 0, {r.id: r for r in (prefix, kcomp)}, {})
+    assert "The other 3 units are neither." in analyze(bare)["induction_head"].narrative
 
 
 def test_all_of_one_kind_errored_has_no_overlap():
@@ -274,13 +309,13 @@ def test_all_of_one_kind_errored_has_no_overlap():
     assert (
         analysis.note == "No overlap: no mechanistic definition could be evaluated (k errored: checker failed: boom)."
     )
-    assert "k (mechanistic) errored: checker failed: boom." in analysis.summary
+    assert "k (mechanistic) errored: checker failed: boom." in analysis.narrative
 
 
 def test_top_k_sensitivity_scales_k():
     b = definition("c.b", "behavioral", criterion("x", [[8, 7, 6, 5], [4, 3, 2, 1]], {"top_k": 4}))
     m = definition("c.m", "mechanistic", criterion("y", [[8, 7, 6, 5], [4, 3, 2, 1]], {"top_k": 4}))
-    rows = {row.factor: row for row in concept_overlap("c", {"b": b, "m": m}, NAMES).sensitivity}
+    rows = {row.factor: row for row in concept_overlap("c", {"b": b, "m": m}, NAMES, nouns=HEADS).sensitivity}
     assert rows[0.75].behavioral == 3 and rows[1.25].mechanistic == 5
     assert all(row.jaccard == 1.0 for row in rows.values())
     assert rows[1.25].thresholds["b"] == ["top 5"]
@@ -300,11 +335,10 @@ def test_many_divergent_units_are_listed_briefly():
         "c.m", "mechanistic", "all", [CriterionResult("y", rule, None, Scores(zeros), rule.select(zeros))]
     )
     m.members = rule.select(zeros)
-    analysis = concept_overlap("c", {"b": b, "m": m}, names)
-    assert analysis.summary.count("behaves like one") == 5
-    assert (
-        "11 more heads are behavioral only (1.1, 1.2, 1.3, 2.0, 2.1, 2.2, 2.3, 3.0, 3.1, 3.2, 3.3)." in analysis.summary
-    )
+    analysis = concept_overlap("c", {"b": b, "m": m}, names, nouns=HEADS)
+    text = analysis.narrative
+    assert text.count("behaves like one") == 5
+    assert "11 more heads are behavioral only (1.1, 1.2, 1.3, 2.0, 2.1, 2.2, 2.3, 3.0, 3.1, 3.2, 3.3)." in text
 
 
 # --- metrics ---------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from rich.console import Console
-from test_overlap import NO_PARTNER, criterion, definition, induction_results, run_of
+from test_overlap import NO_PARTNER, criterion, definition, head_units, induction_results, run_of
 
 from defcheck import Checker, hookimpl
 from defcheck.diagnostics import DefcheckError
@@ -154,7 +154,8 @@ def test_json_shape(report):
     assert sorted(data["concepts"]) == ["bos_head", "previous_token_head"]
     concept = data["concepts"]["previous_token_head"]
     assert concept["unit"] == "attention_head"
-    assert concept["description"] == "Heads that attend from each token to the one before it."
+    assert concept["summary"] == "Heads that attend from each token to the one before it."
+    assert (concept["unit_noun"], concept["unit_plural"]) == ("head", "heads")
     assert concept["references"] == ["Elhage et al. 2021"]
     behavioral = concept["definitions"]["attends_previous"]
     assert behavioral["kind"] == "behavioral" and behavioral["source"] == "test, behavior"
@@ -173,7 +174,7 @@ def test_json_shape(report):
     assert overlap["mechanistic"] == ["half_defined", "positional_qk"]
     assert [row["factor"] for row in overlap["sensitivity"]] == [0.75, 0.9, 1.0, 1.1, 1.25]
     assert len(overlap["pairs"]) == 2
-    assert isinstance(concept["summary"], str) and concept["summary"]
+    assert isinstance(overlap["narrative"], str) and overlap["narrative"] and overlap["reason"] is None
     assert data["probes"] and all("sequences" in p for p in data["probes"].values())
 
 
@@ -197,9 +198,11 @@ def test_errored_inapplicable_and_undefined_are_rendered(report):
         "broken": f"errored: {broken['error']}",
         "needs_tokenizer": "not applicable: the model has no tokenizer",
     }
-    assert "broken is left out: errored: checker 'always_fails' failed: RuntimeError: boom" in concept["summary"]
+    narrative = concept["overlap"]["narrative"]
+    assert "broken is left out: errored: checker 'always_fails' failed: RuntimeError: boom" in narrative
     bos = data["concepts"]["bos_head"]
-    assert bos["overlap"] is None and bos["note"] == "No overlap: it has no mechanistic definition."
+    assert bos["overlap"]["reason"] == bos["note"] == "No overlap: it has no mechanistic definition."
+    assert bos["overlap"]["narrative"].startswith(bos["note"]) and bos["overlap"]["both"] == []
 
 
 def test_hand_built_values(hand_report):
@@ -212,7 +215,8 @@ def test_hand_built_values(hand_report):
     assert concept["definitions"]["kcomp"]["criteria"][0]["undefined"]["0.1"] == NO_PARTNER
     assert concept["definitions"]["kcomp"]["scores"]["1.1"] == 0.01
     assert concept["definitions"]["prefix"]["scores"]["0.1"] == 0.5
-    assert concept["summary"].startswith("1 head is an induction head in both senses (1.0).")
+    assert overlap["narrative"].startswith("1 head is an induction head in both senses (1.0).")
+    assert concept["summary"] is None  # no registry, so no concept file to take it from
     assert hand_report.model == {
         "attn_only": False,
         "info": {},
@@ -250,6 +254,7 @@ def test_unit_keys_are_in_natural_order():
     view_names = [f"{layer}.{head}" for layer in range(2) for head in range(12)]
     run = run_of(*induction_results())
     run.model.model.cfg.n_heads = 12
+    run.units = {"induction_head": head_units(2, 12)}
     values = torch.arange(24, dtype=torch.float32).reshape(2, 12) / 24
     for result in run.definitions.values():
         for c in result.criteria:
@@ -287,9 +292,13 @@ def test_python_accessors(report, hand_report):
     assert concept.overlap.both == ["1.0"] and concept.overlap["jaccard"] == 0.2
     assert concept.definitions["kcomp"].members == ["1.0", "1.3"]
     assert concept.definitions["kcomp"].id == "induction_head.kcomp"
-    assert concept.unit == "attention_head" and concept.summary.startswith("1 head")
+    assert concept.unit == "attention_head" and concept.overlap.narrative.startswith("1 head")
+    assert concept.overlap.compared and concept.overlap.reason is None
     assert "dc-grid" in concept._repr_html_() and 'data-concept="induction_head"' in concept._repr_html_()
-    assert report.concepts["bos_head"].overlap is None
+    bos = report.concepts["bos_head"]
+    assert bos.summary == "Heads that attend to the first position."
+    assert not bos.overlap.compared and bos.overlap.both == [] and bos.overlap.jaccard is None
+    assert bos.overlap.reason == "No overlap: it has no mechanistic definition."
     with pytest.raises(AttributeError):
         _ = concept.no_such_field
     assert "induction_head" in repr(hand_report)

@@ -319,6 +319,7 @@ class _Run:
         logits_parts: list[torch.Tensor] = []
         parts: dict[str, list[torch.Tensor]] = {name: [] for name in kept}
         scoring = 0.0
+        assert batch.tokens is not None  # only token probes get a forward pass
         for rows, logits, activations in self.model.run_batches(
             batch.tokens, names, self.batch_size, logits=logits_needed
         ):

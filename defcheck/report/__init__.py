@@ -2,22 +2,27 @@
 
 A :class:`Report` is built from a :class:`~defcheck.engine.runner.RunResult` and the
 :class:`~defcheck.language.registry.Registry` it ran (``Report.build``), or read back from its JSON
-(``Report.from_json``). Its content is exactly the JSON document (see docs/report-format.md); every format
-renders from that document, so a saved report re-renders identically. Timings are kept apart
-(``Report.timings``) so that the JSON is byte-identical for the same model, definitions and seed.
+(``Report.from_json``). Its content is exactly the JSON document (see docs/report-format.md), typed as
+:class:`~defcheck.report.document.ReportDocument`; every format renders from that document, so a saved report
+re-renders identically. Timings are kept apart (``Report.timings``) so that the JSON is byte-identical for the
+same model, definitions and seed. Importing this module does not import torch: building a report does.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from defcheck.engine.overlap import analyze, definition_status, unit_names
-from defcheck.engine.runner import CriterionResult, DefinitionResult, RunResult
 from defcheck.hooks.declarations import ReportFormat
-from defcheck.report.json import REPORT_VERSION, canonical, dumps, loads, round_float
+from defcheck.report.document import ConceptEntry, ModelEntry, ReportDocument
+from defcheck.report.json import REPORT_VERSION, canonical, dumps, loads
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from defcheck.engine.results import RunResult
+    from defcheck.language.registry import Registry
 
 __all__ = [
     "REPORT_VERSION",
@@ -25,11 +30,10 @@ __all__ = [
     "DefinitionReport",
     "OverlapReport",
     "Report",
+    "ReportDocument",
     "build_report",
     "builtin_formats",
 ]
-
-NO_REASON = "the checker gave no reason"
 
 
 class _Record(Mapping[str, Any]):
@@ -77,7 +81,14 @@ class DefinitionReport(_Record):
 
 
 class OverlapReport(_Record):
-    """A concept's overlap: ``both``, ``behavioral_only``, ``mechanistic_only``, ``jaccard``, ``pairs``, ..."""
+    """A concept's overlap: ``both``, ``behavioral_only``, ``mechanistic_only``, ``jaccard``, ``pairs``, ...,
+    ``narrative`` (the plain-language paragraph) and ``reason`` (why it is empty; ``None`` when the kinds were
+    compared)."""
+
+    @property
+    def compared(self) -> bool:
+        """Whether the behavioral and mechanistic definitions were compared (else the overlap is empty)."""
+        return self._data.get("reason") is None
 
     def __repr__(self) -> str:
         return (
@@ -87,9 +98,10 @@ class OverlapReport(_Record):
 
 
 class ConceptReport(_Record):
-    """One concept: ``unit``, ``description``, ``definitions``, ``overlap`` (or ``None`` with ``note``), ``summary``."""
+    """One concept: ``unit``, ``summary`` (the concept file's), ``definitions``, ``overlap`` (always an object;
+    its ``narrative`` says in words what it found, its ``reason`` why it is empty)."""
 
-    def __init__(self, name: str, data: Mapping[str, Any], report: Report):
+    def __init__(self, name: str, data: ConceptEntry, report: Report):
         super().__init__(data)
         self.name = name
         self._report = report
@@ -99,9 +111,8 @@ class ConceptReport(_Record):
         return {name: DefinitionReport(self.name, name, d) for name, d in self._data["definitions"].items()}
 
     @property
-    def overlap(self) -> OverlapReport | None:
-        data = self._data["overlap"]
-        return None if data is None else OverlapReport(data)
+    def overlap(self) -> OverlapReport:
+        return OverlapReport(self._data["overlap"])
 
     def _repr_html_(self) -> str:
         from defcheck.report.html import render_fragment
@@ -109,29 +120,35 @@ class ConceptReport(_Record):
         return render_fragment(self._report.data, [self.name])
 
     def __repr__(self) -> str:
-        return f"<ConceptReport {self.name}: {self._data['summary']}>"
+        return f"<ConceptReport {self.name}: {self._data['overlap']['narrative']}>"
 
 
 class Report:
     """A run's report. ``data`` is the JSON document; ``timings`` (seconds by step) are not part of it."""
 
-    def __init__(self, data: dict[str, Any], timings: Mapping[str, float] | None = None):
-        self.data = data
+    def __init__(self, data: ReportDocument, timings: Mapping[str, float] | None = None):
+        self.data: ReportDocument = data
         self.timings: dict[str, float] = dict(timings or {})
 
     @classmethod
-    def build(cls, run: RunResult, registry: Any = None, model_info: Mapping[str, Any] | None = None) -> Report:
-        """The report of ``run``; ``registry`` supplies each concept's text (description, sources, params);
+    def build(
+        cls, run: RunResult, registry: Registry | None = None, model_info: Mapping[str, Any] | None = None
+    ) -> Report:
+        """The report of ``run``; ``registry`` supplies each concept's text (summary, sources, params);
         ``model_info`` is merged into the ``model`` object (e.g. the reference it was loaded from)."""
+        from defcheck.report.build import build_data
+
         return cls(build_data(run, registry, model_info), run.timings)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Report:
-        """A report read back from its JSON, to render in other formats; refuses another ``report_version``."""
+        """A report read back from its JSON, to render in other formats; refuses another ``report_version``.
+        A document written before the unit nouns, the overlap ``narrative`` and the concept ``summary`` reads
+        back in the current shape (see :func:`~defcheck.report.document.upgrade`)."""
         return cls(canonical(loads(text)))
 
     @property
-    def model(self) -> dict[str, Any]:
+    def model(self) -> ModelEntry:
         return self.data["model"]
 
     @property
@@ -140,6 +157,7 @@ class Report:
 
     @property
     def concepts(self) -> dict[str, ConceptReport]:
+        """Each concept by name, as a read-only record with attribute access."""
         return {name: ConceptReport(name, data, self) for name, data in self.data["concepts"].items()}
 
     @property
@@ -178,8 +196,9 @@ class Report:
 
         return render_document(self.data)
 
-    def to_terminal(self, console: Any = None) -> None:
-        """Print rich tables per concept to ``console`` (a ``rich.console.Console``; a new one if omitted)."""
+    def to_terminal(self, console: Console | None = None) -> None:
+        """Print rich tables per concept to ``console`` (a new ``rich.console.Console`` if omitted). Names
+        (concepts, definitions, unit addresses) wrap whole or end in an ellipsis; none is split mid-word."""
         from defcheck.report.terminal import print_report
 
         print_report(self.data, console)
@@ -193,7 +212,9 @@ class Report:
         return f"<Report model={self.model.get('name')!r} seed={self.seed} concepts={list(self.data['concepts'])}>"
 
 
-def build_report(run: RunResult, registry: Any = None, model_info: Mapping[str, Any] | None = None) -> Report:
+def build_report(
+    run: RunResult, registry: Registry | None = None, model_info: Mapping[str, Any] | None = None
+) -> Report:
     """Same as :meth:`Report.build`."""
     return Report.build(run, registry, model_info)
 
@@ -207,167 +228,3 @@ def builtin_formats() -> list[ReportFormat]:
         ReportFormat("markdown", markdown.render, ".md", "Markdown for a pull-request comment."),
         ReportFormat("html", html.render, ".html", "One self-contained HTML page with layer x head grids."),
     ]
-
-
-# --- building the document -----------------------------------------------------------------------------------
-
-
-def build_data(run: RunResult, registry: Any = None, model_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON document of ``run`` (canonical: rounded floats, sorted keys)."""
-    analysis = analyze(run, registry)
-    grouped: dict[str, dict[str, DefinitionResult]] = {}
-    for definition_id, result in run.definitions.items():
-        concept, _, name = definition_id.partition(".")
-        grouped.setdefault(concept, {})[name] = result
-    files = getattr(registry, "files", {}) or {}
-    concepts = {}
-    for concept, results in grouped.items():
-        file = files.get(concept)
-        spec = file.concept if file is not None else None
-        overlap = analysis[concept]
-        names = unit_names(run, concept)
-        units = getattr(run, "units", {}).get(concept)
-        definitions = {}
-        for name, result in results.items():
-            definitions[name] = _definition(result, spec.definitions.get(name) if spec else None, names)
-            definitions[name].update(_where(file, "definitions", name))
-        concepts[concept] = {
-            "unit": spec.unit if spec else overlap.unit,
-            "units": list(names),
-            "grid": units.grid_json() if units is not None else _head_grid(names),
-            "description": spec.summary if spec else None,
-            "references": list(spec.references) if spec else [],
-            "definitions": definitions,
-            "overlap": overlap.to_dict(),
-            "note": overlap.note,
-            "summary": overlap.summary,
-            **_where(file, "concept"),
-        }
-    data = {
-        "report_version": REPORT_VERSION,
-        "model": _model(run, model_info),
-        "seed": run.seed,
-        "probes": {key: _probe(batch) for key, batch in run.probes.items()},
-        "concepts": concepts,
-        "skipped": dict(getattr(run, "skipped", {}) or {}),
-    }
-    return canonical(data)
-
-
-def _head_grid(names: list[str]) -> dict[str, list[str]] | None:
-    """The layer x head grid of a run built without unit kinds (its units are head addresses ``L.H``)."""
-    pairs = [name.split(".") for name in names]
-    if not pairs or any(len(pair) != 2 or not all(part.isdigit() for part in pair) for pair in pairs):
-        return None
-    rows = list(dict.fromkeys(layer for layer, _ in pairs))
-    columns = list(dict.fromkeys(head for _, head in pairs))
-    if [f"{r}.{c}" for r in rows for c in columns] != list(names):
-        return None
-    return {"rows": rows, "columns": columns}
-
-
-def _where(file: Any, *field: str) -> dict[str, Any]:
-    """``file`` (the concept file as shown in diagnostics) and ``line`` (of the field's key), or nulls."""
-    if file is None:
-        return {"file": None, "line": None}
-    position = getattr(file, "position", None)
-    line = position(*field, key=True)[0] if callable(position) else None
-    return {"file": getattr(file, "label", None), "line": line}
-
-
-def _model(run: RunResult, extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    view = run.model
-    out: dict[str, Any] = {"name": getattr(view, "name", "model")}
-    for attr in ("n_layers", "n_heads", "d_model", "d_head", "d_mlp", "d_vocab", "n_ctx"):
-        try:
-            out[attr] = int(getattr(view, attr))
-        except (AttributeError, TypeError, ValueError):
-            continue
-    names = getattr(view, "model_names", None)
-    if names is not None and not callable(names):
-        out["model_names"] = [str(name) for name in names]
-    for attr in ("positional", "normalization", "attn_only"):
-        try:
-            out[attr] = getattr(view, attr)
-        except AttributeError:
-            continue
-    tokens = getattr(view, "tokens", None)
-    out["tokens"] = tokens.to_dict() if tokens is not None else None
-    out["info"] = dict(getattr(view, "info", {}) or {})
-    out.update(extra or {})
-    return out
-
-
-def _probe(batch: Any) -> dict[str, Any]:
-    shape = list(getattr(batch.tokens, "shape", []))
-    return {
-        "name": batch.name,
-        "params": batch.params,
-        "sequences": shape[0] if shape else None,
-        "positions": shape[1] if len(shape) > 1 else None,
-        "bos": batch.bos,
-    }
-
-
-def _score_map(scores: Any, names: list[str]) -> tuple[dict[str, float | None], dict[str, str]]:
-    """Every unit's score (``None`` where undefined) and, for each ``None``, why."""
-    values: dict[str, float | None] = {}
-    undefined: dict[str, str] = {}
-    for name, value in zip(names, scores.values.flatten().tolist(), strict=True):
-        number = round_float(float(value))
-        values[name] = number
-        if number is None:
-            if math.isnan(value):
-                undefined[name] = scores.undefined.get(name, NO_REASON)
-            else:
-                undefined[name] = f"the score is infinite ({value})"
-    return values, undefined
-
-
-def _criterion(result: CriterionResult, spec: Any, names: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "checker": result.checker,
-        "params": dict(spec.params) if spec is not None else {},
-        "probe": result.probe,
-        "with": list(spec.with_ or []) if spec is not None else [],
-        "threshold": result.threshold.to_json(),
-        "scores": None,
-        "passed": None,
-        "undefined": {},
-        "not_applicable": None,
-        "evidence": {},
-        "error": result.error,
-    }
-    scores = result.scores
-    if scores is not None:
-        out["evidence"] = dict(scores.evidence)
-        if scores.not_applicable:
-            out["not_applicable"] = scores.not_applicable
-        else:
-            out["scores"], out["undefined"] = _score_map(scores, names)
-    if result.passed is not None and not out["not_applicable"]:
-        out["passed"] = [n for n, p in zip(names, result.passed.flatten().tolist(), strict=True) if p]
-    return out
-
-
-def _definition(result: DefinitionResult, spec: Any, names: list[str]) -> dict[str, Any]:
-    status, reason = definition_status(result)
-    specs = spec.criteria if spec is not None else []
-    criteria = [_criterion(c, specs[i] if i < len(specs) else None, names) for i, c in enumerate(result.criteria)]
-    primary = criteria[0] if criteria else {"scores": None, "undefined": {}}
-    members = None
-    if result.members is not None:
-        members = [n for n, m in zip(names, result.members.flatten().tolist(), strict=True) if m]
-    return {
-        "kind": result.kind,
-        "combinator": result.combinator,
-        "source": spec.source if spec is not None else None,
-        "summary": spec.summary if spec is not None else None,
-        "status": status,
-        "members": members,
-        "scores": primary["scores"],
-        "undefined": primary["undefined"],
-        "criteria": criteria,
-        "not_applicable": reason if status == "not_applicable" else None,
-        "error": result.error,
-    }

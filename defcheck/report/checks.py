@@ -218,8 +218,8 @@ def problems(data: Mapping[str, Any]) -> list[Problem]:
                 key=f"{result['index']}:{result['description']}",
             )
         )
-    baseline = checks.get("baseline")
-    for difference in (baseline or {}).get("differences", []):
+    baseline = checks.get("baseline") or {}
+    for difference in baseline.get("differences", []):
         file, line = difference.get("file"), difference.get("line")
         if is_builtin(file):
             file, line = baseline["file"], 1

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from defcheck.report.document import ConceptEntry, DefinitionEntry, ModelEntry, ReportDocument
 
 CATEGORIES = ("both", "behavioral_only", "mechanistic_only", "neither")
 CATEGORY_LABELS = {
@@ -12,7 +15,6 @@ CATEGORY_LABELS = {
     "mechanistic_only": "mechanistic only",
     "neither": "neither",
 }
-UNIT_PLURALS = {"attention_head": "heads", "mlp_neuron": "neurons", "layer": "layers", "model": "models"}
 
 
 def number(value: Any, digits: int = 3) -> str:
@@ -34,7 +36,7 @@ def threshold_text(threshold: Any) -> str:
     return str(threshold)
 
 
-def criterion_text(criterion: dict[str, Any], *, probe: bool = False) -> str:
+def criterion_text(criterion: Mapping[str, Any], *, probe: bool = False) -> str:
     """``attention_pattern(pattern=prefix_matching) >= 0.4`` (with ``with:`` targets if any, and ``on PROBE``
     where ``probe`` is set)."""
     params = criterion.get("params") or {}
@@ -48,7 +50,7 @@ def criterion_text(criterion: dict[str, Any], *, probe: bool = False) -> str:
     return text
 
 
-def definition_criteria_text(definition: dict[str, Any]) -> str:
+def definition_criteria_text(definition: DefinitionEntry) -> str:
     """The criteria joined by their combinator. A checker used twice on different probes (e.g. a reward in
     training and in deployment) names its probe, so that the two do not read as a contradiction."""
     criteria = definition["criteria"]
@@ -81,13 +83,13 @@ class Grid:
         return lines
 
 
-def concept_units(concept: dict[str, Any]) -> list[str]:
+def concept_units(concept: ConceptEntry) -> list[str]:
     """Every unit of the concept in its unit kind's order (``units``; older reports: the scores' order)."""
     units = concept.get("units")
     return list(units) if units is not None else all_units(concept)
 
 
-def concept_grid(data: dict[str, Any], concept: dict[str, Any]) -> Grid | None:
+def concept_grid(data: ReportDocument, concept: ConceptEntry) -> Grid | None:
     """The concept's heatmap layout, or ``None`` when its units are shown as a table (layers, models).
 
     Reports since unit kinds carry ``grid`` (row and column labels) and ``units``; an older report's head
@@ -113,13 +115,12 @@ def concept_grid(data: dict[str, Any], concept: dict[str, Any]) -> Grid | None:
     return Grid([str(layer) for layer in range(layers)], [str(head) for head in range(heads)], cells)
 
 
-def grid_shape(model: dict[str, Any], units: list[str]) -> tuple[int, int]:
+def grid_shape(model: ModelEntry, units: list[str]) -> tuple[int, int]:
     """(layers, heads) of the grid: from the model, else from the largest unit address."""
     layers, heads = model.get("n_layers"), model.get("n_heads")
     if isinstance(layers, int) and isinstance(heads, int):
         return layers, heads
-    pairs = [split_unit(u) for u in units]
-    pairs = [p for p in pairs if p is not None]
+    pairs = [pair for pair in (split_unit(u) for u in units) if pair is not None]
     if not pairs:
         return 0, 0
     return max(p[0] for p in pairs) + 1, max(p[1] for p in pairs) + 1
@@ -133,7 +134,7 @@ def split_unit(unit: str) -> tuple[int, int] | None:
         return None
 
 
-def all_units(concept: dict[str, Any]) -> list[str]:
+def all_units(concept: ConceptEntry) -> list[str]:
     """Every unit address the concept's scores mention, in their order."""
     seen: dict[str, None] = {}
     for definition in concept["definitions"].values():
@@ -143,10 +144,17 @@ def all_units(concept: dict[str, Any]) -> list[str]:
     return list(seen)
 
 
-def categories(concept: dict[str, Any], units: list[str]) -> dict[str, str]:
-    """Each unit's overlap category (``both``, ``behavioral_only``, ``mechanistic_only``, ``neither``)."""
+def compared(concept: ConceptEntry) -> bool:
+    """Whether the concept's behavioral and mechanistic definitions were compared (its overlap is not empty)."""
     overlap = concept.get("overlap")
-    if overlap is None:
+    return overlap is not None and overlap.get("reason") is None
+
+
+def categories(concept: ConceptEntry, units: list[str]) -> dict[str, str]:
+    """Each unit's overlap category (``both``, ``behavioral_only``, ``mechanistic_only``, ``neither``); empty
+    when the kinds were not compared."""
+    overlap = concept["overlap"]
+    if not compared(concept):
         return {}
     out = dict.fromkeys(units, "neither")
     for category in ("both", "behavioral_only", "mechanistic_only"):
@@ -155,22 +163,28 @@ def categories(concept: dict[str, Any], units: list[str]) -> dict[str, str]:
     return out
 
 
-def unit_plural(concept: dict[str, Any]) -> str:
-    return UNIT_PLURALS.get(concept.get("unit", ""), "units")
+def unit_plural(concept: ConceptEntry) -> str:
+    """The unit kind's plural noun (``heads``), as the report carries it; older reports: the kind's name."""
+    return concept.get("unit_plural") or concept.get("unit") or "units"
 
 
-def marked_units(concept: dict[str, Any]) -> list[str]:
+def unit_noun(concept: ConceptEntry) -> str:
+    """The unit kind's singular noun (``head``), as the report carries it; older reports: the kind's name."""
+    return concept.get("unit_noun") or concept.get("unit") or "unit"
+
+
+def marked_units(concept: ConceptEntry) -> list[str]:
     """The units some definition admits or an overlap category names, in the unit kind's order."""
     marked: set[str] = set()
     for definition in concept["definitions"].values():
         marked.update(definition.get("members") or [])
-    overlap = concept.get("overlap") or {}
+    overlap = concept["overlap"]
     for key in ("both", "behavioral_only", "mechanistic_only"):
-        marked.update(overlap.get(key) or [])
+        marked.update(overlap[key])
     return [unit for unit in concept_units(concept) if unit in marked]
 
 
-def table_units(concept: dict[str, Any], limit: int) -> tuple[list[str], int]:
+def table_units(concept: ConceptEntry, limit: int) -> tuple[list[str], int]:
     """The units a table shows, in the unit kind's order, and how many it leaves out: all of them when they are
     at most ``limit``, else the marked units (:func:`marked_units`) first, then the others, up to ``limit``."""
     units = concept_units(concept)
@@ -182,7 +196,7 @@ def table_units(concept: dict[str, Any], limit: int) -> tuple[list[str], int]:
     return [unit for unit in units if unit in chosen], len(units) - len(chosen)
 
 
-def model_line(data: dict[str, Any]) -> str:
+def model_line(data: ReportDocument) -> str:
     """``random-0: 2 layers x 8 heads, d_model 64, attention only; seed 0``."""
     model = data["model"]
     bits = []
@@ -202,7 +216,7 @@ def model_line(data: dict[str, Any]) -> str:
     return f"{model.get('name', 'model')}{shape}; seed {data['seed']}"
 
 
-def skipped_text(data: dict[str, Any]) -> str | None:
+def skipped_text(data: ReportDocument) -> str | None:
     """``Not evaluated on this model: token_detector_neuron (no mlp_neuron units: ...).``, or ``None``; concepts
     skipped for the same reason (every head concept on a set of policies) share one parenthesis."""
     skipped = data.get("skipped") or {}
@@ -215,7 +229,7 @@ def skipped_text(data: dict[str, Any]) -> str | None:
     return f"Not evaluated on this model: {listing}."
 
 
-def unit_details(concept: dict[str, Any], definition: dict[str, Any], unit: str) -> list[str]:
+def unit_details(concept: ConceptEntry, definition: DefinitionEntry, unit: str) -> list[str]:
     """Lines describing one unit under one definition: each criterion's score, pass/fail, reasons, evidence."""
     lines = []
     members = definition.get("members")
@@ -248,14 +262,14 @@ def unit_details(concept: dict[str, Any], definition: dict[str, Any], unit: str)
     return lines
 
 
-def overlap_details(concept: dict[str, Any], unit: str, category: str) -> list[str]:
+def overlap_details(concept: ConceptEntry, unit: str, category: str) -> list[str]:
     """Lines describing one unit's overlap category: who admits it, or why it is on one side only."""
     overlap = concept["overlap"]
     lines = [f"{unit}: {CATEGORY_LABELS[category]}"]
     admitting = [
         name
         for name, definition in concept["definitions"].items()
-        if definition.get("members") and unit in definition["members"] and definition["status"] == "ok"
+        if unit in (definition.get("members") or []) and definition["status"] == "ok"
     ]
     if admitting:
         lines.append(f"admitted by {', '.join(admitting)}")

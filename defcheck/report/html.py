@@ -19,6 +19,7 @@ from defcheck.report.common import (
     CATEGORY_LABELS,
     Grid,
     categories,
+    compared,
     concept_grid,
     concept_units,
     definition_criteria_text,
@@ -31,6 +32,7 @@ from defcheck.report.common import (
     unit_details,
     unit_plural,
 )
+from defcheck.report.document import ConceptEntry, DefinitionEntry, OverlapEntry, PairEntry, ReportDocument
 
 LOW, HIGH = (247, 251, 255), (8, 48, 107)  # score colors: light to dark blue
 WRAP = 32  # a grid wider than this is cut into lines of WRAP small cells
@@ -95,7 +97,7 @@ def render(report: Any) -> str:
     return report.to_html()
 
 
-def render_document(data: dict[str, Any]) -> str:
+def render_document(data: ReportDocument) -> str:
     """The whole page."""
     title = escape(f"defcheck report: {data['model'].get('name', 'model')}")
     return (
@@ -107,7 +109,7 @@ def render_document(data: dict[str, Any]) -> str:
     )
 
 
-def render_fragment(data: dict[str, Any], concepts: list[str] | None = None) -> str:
+def render_fragment(data: ReportDocument, concepts: list[str] | None = None) -> str:
     """The report (or only ``concepts``) as one ``<div>`` with its own style and script, for Jupyter."""
     names = list(data["concepts"]) if concepts is None else concepts
     parts = [f'<div class="dc-report"><style>{CSS}</style>']
@@ -124,15 +126,15 @@ def render_fragment(data: dict[str, Any], concepts: list[str] | None = None) -> 
     return "\n".join(parts)
 
 
-def _index(data: dict[str, Any]) -> str:
+def _index(data: ReportDocument) -> str:
     if not data["concepts"]:
         return "<p>No definitions were evaluated.</p>"
     rows = ["<tr><th>concept</th><th>both</th><th>behavioral only</th><th>mechanistic only</th><th>Jaccard</th></tr>"]
     for name, concept in data["concepts"].items():
         link = f'<a href="#concept-{escape(name)}">{escape(name)}</a>'
         overlap = concept["overlap"]
-        if overlap is None:
-            rows.append(f'<tr><td>{link}</td><td colspan="4">{escape(concept["note"] or "no overlap")}</td></tr>')
+        if not compared(concept):
+            rows.append(f'<tr><td>{link}</td><td colspan="4">{escape(overlap["reason"] or "no overlap")}</td></tr>')
             continue
         cells = "".join(
             f"<td>{escape(', '.join(overlap[key]) or '—')}</td>"
@@ -142,7 +144,7 @@ def _index(data: dict[str, Any]) -> str:
     return f'<table class="dc-table">{"".join(rows)}</table>'
 
 
-def _metric(overlap: dict[str, Any], key: str) -> str:
+def _metric(overlap: PairEntry, key: str) -> str:
     value = overlap.get(key)
     if value is None:
         reason = overlap.get("undefined", {}).get(key, "")
@@ -150,17 +152,18 @@ def _metric(overlap: dict[str, Any], key: str) -> str:
     return number(value)
 
 
-def _concept(data: dict[str, Any], name: str, concept: dict[str, Any]) -> str:
+def _concept(data: ReportDocument, name: str, concept: ConceptEntry) -> str:
     overlap = concept["overlap"]
     parts = [f'<section class="dc-concept" id="concept-{escape(name)}" data-concept="{escape(name)}">']
     parts.append(f"<h2>{escape(name)} <span class='dc-small'>({escape(concept.get('unit', ''))})</span></h2>")
-    if concept.get("description"):
-        parts.append(f"<p>{escape(concept['description'])}</p>")
-    parts.append(f'<p class="dc-summary">{escape(concept["summary"])}</p>')
-    if concept.get("note") and not concept["summary"].startswith(concept["note"]):
-        parts.append(f'<p class="dc-note">{escape(concept["note"])}</p>')
+    if concept.get("summary"):
+        parts.append(f"<p>{escape(concept['summary'] or '')}</p>")
+    parts.append(f'<p class="dc-summary">{escape(overlap["narrative"])}</p>')
+    reason = overlap["reason"]
+    if reason and not overlap["narrative"].startswith(reason):
+        parts.append(f'<p class="dc-note">{escape(reason)}</p>')
     plural = unit_plural(concept)
-    if overlap is not None:
+    if compared(concept):
         rows = [
             f"<tr><th>{CATEGORY_LABELS[key]} ({len(overlap[key])})</th>"
             f"<td>{escape(', '.join(overlap[key]) or '—')}</td></tr>"
@@ -175,7 +178,7 @@ def _concept(data: dict[str, Any], name: str, concept: dict[str, Any]) -> str:
         parts.append(f'<table class="dc-table dc-overlap">{"".join(rows)}</table>')
     parts.append(_definitions_table(concept))
     parts.append(_grids(data, concept))
-    if overlap is not None:
+    if compared(concept):
         parts.append(_sensitivity(overlap))
         if len(overlap["pairs"]) > 1:
             parts.append(_pairs(overlap))
@@ -183,7 +186,7 @@ def _concept(data: dict[str, Any], name: str, concept: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _definitions_table(concept: dict[str, Any]) -> str:
+def _definitions_table(concept: ConceptEntry) -> str:
     rows = ["<tr><th>definition</th><th>kind</th><th>criteria</th><th>source</th><th>members</th><th>status</th></tr>"]
     for name, definition in concept["definitions"].items():
         status = escape(definition["status"].replace("_", " "))
@@ -221,17 +224,17 @@ def _table(grid: Grid, cell: Any) -> str:
     return f'<table class="dc-cells dc-wide">{"".join(rows)}</table>'
 
 
-def _grids(data: dict[str, Any], concept: dict[str, Any]) -> str:
+def _grids(data: ReportDocument, concept: ConceptEntry) -> str:
     grid = concept_grid(data, concept)
     if grid is None:
         return _units_table(concept)
     figures = [_definition_grid(concept, name, d, grid) for name, d in concept["definitions"].items()]
-    if concept["overlap"] is not None:
+    if compared(concept):
         figures.append(_overlap_grid(concept, grid))
     return f'<div class="dc-grids">{"".join(figures)}</div>'
 
 
-def _score_cell(concept: dict[str, Any], name: str, definition: dict[str, Any]) -> Any:
+def _score_cell(concept: ConceptEntry, name: str, definition: DefinitionEntry) -> Any:
     """``cell(unit) -> <td>`` colored by the definition's primary score, and the caption's color scale text."""
     scores = definition.get("scores") or {}
     members = set(definition.get("members") or [])
@@ -271,7 +274,7 @@ def _score_cell(concept: dict[str, Any], name: str, definition: dict[str, Any]) 
     return cell, scale
 
 
-def _definition_grid(concept: dict[str, Any], name: str, definition: dict[str, Any], grid: Grid) -> str:
+def _definition_grid(concept: ConceptEntry, name: str, definition: DefinitionEntry, grid: Grid) -> str:
     criteria = definition["criteria"]
     status = definition["status"]
     primary = criteria[0]["checker"] if criteria else "score"
@@ -287,7 +290,7 @@ def _definition_grid(concept: dict[str, Any], name: str, definition: dict[str, A
     )
 
 
-def _category_cell(concept: dict[str, Any]) -> Any:
+def _category_cell(concept: ConceptEntry) -> Any:
     """``cell(unit) -> <td>`` colored by the unit's overlap category."""
     category = categories(concept, concept_units(concept))
     undetermined = concept["overlap"].get("undetermined", {})
@@ -301,7 +304,7 @@ def _category_cell(concept: dict[str, Any]) -> Any:
     return cell
 
 
-def _overlap_grid(concept: dict[str, Any], grid: Grid) -> str:
+def _overlap_grid(concept: ConceptEntry, grid: Grid) -> str:
     cell = _category_cell(concept)
     undetermined = concept["overlap"].get("undetermined", {})
 
@@ -316,13 +319,13 @@ def _overlap_grid(concept: dict[str, Any], grid: Grid) -> str:
     )
 
 
-def _units_table(concept: dict[str, Any]) -> str:
+def _units_table(concept: ConceptEntry) -> str:
     """Units without a grid (layers, models): a row per unit in the unit kind's order, each definition's primary
     score (colored, members outlined), and the overlap category."""
     units, left_out = table_units(concept, TABLE_ROWS)
     definitions = concept["definitions"]
     cells = {name: _score_cell(concept, name, d) for name, d in definitions.items()}
-    overlap = concept["overlap"] is not None
+    overlap = compared(concept)
     category_cell = _category_cell(concept) if overlap else None
     header = "".join(
         f'<th title="{escape(definition_criteria_text(d) + scale)}">{escape(name)} ({escape(d["kind"])})</th>'
@@ -351,7 +354,7 @@ def _legend_style(key: str) -> str:
     }[key]
 
 
-def _sensitivity(overlap: dict[str, Any]) -> str:
+def _sensitivity(overlap: OverlapEntry) -> str:
     rows = [
         "<tr><th>factor</th><th>Jaccard, all scaled</th><th>behavioral scaled</th><th>mechanistic scaled</th>"
         "<th>behavioral</th><th>mechanistic</th><th>both</th><th>thresholds</th></tr>"
@@ -371,7 +374,7 @@ def _sensitivity(overlap: dict[str, Any]) -> str:
     )
 
 
-def _pairs(overlap: dict[str, Any]) -> str:
+def _pairs(overlap: OverlapEntry) -> str:
     rows = [
         "<tr><th>behavioral</th><th>mechanistic</th><th>both</th><th>behavioral only</th><th>mechanistic only</th>"
         "<th>Jaccard</th><th>precision</th><th>recall</th><th>Spearman</th></tr>"

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from defcheck.diagnostics import DefcheckError
+from defcheck.report.document import upgrade
 
 REPORT_VERSION = 1
 SIGNIFICANT_DIGITS = 6
@@ -62,7 +63,8 @@ def dumps(data: Mapping[str, Any]) -> str:
 
 
 def loads(text: str | bytes) -> dict[str, Any]:
-    """Parse a saved report and check its ``report_version``; raise :class:`DefcheckError` otherwise."""
+    """Parse a saved report and check its ``report_version``; raise :class:`DefcheckError` otherwise. An older
+    version-1 document is given the current shape (:func:`~defcheck.report.document.upgrade`)."""
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as error:
@@ -77,7 +79,7 @@ def loads(text: str | bytes) -> dict[str, Any]:
         )
     if not isinstance(data.get("concepts"), dict) or not isinstance(data.get("model"), dict):
         raise DefcheckError("not a defcheck report: 'concepts' and 'model' must be objects")
-    return data
+    return upgrade(data)  # type: ignore[return-value]
 
 
 def render(report: Any) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from defcheck.report.common import (
     CATEGORY_LABELS,
     categories,
+    compared,
     concept_grid,
     concept_units,
     definition_criteria_text,
@@ -20,6 +21,7 @@ from defcheck.report.common import (
     table_units,
     unit_plural,
 )
+from defcheck.report.document import ConceptEntry, OverlapEntry, ReportDocument
 
 LISTED = 40  # unit addresses listed in a table cell before "and N more"
 GRID_COLUMNS = 32  # wider grids (neurons) are listed as a table of the units that matter instead
@@ -42,7 +44,7 @@ def _units(units: list[str] | None) -> str:
     return shown + (f", and {len(units) - LISTED} more" if len(units) > LISTED else "")
 
 
-def _metric(overlap: dict[str, Any], key: str) -> str:
+def _metric(overlap: OverlapEntry, key: str) -> str:
     value = overlap.get(key)
     if value is None:
         reason = overlap.get("undefined", {}).get(key)
@@ -50,7 +52,7 @@ def _metric(overlap: dict[str, Any], key: str) -> str:
     return number(value)
 
 
-def render_markdown(data: dict[str, Any]) -> str:
+def render_markdown(data: ReportDocument) -> str:
     lines = [f"# defcheck report: {data['model'].get('name', 'model')}", ""]
     lines += [f"Model {model_line(data)}. Report version {data['report_version']}.", ""]
     skipped = skipped_text(data)
@@ -65,8 +67,8 @@ def render_markdown(data: dict[str, Any]) -> str:
     ]
     for name, concept in concepts.items():
         overlap = concept["overlap"]
-        if overlap is None:
-            lines.append(f"| [{name}](#{name}) | {_cell(concept['note'] or 'no overlap')} | | | |")
+        if not compared(concept):
+            lines.append(f"| [{name}](#{name}) | {_cell(overlap['reason'] or 'no overlap')} | | | |")
         else:
             lines.append(
                 f"| [{name}](#{name}) | {_units(overlap['both'])} | {_units(overlap['behavioral_only'])} "
@@ -78,14 +80,14 @@ def render_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _concept(data: dict[str, Any], name: str, concept: dict[str, Any]) -> list[str]:
+def _concept(data: ReportDocument, name: str, concept: ConceptEntry) -> list[str]:
     lines = [f"## {name}", ""]
-    if concept.get("description"):
-        lines += [f"> {concept['description']}", ""]
-    lines += [concept["summary"], ""]
+    if concept.get("summary"):
+        lines += [f"> {concept['summary']}", ""]
     overlap = concept["overlap"]
+    lines += [overlap["narrative"], ""]
     plural = unit_plural(concept)
-    if overlap is not None:
+    if compared(concept):
         lines += [
             f"| overlap | {plural} |",
             "|---|---|",
@@ -111,7 +113,7 @@ def _concept(data: dict[str, Any], name: str, concept: dict[str, Any]) -> list[s
             f"| {_units(definition['members'])} | {_cell(status)} |"
         )
     lines.append("")
-    if overlap is not None:
+    if compared(concept):
         lines += _sensitivity(overlap)
         if len(overlap["pairs"]) > 1:
             lines += _pairs(overlap)
@@ -119,7 +121,7 @@ def _concept(data: dict[str, Any], name: str, concept: dict[str, Any]) -> list[s
     return lines
 
 
-def _sensitivity(overlap: dict[str, Any]) -> list[str]:
+def _sensitivity(overlap: OverlapEntry) -> list[str]:
     lines = [
         "Threshold sensitivity (Jaccard of the unions, thresholds scaled by the factor):",
         "",
@@ -136,7 +138,7 @@ def _sensitivity(overlap: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _pairs(overlap: dict[str, Any]) -> list[str]:
+def _pairs(overlap: OverlapEntry) -> list[str]:
     lines = [
         "| behavioral | mechanistic | both | behavioral only | mechanistic only | Jaccard | precision | recall "
         "| Spearman |",
@@ -151,7 +153,7 @@ def _pairs(overlap: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _scores(data: dict[str, Any], concept: dict[str, Any]) -> list[str]:
+def _scores(data: ReportDocument, concept: ConceptEntry) -> list[str]:
     """Folded scores of each definition's primary criterion: a grid per definition (rows down, e.g. layers, columns
     across, e.g. heads; members in bold) where the unit kind has a narrow one, else one table of units."""
     grid = concept_grid(data, concept)
@@ -180,7 +182,7 @@ def _scores(data: dict[str, Any], concept: dict[str, Any]) -> list[str]:
     return [*lines, "</details>", ""]
 
 
-def _score_table(concept: dict[str, Any], narrowed: bool) -> list[str]:
+def _score_table(concept: ConceptEntry, narrowed: bool) -> list[str]:
     """A row per unit: each definition's primary score (members in bold) and the overlap category. Past
     ``TABLE_ROWS`` units only the members and overlap units are listed (``narrowed``: always, for a wide grid)."""
     units = concept_units(concept)
@@ -198,7 +200,7 @@ def _score_table(concept: dict[str, Any], narrowed: bool) -> list[str]:
         title += f"; the {len(shown)} {unit_plural(concept)} some definition admits"
     lines = [f"<details><summary>{title}</summary>", ""]
     header = ["unit", *(f"{name} ({d['kind']})" for name, d in definitions.items())]
-    if concept.get("overlap") is not None:
+    if compared(concept):
         header.append("overlap")
     lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for unit in shown:
@@ -207,7 +209,7 @@ def _score_table(concept: dict[str, Any], narrowed: bool) -> list[str]:
             scores = definition.get("scores")
             text = "n/a" if scores is None else number(scores.get(unit))
             row.append(f"**{text}**" if unit in (definition.get("members") or []) else text)
-        if concept.get("overlap") is not None:
+        if compared(concept):
             row.append(CATEGORY_LABELS[category.get(unit, "neither")])
         lines.append("| " + " | ".join(_cell(cell) for cell in row) + " |")
     if left_out:

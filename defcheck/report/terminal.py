@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console, Group
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -15,6 +16,7 @@ from rich.text import Text
 from defcheck.report.common import (
     CATEGORY_LABELS,
     categories,
+    compared,
     concept_grid,
     concept_units,
     definition_criteria_text,
@@ -24,6 +26,7 @@ from defcheck.report.common import (
     table_units,
     unit_plural,
 )
+from defcheck.report.document import ConceptEntry, DefinitionEntry, OverlapEntry, ReportDocument
 
 STYLES = {
     "both": "bold white on green",
@@ -35,10 +38,11 @@ MARKS = {"both": "B+M", "behavioral_only": " B ", "mechanistic_only": " M ", "ne
 MAX_MAP_HEADS = 32  # wider grids are drawn in lines of one-character cells
 COMPACT_WIDTH = 64  # cells per line of such a compact map
 COMPACT_MARKS = {"both": "+", "behavioral_only": "B", "mechanistic_only": "M", "neither": "·"}
+NARROW = 100  # consoles narrower than this list the definitions one below the other instead of in a table
 TABLE_ROWS = 40  # units listed in the table of units without a grid (members and overlap units first)
 
 
-def print_report(data: dict[str, Any], console: Console | None = None) -> None:
+def print_report(data: ReportDocument, console: Console | None = None) -> None:
     console = console or Console()
     console.print(Text(f"defcheck report: {model_line(data)}", style="bold"))
     skipped = skipped_text(data)
@@ -47,58 +51,80 @@ def print_report(data: dict[str, Any], console: Console | None = None) -> None:
     if not data["concepts"]:
         console.print("No definitions were evaluated.")
     for name, concept in data["concepts"].items():
-        console.print(_concept(data, name, concept))
+        console.print(_concept(data, name, concept, console.width))
+
+
+def _text(text: str, style: str = "") -> Text:
+    """Text that wraps between words only: a word (a name) wider than the line ends in an ellipsis."""
+    return Text(text, style=style, overflow="ellipsis")
 
 
 def _units(units: list[str] | None, style: str = "") -> Text:
-    return Text(", ".join(units) if units else "—", style=style if units else "dim")
+    return _text(", ".join(units) if units else "—", style=style if units else "dim")
 
 
-def _concept(data: dict[str, Any], name: str, concept: dict[str, Any]) -> Panel:
+def _concept(data: ReportDocument, name: str, concept: ConceptEntry, width: int = NARROW) -> Panel:
     parts: list[Any] = []
-    if concept.get("description"):
-        parts.append(Text(concept["description"], style="italic"))
-    parts.append(Text(concept["summary"]))
+    if concept.get("summary"):
+        parts.append(_text(concept["summary"] or "", style="italic"))
     overlap = concept["overlap"]
+    parts.append(_text(overlap["narrative"]))
     plural = unit_plural(concept)
-    if overlap is not None:
+    if compared(concept):
         table = Table(title="overlap (union of each kind)", title_justify="left", show_header=False)
-        table.add_column("category")
-        table.add_column(plural)
+        table.add_column("category", overflow="ellipsis")
+        table.add_column(plural, overflow="ellipsis")
         for key in ("both", "behavioral_only", "mechanistic_only"):
-            label = Text(f"{CATEGORY_LABELS[key]} ({len(overlap[key])})", style=STYLES[key])
-            table.add_row(label, _units(overlap[key]))
+            units = overlap[key]
+            table.add_row(_text(f"{CATEGORY_LABELS[key]} ({len(units)})", STYLES[key]), _units(units))
         table.add_row(Text("neither", style=STYLES["neither"]), str(overlap["neither_count"]))
         for key in ("jaccard", "precision", "recall", "spearman"):
-            value = overlap[key]
+            value = overlap[key]  # type: ignore[literal-required]
             shown = number(value) if value is not None else f"— ({overlap['undefined'].get(key, '')})"
-            table.add_row(key, shown)
+            table.add_row(key, _text(shown))
         parts.append(table)
-    parts.append(_definitions(concept))
-    grid = _category_map(data, concept) if overlap is not None or concept_grid(data, concept) is None else None
+    parts.append(_definitions(concept) if width >= NARROW else _definition_list(concept))
+    grid = _category_map(data, concept) if compared(concept) or concept_grid(data, concept) is None else None
     if grid is not None:
         parts.append(grid)
-    if overlap is not None:
+    if compared(concept):
         parts.append(_sensitivity(overlap))
-    return Panel(Group(*parts), title=f"[bold]{name}[/bold] ({concept.get('unit', '')})", title_align="left")
+    title = Text.assemble((name, "bold"), f" ({concept.get('unit', '')})", overflow="ellipsis")
+    return Panel(Group(*parts), title=title, title_align="left")
 
 
-def _definitions(concept: dict[str, Any]) -> Table:
+def _status(definition: DefinitionEntry) -> Text:
+    if definition["status"] == "errored":
+        return _text(f"errored: {definition['error']}", "red")
+    if definition["status"] == "not_applicable":
+        return _text(f"not applicable: {definition['not_applicable']}", "yellow")
+    return _text(definition["status"].replace("_", " "))
+
+
+def _definition_list(concept: ConceptEntry) -> Group:
+    """The definitions on a narrow console: one block per definition, so that its name keeps a whole line."""
+    blocks: list[Any] = [Text("definitions", style="italic")]
+    for name, definition in concept["definitions"].items():
+        blocks.append(Text.assemble((name, "bold"), f" ({definition['kind']}): ", _status(definition)))
+        blocks.append(Padding(_text(definition_criteria_text(definition)), (0, 0, 0, 2)))
+        members = definition.get("members")
+        blocks.append(Padding(Text.assemble("members: ", _units(members)), (0, 0, 0, 2)))
+    return Group(*blocks)
+
+
+def _definitions(concept: ConceptEntry) -> Table:
     table = Table(title="definitions", title_justify="left")
     for column in ("definition", "kind", "criteria", "members", "status"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="ellipsis")
     for name, definition in concept["definitions"].items():
-        status = Text(definition["status"].replace("_", " "))
-        if definition["status"] == "errored":
-            status = Text(f"errored: {definition['error']}", style="red")
-        elif definition["status"] == "not_applicable":
-            status = Text(f"not applicable: {definition['not_applicable']}", style="yellow")
+        status = _status(definition)
         members = definition.get("members")
-        table.add_row(name, definition["kind"], definition_criteria_text(definition), _units(members), status)
+        criteria = _text(definition_criteria_text(definition))
+        table.add_row(_text(name), _text(definition["kind"]), criteria, _units(members), status)
     return table
 
 
-def _category_map(data: dict[str, Any], concept: dict[str, Any]) -> Table | None:
+def _category_map(data: ReportDocument, concept: ConceptEntry) -> Table | None:
     grid = concept_grid(data, concept)
     if grid is None:
         return _unit_table(concept)
@@ -113,7 +139,7 @@ def _category_map(data: dict[str, Any], concept: dict[str, Any]) -> Table | None
             show_header=False,
             padding=(0, 0),
         )
-        table.add_column("cells", justify="right")
+        table.add_column("cells", justify="right", overflow="ellipsis")
         table.add_column("map")
         for label, cells in grid.wrapped(COMPACT_WIDTH):
             line = Text()
@@ -123,7 +149,9 @@ def _category_map(data: dict[str, Any], concept: dict[str, Any]) -> Table | None
             table.add_row(label + " ", line)
         return table
     table = Table(title=f"{axes} (B: behavioral, M: mechanistic)", title_justify="left", padding=(0, 0))
-    table.add_column("L" if concept.get("unit") in ("attention_head", "mlp_neuron") else "", justify="right")
+    table.add_column(
+        "L" if concept.get("unit") in ("attention_head", "mlp_neuron") else "", justify="right", overflow="ellipsis"
+    )
     for column in grid.columns:
         table.add_column(column, justify="center")
     for label, cells in zip(grid.rows, grid.cells, strict=True):
@@ -135,7 +163,7 @@ def _category_map(data: dict[str, Any], concept: dict[str, Any]) -> Table | None
     return table
 
 
-def _unit_table(concept: dict[str, Any]) -> Table:
+def _unit_table(concept: ConceptEntry) -> Table:
     """Units without a grid: each unit's primary score per definition (members in bold) and its category."""
     units, left_out = table_units(concept, TABLE_ROWS)
     definitions = concept["definitions"]
@@ -144,23 +172,23 @@ def _unit_table(concept: dict[str, Any]) -> Table:
         f"; {left_out} more {unit_plural(concept)} in the JSON" if left_out else ""
     )
     table = Table(title=title, title_justify="left")
-    table.add_column(concept.get("unit", "unit"))
+    table.add_column(concept.get("unit", "unit"), overflow="ellipsis")
     for name, definition in definitions.items():
-        table.add_column(f"{name} ({definition['kind'][0].upper()})", justify="right")
-    table.add_column("overlap")
+        table.add_column(f"{name} ({definition['kind'][0].upper()})", justify="right", overflow="ellipsis")
+    table.add_column("overlap", overflow="ellipsis")
     for unit in units:
-        row: list[Any] = [unit]
+        row: list[Any] = [_text(unit)]
         for definition in definitions.values():
             scores = definition.get("scores")
             member = unit in (definition.get("members") or [])
             row.append(Text("n/a" if scores is None else number(scores.get(unit)), style="bold" if member else ""))
-        kind = category.get(unit, "neither") if concept.get("overlap") is not None else None
+        kind = category.get(unit, "neither") if compared(concept) else None
         row.append(Text(CATEGORY_LABELS[kind], style=STYLES[kind]) if kind else Text("—", style="dim"))
         table.add_row(*row)
     return table
 
 
-def _sensitivity(overlap: dict[str, Any]) -> Table:
+def _sensitivity(overlap: OverlapEntry) -> Table:
     table = Table(title="threshold sensitivity (Jaccard of the unions)", title_justify="left")
     for column in ("factor", "all scaled", "behavioral scaled", "mechanistic scaled", "B", "M", "both"):
         table.add_column(column, justify="right")
