@@ -177,6 +177,7 @@ def builtin_series(reference: str) -> tuple[list[dict[str, Any]], str]:
     metrics: dict[int, dict[str, float]] = {}
     sidecar = folder.joinpath(f"{name}-checkpoints.metrics.json")
     if sidecar.is_file():
+        # not the contract: the sweep's reader of checkpoint metrics, so that both read one format (docs/sweep.md)
         from defcheck.sweep.series import read_metadata
 
         metrics = read_metadata(sidecar.read_text(encoding="utf-8"), f"builtin:{name} checkpoint metrics")[0]

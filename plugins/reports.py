@@ -17,21 +17,21 @@ if TYPE_CHECKING:
 
 def render_json(report: Report) -> str:
     """The versioned JSON document."""
-    from defcheck.report import json
+    from defcheck.report import json  # not the contract: the core's renderer (see above)
 
     return json.render(report)
 
 
 def render_markdown(report: Report) -> str:
     """Markdown for a pull-request comment."""
-    from defcheck.report import markdown
+    from defcheck.report import markdown  # not the contract: the core's renderer (see above)
 
     return markdown.render(report)
 
 
 def render_html(report: Report) -> str:
     """One self-contained HTML page."""
-    from defcheck.report import html
+    from defcheck.report import html  # not the contract: the core's renderer (see above)
 
     return html.render(report)
 
