@@ -375,3 +375,20 @@ def test_validate_without_a_project_is_unchanged(cli, tmp_path, monkeypatch):
     assert code == 0 and "ci.yml: warning: skipped: not a concept file" in out
     code, out, _ = cli("validate", "--no-config", "--no-builtin")
     assert code == 0 and "0 concept(s)" in out
+
+
+def test_names_in_a_concept_file_with_errors_are_not_reported_again(project_dir):
+    text = (FIXTURES / "concepts" / "wide_head.yaml").read_text(encoding="utf-8").replace("wide_head", "broken_head")
+    assert "threshold:" in text
+    broken = text.replace("threshold:", "threshold: bad  # was", 1)
+    (project_dir / "concepts" / "broken_head.yaml").write_text(broken, encoding="utf-8")
+    project, _ = load_project(
+        write(project_dir, "concepts: [broken_head, wide_head.spreads_attention, broken_hed, broken_head.nope]\n")
+    )
+    registry = load_registry(
+        [project_dir / "concepts"], load_plugins(modules=["fixture_plugin"]), include_builtin=False
+    )
+    assert [d.code for d in registry.errors] == ["schema"]  # the bad threshold, in broken_head.yaml
+    assert "broken_head.spreads_attention" in registry.unloaded
+    found = [(d.field, d.code) for d in check_project(project, registry)]
+    assert found == [("concepts[2]", "unknown-concept")]  # a typo is still one; the broken file's names are not

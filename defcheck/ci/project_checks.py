@@ -50,12 +50,20 @@ def check_names(project: ProjectFile) -> list[Diagnostic]:
 
 
 def check_project(project: ProjectFile, registry: Any) -> list[Diagnostic]:
-    """Check the names in a project file against the loaded registry: concepts, definitions and selections."""
+    """Check the names in a project file against the loaded registry: concepts, definitions and selections.
+
+    A name in a concept file that was checked but not loaded (it has errors, reported on their own) is not
+    reported again here.
+    """
     concepts = set(registry.files)
     definitions = set(registry.definition_ids())
+    unloaded = set(getattr(registry, "unloaded", ()))
+    unloaded_concepts = {definition.partition(".")[0] for definition in unloaded}
     out: list[Diagnostic] = []
 
     def unknown_concept(where: FieldPath, name: str) -> None:
+        if name in unloaded_concepts:
+            return
         listing = ", ".join(sorted(concepts)) or "none loaded"
         out.append(
             project.diagnostic(
@@ -66,6 +74,8 @@ def check_project(project: ProjectFile, registry: Any) -> list[Diagnostic]:
         )
 
     def unknown_definition(where: FieldPath, ref: str) -> None:
+        if ref in unloaded:
+            return
         concept = ref.partition(".")[0]
         if concept not in concepts:
             unknown_concept(where, concept)

@@ -24,6 +24,7 @@ class Registry:
     files: dict[str, ConceptFile] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    unloaded: set[str] = field(default_factory=set)  # ids in files checked but not loaded (errors, clashes)
 
     @property
     def concepts(self) -> dict[str, Concept]:
@@ -79,6 +80,7 @@ def load_registry(
     read, problems = _read_files(sources)
     placement = place_files(read, include_builtin=include_builtin)
     registry.files = placement.files
+    registry.unloaded = placement.quiet - set(registry.definition_ids())
     registry.diagnostics = problems + placement.diagnostics
     for file in placement.checked:
         registry.diagnostics += check_semantics(file, extensions)
