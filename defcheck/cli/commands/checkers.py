@@ -37,4 +37,4 @@ def checkers(settings: Settings, markdown: bool, as_json: bool, format_name: str
         write_output(settings, output, json.dumps({"checkers": checker_rows(extensions)}, indent=2) + "\n")
     else:
         with output_console(settings, output) as console:
-            console.print(checkers_table(checker_rows(extensions)))
+            console.print(checkers_table(checker_rows(extensions), console.width))

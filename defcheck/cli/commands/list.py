@@ -57,7 +57,7 @@ def list_(
                 "No concepts loaded. Add some with --definitions PATH, or start one with `defcheck new NAME`."
             )
         for concept in payload["concepts"]:
-            console.print(concept_table(concept))
+            console.print(concept_table(concept, console.width))
     if registry.errors:
         print_diagnostics(stderr_console(), registry.errors)
         stderr_console().print(f"{len(registry.errors)} error(s): run `defcheck validate` for details", style="red")

@@ -27,4 +27,4 @@ def plugins(settings: Settings, as_json: bool, format_name: str | None, output: 
         write_output(settings, output, json.dumps(payload, indent=2) + "\n")
         return
     with output_console(settings, output) as console:
-        console.print(plugins_table(extensions.plugins, extensions.disabled))
+        console.print(plugins_table(extensions.plugins, extensions.disabled, console.width))
