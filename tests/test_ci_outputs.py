@@ -372,12 +372,18 @@ def _run_options(command: str) -> dict[str, str | bool]:
     run = main.commands["run"]
     context = run.make_context("run", words[2:])
     known = {opt for param in run.params for opt in param.opts}
+    hidden = {opt for param in run.params if getattr(param, "hidden", False) for opt in param.opts}
     options = {}
     for index, word in enumerate(words[2:]):
-        if word.startswith("--"):
+        if word.startswith("-"):
             assert word in known, f"docs/ci.md uses an unknown option {word}"
+            assert word not in hidden, f"docs/ci.md uses the deprecated option {word}"
             following = words[2 + index + 1] if 2 + index + 1 < len(words) else None
-            options[word] = following if following and not following.startswith("--") else True
+            if word == "-o" and following is not None:  # -o FORMAT=FILE: keyed by the format, as --FORMAT
+                name, _, file = following.partition("=")
+                options[f"--{name}"] = file
+            else:
+                options[word] = following if following and not following.startswith("-") else True
     assert context.params["formats"] is not None
     return options
 
@@ -449,8 +455,10 @@ def test_the_pre_commit_hooks():
 
 def test_every_run_option_is_documented_in_ci_or_cli_docs():
     docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    for option in ("--config", "--no-config", "--baseline", "--write-baseline", "--tolerance", "--junit", "--sarif"):
+    for option in ("--config", "--no-config", "--baseline", "--write-baseline", "--tolerance", "-o", "--output-dir"):
         assert f"`{option}" in docs
+    for name in ("json", "markdown", "html", "junit", "sarif", "github"):
+        assert name in docs[docs.index("## `defcheck run`") :]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "an expectation" in readme and "differs from the baseline" in readme
     help_text = textwrap.dedent(main.commands["run"].help or "")

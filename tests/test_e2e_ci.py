@@ -26,8 +26,7 @@ import pytest
 import torch
 
 DATA = Path(__file__).parent / "data"
-OUTPUTS = ("--json", "out/report.json", "--markdown", "out/report.md", "--junit", "out/junit.xml")
-OUTPUTS += ("--sarif", "out/defcheck.sarif")
+OUTPUTS = ("-o", "out/report.json", "-o", "out/report.md", "-o", "out/junit.xml", "-o", "out/defcheck.sarif")
 
 PREVIOUS = """\
 concept: previous_token_head
@@ -223,8 +222,8 @@ def test_a_changed_definition_differs_from_the_baseline(cli, project):
     Path("concepts/induction_head.yaml").write_text(text, encoding="utf-8")
     code, out, err = cli("-q", "run", "--baseline", "baseline.json", *OUTPUTS)
     assert code == 1, out + err
-    diff = out[out.index("difference(s) from the baseline") - 2 :]
-    assert diff.splitlines()[0] == "3 difference(s) from the baseline baseline.json on circuit:"
+    diff = out[out.index("circuit: ") :]  # -q: one line for the model, then only what failed
+    assert diff.splitlines()[0].endswith("; 3 difference(s) from the baseline baseline.json")
     assert (
         "definition induction_head.prefix_matching: criterion 1 (attention_pattern) changed: threshold >= 0.4" in diff
     )
@@ -243,7 +242,11 @@ def test_a_changed_definition_differs_from_the_baseline(cli, project):
     text = read("defcheck.yaml").replace("  - {unit: [1.1, 1.2], concept: induction_head, in: behavioral_only}\n", "")
     Path("defcheck.yaml").write_text(text, encoding="utf-8")
     code, out, _ = cli("-q", "run", "--baseline", "baseline.json")
-    assert code == 0 and "no differences from the baseline baseline.json on circuit" in out
+    assert (
+        code == 0
+        and out.startswith("circuit: ")
+        and out.endswith("; 0 difference(s) from the baseline baseline.json\n")
+    )
 
 
 @pytest.mark.parametrize(
@@ -286,7 +289,7 @@ def test_bad_baselines_and_paths_exit_2(cli, project):
     assert code == 2 and "this report has report_version 99, but this defcheck reads report_version 1" in err
     text = read("defcheck.yaml").replace("models:\n", "models:\n  - {name: random, ref: model/random.pt}\n")
     Path("defcheck.yaml").write_text(text, encoding="utf-8")
-    code, _, err = cli("run", "--json", "out/report.json")
+    code, _, err = cli("run", "-o", "json=out/report.json")
     assert code == 2 and "put {model} in the file name (e.g. report.{model}.json)" in err
 
 
@@ -316,7 +319,7 @@ def test_several_models(cli, project):
     text += "  - {definition: previous_token_head.attends_previous, count: 0, model: random}\n"
     Path("defcheck.yaml").write_text(text, encoding="utf-8")
     code, out, err = cli(
-        "-q", "run", "--json", "out/{model}.json", "--junit", "out/junit.xml", "--write-baseline", "b/{model}.json"
+        "-q", "run", "-o", "out/{model}.json", "-o", "junit=out/junit.xml", "--write-baseline", "b/{model}.json"
     )
     suites = ET.fromstring(read("out/junit.xml")).findall("testsuite")
     assert [suite.get("name") for suite in suites] == ["defcheck random", "defcheck circuit"]
@@ -358,7 +361,7 @@ def test_the_console_script_with_the_builtin_concepts(project):
     script = Path(sys.executable).with_name("defcheck")
     env = {**os.environ, "CI": "true"}
     done = subprocess.run(
-        [str(script), "-q", "run", "--sarif", "out.sarif", "--junit", "junit.xml", "-f", "github"],
+        [str(script), "-q", "run", "-o", "sarif=out.sarif", "-o", "junit=junit.xml", "-f", "github"],
         capture_output=True,
         text=True,
         env=env,

@@ -86,12 +86,12 @@ def plan_outputs(
 
 
 def _infer(value: str, written: list[str], known: list[str]) -> str:
-    """The format of ``-o FILE``: the only non-terminal ``-f`` given, else the one its suffix names."""
-    if len(written) == 1:
-        return written[0]
+    """The format of ``-o FILE``: the one its suffix names, else the only non-terminal ``-f`` given."""
     by_suffix = SUFFIXES.get(Path(value).suffix.lower())
     if by_suffix is not None and by_suffix in known:
         return by_suffix
+    if len(written) == 1:
+        return written[0]
     raise click.UsageError(
         f"-o {value}: say which format goes there, e.g. -o json={value} (or name the file .json, .md, .html, "
         ".sarif or .xml for JUnit)"
@@ -164,7 +164,7 @@ def show_model(settings: Settings, console: Console, plan: OutputPlan, report: A
         from defcheck.report.checks import checks_lines
 
         lines = checks_lines(report.data, quiet=settings.quiet)
-        if lines and "github" not in plan.stdout:  # github annotations already carry each finding
+        if lines and (plan.terminal or "github" not in plan.stdout):  # annotations already carry each finding
             where = console if plan.terminal else stderr_console()
             for text, style in lines:
                 where.print(text, style=style, markup=False)
@@ -200,7 +200,7 @@ def quiet_lines(data: Mapping[str, Any], name: str) -> list[tuple[str, str]]:
             total = counts["passed"] + counts["failed"] + counts["error"] + counts["skipped"]
             line += f"; expectations {counts['passed']}/{total} passed"
         if checks.get("baseline") is not None:
-            line += f"; {counts['differences']} difference(s) from the baseline"
+            line += f"; {counts['differences']} difference(s) from the baseline {checks['baseline']['file']}"
         style = {"passed": "green", "failed": "red", "error": "red"}[checks["status"]]
     failures = [(text, s) for text, s in checks_lines(data, quiet=True) if text.startswith("  ")]
     return [(line, style), *failures]

@@ -42,8 +42,8 @@ HIDDEN_FILE = {"type": click.Path(dir_okay=False, path_type=Path), "hidden": Tru
     "outputs",
     multiple=True,
     metavar="[FORMAT=]FILE",
-    help="Write FORMAT to FILE (repeatable). FORMAT defaults to the only -f given, else comes from the suffix: "
-    ".json, .md, .html, .sarif, .xml (JUnit). With several models, put {model} in FILE (sarif, junit and github "
+    help="Write FORMAT to FILE (repeatable). FORMAT defaults to the one the suffix names (.json, .md, .html, "
+    ".sarif, .xml for JUnit), else to the only -f given. With several models, put {model} in FILE (sarif, junit and github "
     "hold every model).",
 )
 @click.option(
