@@ -345,6 +345,35 @@ def defcheck_probes():
         load_plugins(modules=["fixture_plugin", "acme_probe_clash"])
 
 
+def test_disabled_leaves_out_a_plugin_by_entry_point_name_or_module(plugin_dir):
+    write_module(plugin_dir, "acme_first", GOOD.replace("{name}", "shared_name"))
+    write_module(plugin_dir, "acme_second", GOOD.replace("{name}", "shared_name"))
+    points = [EntryPoint("first", "acme_first", "defcheck"), EntryPoint("second", "acme_second", "defcheck")]
+    with pytest.raises(PluginConflictError):
+        load_plugins(entry_points=points)
+    for name in ("second", "acme_second"):
+        extensions = load_plugins(entry_points=points, disabled=[name])
+        assert extensions.owner("checkers", "shared_name") == "first"
+        assert [info.name for info in extensions.plugins] == ["first"]
+        assert extensions.disabled == ["second"]
+    extensions = load_plugins(entry_points=points, modules=["fixture_plugin"], disabled=["first", "fixture_plugin"])
+    assert [info.name for info in extensions.plugins] == ["second"]
+    assert extensions.disabled == ["first", "fixture_plugin"]
+    assert "head_norm" not in extensions.checkers
+
+
+def test_disabled_from_the_environment_and_unknown_names(plugin_dir, monkeypatch):
+    write_module(plugin_dir, "acme_first", GOOD.replace("{name}", "first_checker"))
+    points = [EntryPoint("first", "acme_first", "defcheck")]
+    monkeypatch.setenv("DEFCHECK_PLUGINS", "fixture_plugin, no:first")
+    extensions = load_plugins(entry_points=points)
+    assert [info.name for info in extensions.plugins] == ["fixture_plugin"]
+    assert extensions.disabled == ["first"]
+    monkeypatch.delenv("DEFCHECK_PLUGINS")
+    with pytest.raises(PluginNotFoundError, match=r"^-p no:frist names no installed plugin; did you mean 'first'\?$"):
+        load_plugins(entry_points=points, disabled=["frist"])
+
+
 # (e) hooks returning the wrong type, and hooks that would silently never run
 
 
