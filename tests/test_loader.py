@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from defcheck.diagnostics import Diagnostic
 from defcheck.hooks.manager import load_plugins
-from defcheck.language.concept_file import ConceptFile, find_concept_files, load_concept_file
+from defcheck.language.concept_file import ConceptFile, find_concept_files, load_concept_file, read_concept_file
 from defcheck.language.registry import load_registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -326,6 +326,24 @@ def test_several_schema_errors_in_one_file_are_all_reported(tmp_path, monkeypatc
         ["concept", "summary", "sumary", "definitions.d.kind", "definitions.d.all[0].threshold"]
     )
     assert all(d.line is not None and d.severity == "error" for d in problems)
+
+
+def test_read_concept_file_salvages_the_rest_of_a_file_with_schema_errors(tmp_path, monkeypatch):
+    (tmp_path / "part.yaml").write_text(
+        "concept: part\nsummary: s\ndefinitions:\n  good:\n    kind: mechanistic\n    source: s\n    all:\n"
+        "      - checker: head_norm\n        threshold: high\n      - checker: head_norm\n        threshold: '> 1'\n"
+        "  empty:\n    kind: behavioral\n    all: []\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    file, problems = read_concept_file(Path("part.yaml"))
+    assert [d.field for d in problems] == ["definitions.good.all[0].threshold", "definitions.empty.all"]
+    assert file is not None and not file.complete
+    assert list(file.concept.definitions) == ["good"] and file.set_aside == {"empty"}
+    assert file.is_broken("definitions", "good", "all", 0, "threshold")
+    assert not file.is_broken("definitions", "good", "all", 0, "checker")
+    assert not file.is_broken("definitions", "good", "all", 1, "threshold")
+    assert load_concept_file(Path("part.yaml")) == (None, problems)  # the strict reader refuses it
 
 
 # --- hypothesis: arbitrary input never crashes the loader ------------------------------------------------
