@@ -1,7 +1,8 @@
 """defcheck: declarative behavioral and mechanistic definitions of interpretability concepts, checked on models.
 
 The root imports neither torch nor TransformerLens: ``check`` and ``load_model`` load them when first
-used.
+used. Plugins import from :mod:`defcheck.plugin`, the plugin contract; the declarations and ``hookimpl`` exported
+here are the same objects, kept importable from the root as in 0.1.
 """
 
 from __future__ import annotations
