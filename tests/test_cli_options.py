@@ -108,14 +108,25 @@ def test_quiet_before_or_after_the_command(cli, tmp_path, where):
 
 
 @pytest.mark.parametrize(
-    "args", [["-v", "checkers"], ["checkers", "--verbose"], ["--verbose", "checkers", "-f", "json"]]
+    "args",
+    [
+        ["-v", "checkers"],
+        ["checkers", "--verbose"],
+        ["--verbose", "checkers", "-f", "json"],
+        ["list", "-v"],
+        ["-v", "validate", "--no-builtin", "--no-config"],
+        ["plugins", "-v", "-f", "json"],
+        ["report", "-v", "-f", "json", "REPORT"],
+    ],
 )
-def test_verbose_before_or_after_the_command_names_the_plugins(cli, args):
-    code, _, err = cli(*args)
+def test_verbose_before_or_after_the_command_names_the_plugins(cli, saved_report, args):
+    args = [str(saved_report) if arg == "REPORT" else arg for arg in args]
+    code, _, err = cli("-p", "no:gridworld", *args)
     assert code == 0
     (line,) = [line for line in err.splitlines() if line.startswith("plugins: ")]
     assert "concepts" in line.split(", ")
-    assert cli("checkers")[2] == ""
+    assert line.endswith("; left out: gridworld")
+    assert "plugins: " not in cli(*[arg for arg in args if arg not in ("-v", "--verbose")])[2]
 
 
 @pytest.mark.parametrize("args", [["-q", "list", "-v"], ["list", "-q", "-v"], ["-v", "-q", "schema"]])

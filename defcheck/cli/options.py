@@ -104,6 +104,6 @@ def verbosity_options() -> list[click.Option]:
             is_flag=True,
             expose_value=False,
             callback=_set_verbosity,
-            help="Print more: the plugins loaded and left out, and each note (before or after the command's name).",
+            help="Print more: the plugins loaded and those left out, on stderr (before or after the command's name).",
         ),
     ]

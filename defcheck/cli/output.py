@@ -51,11 +51,12 @@ def print_diagnostics(console: Console, diagnostics: list[Diagnostic]) -> None:
         console.print(str(diagnostic), style=style, markup=False)
 
 
-def report_plugin_problems(settings: Settings) -> None:
+def report_plugin_problems(settings: Settings, *, failures: bool = True) -> None:
     """Print the plugins that failed to load on stderr (unless ``-q``), once per invocation however often called.
 
     With ``-v``, also say which plugins loaded and which ``-p no:NAME`` left out. Every command that loads
-    plugins calls it (or shows the failures in its own output, as ``validate`` and ``plugins`` do).
+    plugins calls it; ``failures=False`` where the command shows the failures in its own output (``validate``,
+    ``plugins``).
     """
     if settings.problems_reported:
         return
@@ -68,7 +69,8 @@ def report_plugin_problems(settings: Settings) -> None:
         loaded = ", ".join(info.name for info in extensions.plugins if not info.error) or "none"
         left_out = f"; left out: {', '.join(extensions.disabled)}" if extensions.disabled else ""
         console.print(f"plugins: {loaded}{left_out}", markup=False)
-    print_diagnostics(console, extensions.problems)
+    if failures:
+        print_diagnostics(console, extensions.problems)
 
 
 def write_file(path: Path, text: str) -> None:

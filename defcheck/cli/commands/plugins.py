@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from defcheck.cli.options import chosen_format, format_option, json_option, output_option
-from defcheck.cli.output import output_console, write_output
+from defcheck.cli.output import output_console, report_plugin_problems, write_output
 from defcheck.cli.settings import Settings
 
 
@@ -22,6 +22,7 @@ def plugins(settings: Settings, as_json: bool, format_name: str | None, output: 
     from defcheck.cli.tables import plugins_table
 
     extensions = settings.extensions
+    report_plugin_problems(settings, failures=False)  # the table and the JSON show them
     if chosen_format(as_json, format_name, "table") == "json":
         payload = {"plugins": [info.to_dict() for info in extensions.plugins], "disabled": extensions.disabled}
         write_output(settings, output, json.dumps(payload, indent=2) + "\n")

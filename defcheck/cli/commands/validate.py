@@ -17,7 +17,7 @@ from defcheck.cli.options import (
     no_config_option,
     output_option,
 )
-from defcheck.cli.output import output_console, print_diagnostics, write_output
+from defcheck.cli.output import output_console, print_diagnostics, report_plugin_problems, write_output
 from defcheck.cli.settings import EXIT_FINDINGS, EXIT_OK, Settings
 
 
@@ -54,6 +54,7 @@ def validate(
 
     fmt = chosen_format(as_json, format_name, "text")
     result = validate_paths(settings, paths, no_builtin, config_path, no_config)
+    report_plugin_problems(settings, failures=False)  # they are among the diagnostics
     errors = result.errors
     if fmt == "json":
         payload = {"diagnostics": [d.to_dict() for d in result.diagnostics], "errors": len(errors)}
