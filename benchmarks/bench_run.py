@@ -349,8 +349,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     torch = _setup_torch(args)
     import transformer_lens  # noqa: F401  (imported before the measurement, as any user has)
 
-    from defcheck.hooks.manager import load_plugins
-    from defcheck.language.registry import load_registry
+    from defcheck.session import RunConfig, Session
 
     rss_imports = _status_kb("VmRSS") or _maxrss_kb()
     view, note = _view(args)
@@ -360,15 +359,17 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     if method.startswith("defcheck-composition"):
         from defcheck_plugins.circuits import composition_scores
     elif method.startswith("defcheck"):
-        extensions = load_plugins()
-        if method == "defcheck-full":  # the built-in attention-head concept files, probes resized to n
-            registry = load_registry([_registry_folder(args, "copies")], extensions, include_builtin=False)
-        elif method == "defcheck-peer":
-            registry = load_registry([_registry_folder(args, "peer")], extensions, include_builtin=False)
-        else:  # defcheck-copies
-            registry = load_registry([_registry_folder(args, "copies")], extensions, include_builtin=False)
-        if registry.errors:
-            raise SystemExit(f"registry errors: {registry.errors}")
+        # the built-in attention-head concept files, probes resized to n (full, copies), or the peer set's
+        folder = _registry_folder(args, "peer" if method == "defcheck-peer" else "copies")
+        config = RunConfig(
+            definition_paths=(str(folder.resolve()),),
+            include_builtin=False,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            device=args.device,
+        )
+        session = Session(config)  # the same code path as `defcheck run`, `defcheck sweep` and defcheck.check
+        registry = session.registry  # errors raise DefinitionsError, with every diagnostic
         setup["definitions"] = len(registry.order)
         setup["criteria"] = sum(len(registry.definition(d)[1].criteria) for d in registry.order)
         largest = _activation_bytes(view)
@@ -391,10 +392,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
             scores = composition_scores(view, method[-1])
             output["file"] = _save(args, torch, scores)
         elif method.startswith("defcheck-"):
-            from defcheck.engine.runner import evaluate
-
             largest["bytes"] = largest["batches"] = 0
-            result = evaluate(view, registry, extensions, seed=args.seed, batch_size=args.batch_size)
+            result = session.evaluate(view)
             output["errors"] = {key: d.error for key, d in result.definitions.items() if d.error}
             output["timings"] = result.timings
             output["largest_batch_bytes"] = largest["bytes"]

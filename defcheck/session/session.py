@@ -190,6 +190,21 @@ class Session:
             out.append(ModelTarget(name, project.model_reference(spec), spec.ref, options))
         return out
 
+    def evaluate(self, model: Any, *, progress: Progress | None = None) -> RunResult:
+        """Evaluate the selection on ``model`` with the config's seed and batch size (no report)."""
+        from defcheck.engine.runner import evaluate
+
+        config = self.config
+        return evaluate(
+            model,
+            self.registry,
+            self.extensions,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            definitions=self.selection(),
+            progress=progress,
+        )
+
     def run(
         self,
         model: Any,
@@ -202,21 +217,10 @@ class Session:
     ) -> tuple[RunResult, Report]:
         """Evaluate the selection on ``model`` and build its report; with ``checks`` and a project file (its
         expectations for the model ``name``) or a ``baseline`` (its file label and document), add the checks."""
-        from defcheck.engine.runner import evaluate
         from defcheck.report import Report
 
-        registry, selection = self.registry, self.selection()
-        config = self.config
-        result = evaluate(
-            model,
-            registry,
-            self.extensions,
-            seed=config.seed,
-            batch_size=config.batch_size,
-            definitions=selection,
-            progress=progress,
-        )
-        report = Report.build(result, registry, model_info)
+        result = self.evaluate(model, progress=progress)
+        report = Report.build(result, self.registry, model_info)
         project = self.project
         if checks and (project is not None or baseline is not None):
             report.set_checks(self._checks(report, name, baseline))
