@@ -225,10 +225,7 @@ def _diff_definition(
                 continue
         moved_units = _moved_scores(before.get("scores"), after.get("scores"), tolerance)
         if moved_units:
-            largest = max(
-                moved_units,
-                key=lambda u: float("inf") if None in moved_units[u] else abs(moved_units[u][1] - moved_units[u][0]),
-            )
+            largest = max(moved_units, key=lambda unit: _distance(*moved_units[unit]))
             a, b = moved_units[largest]
             add(
                 "scores",
@@ -259,6 +256,11 @@ def _diff_definition(
     return out
 
 
+def _distance(before: float | None, after: float | None) -> float:
+    """How far a score moved; a score that appeared or vanished moved the most."""
+    return float("inf") if before is None or after is None else abs(after - before)
+
+
 def _moved_scores(
     old: Mapping[str, float | None] | None, new: Mapping[str, float | None] | None, tolerance: float
 ) -> dict[str, tuple[float | None, float | None]]:
@@ -279,7 +281,8 @@ def _diff_overlap(
     if old is None or new is None:
         state = "now has an overlap" if old is None else "no longer has an overlap"
         return [Difference("overlap", state, concept, details={"old": old is not None, "new": new is not None})]
-    parts, details = [], {}
+    parts: list[str] = []
+    details: dict[str, Any] = {}
     for category in CATEGORIES:
         before, after = old.get(category, []), new.get(category, [])
         if before != after:

@@ -103,6 +103,6 @@ def check_project(project: ProjectFile, registry: Any) -> list[Diagnostic]:
         if definition is not None:
             if definition not in definitions:
                 unknown_definition((*base, "definition"), definition)
-        elif spec.concept not in concepts:  # type: ignore[union-attr]
-            unknown_concept((*base, "concept"), spec.concept)  # type: ignore[union-attr]
+        elif spec.concept not in concepts:
+            unknown_concept((*base, "concept"), str(spec.concept))
     return out

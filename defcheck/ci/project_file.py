@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -99,7 +100,7 @@ def load_project(path: Path) -> tuple[ProjectFile | None, list[Diagnostic]]:
     except ValidationError as error:
         diagnostics += [_diagnostic(document, entry, Project, ()) for entry in _one_per_field(error.errors())]
     expectations: list[Expectation] = []
-    items = raw.get("expectations") if isinstance(raw.get("expectations"), list) else []
+    items: list[Any] = raw["expectations"] if isinstance(raw.get("expectations"), list) else []
     for index, item in enumerate(items):
         where: FieldPath = ("expectations", index)
         if not isinstance(item, dict):

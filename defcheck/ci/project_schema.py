@@ -174,9 +174,10 @@ class CountExpectation(_Expectation):
             low, high = self.count.min, self.count.max
             return (low is None or number >= low) and (high is None or number <= high)
         rule = parse_threshold(self.count)
+        if not isinstance(rule, Comparison):  # the field's validator admits comparisons only
+            return False
         return {">=": number >= rule.value, ">": number > rule.value, "<=": number <= rule.value}.get(
-            rule.op,  # type: ignore[union-attr]
-            number < rule.value,  # type: ignore[union-attr]
+            rule.op, number < rule.value
         )
 
     @property
@@ -232,10 +233,10 @@ class Expectation:
 
     @property
     def concept(self) -> str:
-        spec = self.spec
-        if getattr(spec, "definition", None):
-            return str(spec.definition).partition(".")[0]  # type: ignore[union-attr]
-        return str(spec.concept)  # type: ignore[union-attr]
+        definition = getattr(self.spec, "definition", None)
+        if definition:
+            return str(definition).partition(".")[0]
+        return str(self.spec.concept)
 
     @property
     def definition(self) -> str | None:

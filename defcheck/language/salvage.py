@@ -40,7 +40,7 @@ _CRITERION = {"checker": "unknown", "threshold": ">= 0"}
 class Salvage:
     """What validation found: every schema error, and the concept that is left (``None`` if nothing is)."""
 
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[Any] = field(default_factory=list)  # pydantic's ErrorDetails
     concept: Concept | None = None
     broken: set[FieldPath] = field(default_factory=set)
     set_aside: set[str] = field(default_factory=set)

@@ -30,13 +30,13 @@ def check_semantics(file: ConceptFile, extensions: Extensions) -> list[Diagnosti
     unit_broken = file.is_broken("unit")
     unit_known = not unit_broken and concept.unit in extensions.unit_kinds
     if not unit_known and not unit_broken:
-        known = (
+        listing = (
             f"known: {', '.join(kinds)}" if kinds else "no unit kinds are registered; is the plugin 'units' installed?"
         )
         out.append(
             file.diagnostic(
                 ("unit",),
-                f"unknown unit kind '{concept.unit}'{did_you_mean(concept.unit, kinds)} ({known})",
+                f"unknown unit kind '{concept.unit}'{did_you_mean(concept.unit, kinds)} ({listing})",
                 "unknown-unit",
             )
         )
@@ -94,11 +94,11 @@ def _check_probe(
 ) -> list[Diagnostic]:
     if criterion.probe is None:
         if need == "required":
-            known = ", ".join(sorted(extensions.probes)) or "none registered"
+            listing = ", ".join(sorted(extensions.probes)) or "none registered"
             return [
                 file.diagnostic(
                     path,
-                    f"the checker '{checker}' needs a 'probe:' (inputs to observe; probes: {known})",
+                    f"the checker '{checker}' needs a 'probe:' (inputs to observe; probes: {listing})",
                     "missing-probe",
                 )
             ]

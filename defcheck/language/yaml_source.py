@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -141,15 +141,17 @@ class _Builder:
             key = self._scalar(key_node, path)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 raise _YamlProblem(f"the key {key_node.value!r} must be a plain string", key_node, path)
+            # a key is kept as YAML read it (a number, a boolean, null), as pydantic's error locations name it
+            where: FieldPath = (*path, cast("str | int", key))
             if key in result:
-                first = self.doc.keys[(*path, key)][0]
+                first = self.doc.keys[where][0]
                 raise _YamlProblem(
                     f"the key '{key}' appears twice in this mapping (first on line {first})",
                     key_node,
                     (*path, str(key)),
                 )
-            self.doc.keys[(*path, key)] = _mark(key_node)
-            result[key] = self.build(value_node, (*path, key))
+            self.doc.keys[where] = _mark(key_node)
+            result[key] = self.build(value_node, where)
         return result
 
 
