@@ -105,10 +105,11 @@ def _definition_list(concept: ConceptEntry) -> Group:
     """The definitions on a narrow console: one block per definition, so that its name keeps a whole line."""
     blocks: list[Any] = [Text("definitions", style="italic")]
     for name, definition in concept["definitions"].items():
-        blocks.append(Text.assemble((name, "bold"), f" ({definition['kind']}): ", _status(definition)))
+        line = Text.assemble((name, "bold"), f" ({definition['kind']}): ", _status(definition), overflow="ellipsis")
+        blocks.append(line)
         blocks.append(Padding(_text(definition_criteria_text(definition)), (0, 0, 0, 2)))
         members = definition.get("members")
-        blocks.append(Padding(Text.assemble("members: ", _units(members)), (0, 0, 0, 2)))
+        blocks.append(Padding(Text.assemble("members: ", _units(members), overflow="ellipsis"), (0, 0, 0, 2)))
     return Group(*blocks)
 
 
