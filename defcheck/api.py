@@ -25,12 +25,13 @@ def as_view(
     token_ids: tuple[int, int] | None = None,
 ) -> ModelView | Any:
     """Wrap a TransformerLens 4 ``TransformerBridge`` (or anything with its interface: weights by name,
-    ``run_with_cache``, ``run_with_hooks``, ``cfg``, such as a TransformerLens 3 ``HookedTransformer``) for
-    the checkers. A :class:`ModelView` is returned as it is (its token metadata overridden where given), and so is
-    a model of another kind that a plugin's loader returned (an object with a ``name`` and no ``cfg``).
+    ``run_with_cache``, ``run_with_hooks``, ``cfg``; TransformerLens 3's ``HookedTransformer`` cannot be used
+    with ``transformer_lens >= 4``: load its saved state dict with :func:`load_model` instead) for the checkers.
+    A :class:`ModelView` is returned as it is (its token metadata overridden where given), and so is a model of
+    another kind that a plugin's loader returned (an object with a ``name`` and no ``cfg``).
 
     Token metadata (which id is BOS, which ids probes may draw) comes from the arguments, else from the
-    model's tokenizer, if it has one; without either, probes stop with a clear error instead of guessing.
+    model's tokenizer, if it has one; without either, :func:`check` stops before any probe runs.
     """
     if isinstance(model, ModelView):
         if bos_token_id is None and token_ids is None:
@@ -53,8 +54,8 @@ def as_view(
         if isinstance(getattr(model, "name", None), str) and not hasattr(model, "cfg"):
             return model  # another kind of model (a plugin loader's policy set): its plugin's checkers read it
         raise DefcheckError(
-            f"cannot check a {type(model).__name__}: give a TransformerLens model (TransformerBridge or "
-            "HookedTransformer), a defcheck ModelView, or a model object a plugin's loader returned"
+            f"cannot check a {type(model).__name__}: give a TransformerLens 4 model (TransformerBridge), a defcheck "
+            "ModelView (defcheck.load_model), or a model object a plugin's loader returned"
         )
     d_vocab = int(cfg.d_vocab)
     tokenizer = getattr(model, "tokenizer", None)
