@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
 from defcheck.ci.project_checks import check_names
 from defcheck.ci.project_errors import _as_project_problem, _diagnostic, _key_hint, _one_per_field, _with_raw_units
-from defcheck.ci.project_schema import EXPECTATION_MODELS, KIND_KEYS, Expectation, ModelSpec, Project
-from defcheck.diagnostics import Diagnostic, display_path
+from defcheck.ci.project_schema import EXPECTATION_MODELS, KIND_KEYS, AnyExpectation, Expectation, ModelSpec, Project
+from defcheck.diagnostics import Diagnostic, Severity, display_path
 from defcheck.language.yaml_source import FieldPath, YamlDocument, format_field, read_yaml
 
 
@@ -35,9 +35,9 @@ class ProjectFile:
         found = self.document.position(tuple(field_path), key=key)
         return found if found else (None, None)
 
-    def diagnostic(self, field_path: FieldPath, message: str, code: str, severity: str = "error") -> Diagnostic:
+    def diagnostic(self, field_path: FieldPath, message: str, code: str, severity: Severity = "error") -> Diagnostic:
         line, column = self.position(*field_path)
-        return Diagnostic(self.label, line, column, format_field(field_path), message, severity, code)  # type: ignore[arg-type]
+        return Diagnostic(self.label, line, column, format_field(field_path), message, severity, code)
 
     def definition_paths(self) -> list[Path]:
         return [self.root / entry for entry in self.project.definitions]
@@ -130,12 +130,12 @@ def load_project(path: Path) -> tuple[ProjectFile | None, list[Diagnostic]]:
             continue
         model = EXPECTATION_MODELS[kinds[0]]
         try:
-            spec = model.model_validate(item)
+            spec = cast("AnyExpectation", model.model_validate(item))  # one of the three kinds
         except ValidationError as error:
             diagnostics += [_diagnostic(document, entry, model, where) for entry in _one_per_field(error.errors())]
             continue
         line = (document.position(where) or (None, None))[0]
-        expectations.append(Expectation(index, kinds[0], spec, line))  # type: ignore[arg-type]
+        expectations.append(Expectation(index, kinds[0], spec, line))
     if project is None:
         return None, _sorted(diagnostics)
     loaded = ProjectFile(project, path, label, document, expectations)

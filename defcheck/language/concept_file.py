@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from defcheck.diagnostics import Diagnostic, did_you_mean, display_path
+from defcheck.diagnostics import Diagnostic, Severity, did_you_mean, display_path
 from defcheck.language.salvage import validate_concept
 from defcheck.language.schema import NAME_PATTERN, REFERENCE_PATTERN, Concept
 from defcheck.language.yaml_source import FieldPath, YamlDocument, format_field, read_yaml
@@ -60,11 +60,11 @@ class ConceptFile:
         found = self.document.position(tuple(field), key=key)
         return found if found else (None, None)
 
-    def diagnostic(self, field: FieldPath, message: str, code: str, severity: str = "error") -> Diagnostic:
+    def diagnostic(self, field: FieldPath, message: str, code: str, severity: Severity = "error") -> Diagnostic:
         if len(field) > 1 and field[0] == "definitions" and self.source(field[1]) is not self:
             return self.source(field[1]).diagnostic(field, message, code, severity)
         line, column = self.position(*field)
-        return Diagnostic(self.label, line, column, format_field(field), message, severity, code)  # type: ignore[arg-type]
+        return Diagnostic(self.label, line, column, format_field(field), message, severity, code)
 
 
 def find_concept_files(path: Path) -> list[Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from defcheck.diagnostics import did_you_mean
 
@@ -88,7 +88,7 @@ def parse_threshold(raw: Any) -> Threshold:
         match = _COMPARISON.match(raw)
         if not match:
             raise ValueError(_unreadable(raw))
-        return Comparison(match.group(1), float(match.group(2)))  # type: ignore[arg-type]
+        return Comparison(cast(Operator, match.group(1)), float(match.group(2)))  # the pattern admits only these
     if isinstance(raw, dict):
         unknown = sorted(str(key) for key in raw if key not in ("top_k", "min"))  # keys may be of mixed types
         if unknown:
