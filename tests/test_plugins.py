@@ -314,7 +314,7 @@ def test_two_plugins_with_one_checker_name_is_an_error_naming_both(plugin_dir, c
         load_plugins(modules=["acme_first", "acme_second"])
     assert str(raised.value) == (
         "the checker 'shared_name' is registered by two plugins, 'acme_first' and 'acme_second'; "
-        "uninstall or rename one of them"
+        "leave one out with -p no:acme_second, or uninstall or rename one of them"
     )
 
     code, out, err = cli("--plugin", "acme_first", "--plugin", "acme_second", "plugins", "--json")

@@ -265,7 +265,7 @@ def _add(extensions: Extensions, info: PluginInfo, kind: str, items: list[Any]) 
             first = extensions.owner(kind, item.name)
             raise PluginConflictError(
                 f"the {kind[:-1].replace('_', ' ')} '{item.name}' is registered by two plugins, "
-                f"'{first}' and '{info.name}'; uninstall or rename one of them"
+                f"'{first}' and '{info.name}'; leave one out with -p no:{info.name}, or uninstall or rename one of them"
             )
         table[item.name] = item
         extensions.owners[(kind, item.name)] = info.name
