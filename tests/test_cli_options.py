@@ -114,6 +114,7 @@ def test_quiet_before_or_after_the_command(cli, tmp_path, where):
         ["checkers", "--verbose"],
         ["--verbose", "checkers", "-f", "json"],
         ["list", "-v"],
+        ["list", "-v", "--json"],
         ["-v", "validate", "--no-builtin", "--no-config"],
         ["plugins", "-v", "-f", "json"],
         ["report", "-v", "-f", "json", "REPORT"],

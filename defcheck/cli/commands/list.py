@@ -47,10 +47,11 @@ def list_(
 
     registry = load_registry(list(definition_paths), settings.extensions, include_builtin=not no_builtin)
     payload = list_payload(registry, settings.extensions)
-    if chosen_format(as_json, format_name, "table") == "json":
+    as_json = chosen_format(as_json, format_name, "table") == "json"
+    report_plugin_problems(settings, failures=not as_json)  # the JSON holds them among its diagnostics
+    if as_json:
         write_output(settings, output, json.dumps(payload, indent=2) + "\n")
         return
-    report_plugin_problems(settings)
     with output_console(settings, output) as console:
         if not payload["concepts"]:
             console.print(
