@@ -329,3 +329,11 @@ def test_the_guides_extension_example_loads(tmp_path, extensions):
     registry = load_registry([_write(tmp_path, "example.yaml", example.group(1))], extensions)
     assert registry.errors == []
     assert "induction_head.strict_k_composition" in registry.definition_ids()
+
+
+def test_a_duplicate_key_does_not_hide_an_unknown_checker(tmp_path, extensions):
+    text = BAD_THRESHOLD_AND_NAMES.replace('threshold: ">= abc"', 'threshold: ">= 0.4"\n        threshold: "> 0"')
+    registry = load_registry([_write(tmp_path, "twice.yaml", text)], extensions, include_builtin=False)
+    assert [(d.line, d.code) for d in registry.errors] == [(9, "unknown-param"), (12, "yaml"), (17, "unknown-checker")]
+    assert "the key 'threshold' appears twice" in registry.errors[1].message
+    assert registry.files == {}

@@ -93,7 +93,6 @@ def test_a_byte_order_mark_is_accepted(tmp_path):
         ),
         ("<<: {a: 1}\n", "f.yaml:1:1: merge keys ('<<') are not supported; write the keys out"),
         ("? [a]\n: 1\n", "f.yaml:1:3: a mapping key must be a plain value, not a list or mapping"),
-        ("a: 1\nb: 2\na: 3\n", "f.yaml:3:1: a: the key 'a' appears twice in this mapping (first on line 1)"),
         ("a: [*b]\n", "f.yaml:1:5: invalid YAML: found undefined alias 'b'"),
         ("a: b: c\n", "f.yaml:1:5: invalid YAML: mapping values are not allowed here; a value that contains ': ' "),
         ("a: {b: 1\n", "f.yaml:2:1: invalid YAML: while parsing a flow mapping (from line 1, column 4): expected"),
@@ -105,6 +104,15 @@ def test_a_byte_order_mark_is_accepted(tmp_path):
 )
 def test_refused_documents(text, expected):
     assert _one(text).startswith(expected)
+
+
+def test_a_duplicate_key_is_reported_and_the_first_value_kept():
+    document, problems = parse_yaml("a: 1\nb: {c: 2, c: 4}\na: 3\n", "f.yaml")
+    assert document is not None and document.data == {"a": 1, "b": {"c": 2}}
+    assert [str(p) for p in problems] == [
+        "f.yaml:2:11: b.c: the key 'c' appears twice in this mapping (first on line 2)",
+        "f.yaml:3:1: a: the key 'a' appears twice in this mapping (first on line 1)",
+    ]
 
 
 def test_an_alias_bomb_is_stopped_by_the_node_limit():

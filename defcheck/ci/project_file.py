@@ -93,7 +93,7 @@ def load_project(path: Path) -> tuple[ProjectFile | None, list[Diagnostic]]:
         kind = "a list" if isinstance(document.data, list) else f"the value {document.data!r}"
         return None, [Diagnostic(label, 1, 1, "", f"a project file is a mapping (key: value), not {kind}")]
     raw = _with_raw_units(document, path)
-    diagnostics: list[Diagnostic] = []
+    diagnostics = [_as_project_problem(d) for d in problems]  # a duplicate key: reported, the first value kept
     project: Project | None = None
     try:
         project = Project.model_validate(raw)

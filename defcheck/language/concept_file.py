@@ -91,7 +91,7 @@ def read_concept_file(path: Path, label: str | None = None) -> tuple[ConceptFile
         kind = "a list" if isinstance(document.data, list) else f"the value {document.data!r}"
         return None, [Diagnostic(label, 1, 1, "", f"a concept file is a mapping (key: value), not {kind}")]
     result = validate_concept(document.data)
-    problems = [_diagnostic(document, entry) for entry in result.errors]
+    problems += [_diagnostic(document, entry) for entry in result.errors]
     if result.concept is None:
         return None, problems
     file = ConceptFile(

@@ -85,6 +85,7 @@ class _Builder:
         self.constructor = SafeConstructor()
         self.count = 0
         self.stack: set[int] = set()
+        self.problems: list[_YamlProblem] = []  # problems that do not stop reading (a duplicate key)
 
     def build(self, node: Node, path: FieldPath) -> Any:
         self.count += 1
@@ -143,13 +144,11 @@ class _Builder:
                 raise _YamlProblem(f"the key {key_node.value!r} must be a plain string", key_node, path)
             # a key is kept as YAML read it (a number, a boolean, null), as pydantic's error locations name it
             where: FieldPath = (*path, cast("str | int", key))
-            if key in result:
+            if key in result:  # reported, and the first value kept, so the rest of the file is still checked
                 first = self.doc.keys[where][0]
-                raise _YamlProblem(
-                    f"the key '{key}' appears twice in this mapping (first on line {first})",
-                    key_node,
-                    (*path, str(key)),
-                )
+                message = f"the key '{key}' appears twice in this mapping (first on line {first})"
+                self.problems.append(_YamlProblem(message, key_node, (*path, str(key))))
+                continue
             self.doc.keys[where] = _mark(key_node)
             result[key] = self.build(value_node, where)
         return result
@@ -202,7 +201,8 @@ def _syntax_message(error: yaml.MarkedYAMLError) -> str:
 
 
 def parse_yaml(text: str, name: str) -> tuple[YamlDocument | None, list[Diagnostic]]:
-    """Parse YAML text (one document) into a :class:`YamlDocument`."""
+    """Parse YAML text (one document) into a :class:`YamlDocument`. A document comes back with the problems that
+    do not stop reading (a duplicate key: the first value is kept), else ``None`` with the one that did."""
     if not text.strip() or all(line.lstrip().startswith("#") for line in text.splitlines() if line.strip()):
         return None, [Diagnostic(name, 1, 1, "", "the file is empty; a concept file is a YAML mapping", code="empty")]
     try:
@@ -229,9 +229,14 @@ def parse_yaml(text: str, name: str) -> tuple[YamlDocument | None, list[Diagnost
             )
         ]
     doc = YamlDocument(name, None)
+    builder = _Builder(doc)
     try:
-        doc.data = _Builder(doc).build(documents[0], ())
+        doc.data = builder.build(documents[0], ())
     except _YamlProblem as problem_:
-        line, column = _mark(problem_.node) if problem_.node is not None else (None, None)
-        return None, [Diagnostic(name, line, column, format_field(problem_.path), problem_.message, code=problem_.code)]
-    return doc, []
+        return None, [_located(name, problem_)]
+    return doc, [_located(name, problem_) for problem_ in builder.problems]
+
+
+def _located(name: str, problem: _YamlProblem) -> Diagnostic:
+    line, column = _mark(problem.node) if problem.node is not None else (None, None)
+    return Diagnostic(name, line, column, format_field(problem.path), problem.message, code=problem.code)
