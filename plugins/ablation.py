@@ -207,7 +207,8 @@ def _probe_means(prepared: list[tuple[list[torch.Tensor | None], int]]) -> list[
     means: list[torch.Tensor | None] = []
     for layer in range(len(prepared[0][0])):
         parts = [sums[layer] for sums, _ in prepared]
-        means.append(None if parts[0] is None else torch.stack(parts).sum(0) / max(total, 1))  # type: ignore[misc]
+        present = [part for part in parts if part is not None]
+        means.append(None if parts[0] is None else torch.stack(present).sum(0) / max(total, 1))
     return means
 
 
@@ -221,7 +222,7 @@ def _step(context: CheckContext) -> dict[str, torch.Tensor]:
     view = context.model
     params: PathAblationParams = context.params
     probe = context.probe
-    assert probe is not None
+    assert probe is not None and probe.tokens is not None
     members = context.related_mask()
     n_layers = view.n_layers
     first = context.activation(PATTERN_HOOK.format(0))
@@ -266,8 +267,9 @@ def _step(context: CheckContext) -> dict[str, torch.Tensor]:
             )
             before.append(behavior(recomputed))
             after.append(behavior(ablated))
-        if outputs[layer] is not None:
-            removed = outputs[layer] if removed is None else removed + outputs[layer]
+        output = outputs[layer]
+        if output is not None:
+            removed = output if removed is None else removed + output
     return {"before": torch.stack(before), "after": torch.stack(after), "has_path": has_path}
 
 

@@ -123,7 +123,7 @@ def step_attention_pattern(context: CheckContext) -> torch.Tensor:
     """One batch: per-sequence scores ``[layers, batch, heads]`` (see :func:`pattern_scores`)."""
     params: PatternParams = context.params
     probe = context.probe
-    assert probe is not None
+    assert probe is not None and probe.tokens is not None
     patterns = context.stacked(PATTERN_HOOK).float()
     targets = target_mask(params.pattern, probe.tokens.to(patterns.device), probe.bos)
     per_sequence = pattern_scores(

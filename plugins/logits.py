@@ -195,7 +195,7 @@ def token_columns(context: CheckContext) -> torch.Tensor:
     (the columns of :func:`final_unembed` for the probe's tokens), the same for every layer."""
     view = context.model
     probe = context.probe
-    assert probe is not None
+    assert probe is not None and probe.tokens is not None
     transform, mean, _ = context.shared("logits.final_factors", lambda: final_factors(view))
     tokens = probe.tokens.to(transform.device)
     return torch.einsum("mn,nbk->mbk", transform, view.weight("W_U").to(transform)[:, tokens] - mean[:, None, None])
@@ -235,7 +235,7 @@ def source_shares(context: CheckContext, layer: int) -> tuple[torch.Tensor, torc
     """
     view = context.model
     probe = context.probe
-    assert probe is not None
+    assert probe is not None and probe.tokens is not None
     final = context.shared("logits.final_unembed", lambda: final_unembed(view))  # [d_model, V]
     tokens = probe.tokens.to(final.device)
     values = context.activation(V_HOOK.format(layer))  # [b, k, H, d_head]
@@ -298,7 +298,7 @@ def step_copying(context: CheckContext) -> dict[str, torch.Tensor]:
     view = context.model
     params: CopyingParams = context.params
     probe = context.probe
-    assert probe is not None
+    assert probe is not None and probe.tokens is not None
     selected = copy_positions(probe.tokens, probe.bos, params.positions)  # [b, q]
     names = ("score", "up", "down") if params.normalization == "share" else ("score",)
     per_layer: dict[str, list[torch.Tensor]] = {name: [] for name in names}
@@ -329,7 +329,7 @@ def finish_copying(context: CheckContext, partials: list[dict[str, torch.Tensor]
     view = context.model
     params: CopyingParams = context.params
     probe = context.probe
-    assert probe is not None
+    assert probe is not None and probe.tokens is not None
     units = view.unit_names()
     shape = (view.n_layers, view.n_heads)
     if not copy_positions(probe.tokens, probe.bos, params.positions).any():
@@ -378,7 +378,7 @@ def step_direct_logit_attribution(context: CheckContext) -> torch.Tensor:
     view = context.model
     params: DLAParams = context.params
     probe = context.probe
-    assert probe is not None
+    assert probe is not None and probe.tokens is not None
     tokens = probe.tokens
     selected = predictable_positions(tokens, probe.bos, params.positions)
     if not selected.any():
@@ -409,7 +409,7 @@ def finish_direct_logit_attribution(context: CheckContext, partials: list[torch.
     view = context.model
     params: DLAParams = context.params
     probe = context.probe
-    assert probe is not None
+    assert probe is not None and probe.tokens is not None
     scores = Scores(torch.cat(partials, dim=1).nanmean(1))
     if not predictable_positions(probe.tokens, probe.bos, params.positions).any():
         scores.mark_undefined(

@@ -163,8 +163,9 @@ def _direct_read(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor, tor
     norm = model.normalization
     if norm in ("LN", "LNPre", "RMS", "RMSPre"):
         scales = [model.ln_weight(layer, "ln2") for layer in range(model.n_layers)]
-        if all(scale is not None for scale in scales):
-            w_in = w_in * torch.stack(scales).float()[:, :, None]  # type: ignore[arg-type]
+        present = [scale for scale in scales if scale is not None]
+        if len(present) == len(scales):
+            w_in = w_in * torch.stack(present).float()[:, :, None]
     centered = norm in ("LN", "LNPre")
     if centered:
         w_in = w_in - w_in.mean(1, keepdim=True)

@@ -60,6 +60,7 @@ def _random_blocks(ids: torch.Tensor, n: int, length: int, generator: torch.Gene
 def _with_bos(tokens: torch.Tensor, space: TokenSpace, bos: bool) -> torch.Tensor:
     if not bos:
         return tokens
+    assert space.bos_token_id is not None  # _use_bos allows bos only with a BOS id
     return torch.cat([torch.full((tokens.shape[0], 1), space.bos_token_id, dtype=tokens.dtype), tokens], dim=1)
 
 
@@ -72,7 +73,7 @@ def build_repeated(request: ProbeRequest) -> ProbeBatch:
     """``[BOS] + noise + R * repeats`` where R is a random block of length L; sequences padded to one length
     with random noise in front so several L share a batch. ``info['length']`` gives L per sequence."""
     params: RepeatedParams = request.params
-    space = request.tokens
+    space = request.vocabulary()
     ids = space.usable_ids()
     if ids.numel() < 2:
         raise DefcheckError("the model has fewer than 2 usable token ids")
@@ -100,7 +101,7 @@ def build_repeated(request: ProbeRequest) -> ProbeBatch:
 def build_random(request: ProbeRequest) -> ProbeBatch:
     """Uniformly random usable token ids."""
     params: RandomParams = request.params
-    space = request.tokens
+    space = request.vocabulary()
     ids = space.usable_ids()
     bos = _use_bos(space, params.bos)
     _check_fits(params.length + int(bos), request)
@@ -112,7 +113,7 @@ def build_random(request: ProbeRequest) -> ProbeBatch:
 def build_file(request: ProbeRequest) -> ProbeBatch:
     """A user's text or token ids from a local file, cut into sequences of ``length`` tokens."""
     params: FileParams = request.params
-    space = request.tokens
+    space = request.vocabulary()
     path = Path(params.path)
     try:
         text = path.read_text(encoding="utf-8")

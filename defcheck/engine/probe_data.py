@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from defcheck._lazy import torch
+from defcheck.diagnostics import DefcheckError
 from defcheck.models.view import TokenSpace
 
 
@@ -77,3 +78,11 @@ class ProbeRequest:
     n_ctx: int
     tokenizer: Any = None
     model: Any = None
+
+    def vocabulary(self) -> TokenSpace:
+        """``tokens``, for a probe that draws token ids: a model without token metadata is refused in one sentence."""
+        if self.tokens is None:
+            raise DefcheckError(
+                "this probe draws token ids, and the model has no token metadata (its vocabulary and BOS id)"
+            )
+        return self.tokens

@@ -30,11 +30,13 @@ def defcheck_checkers() -> list[Checker]:
     ``mechanism``), the unit kind it scores, its parameter model, and whether it needs a probe and a
     ``with:`` relation.
     """
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations
 
 
 @hookspec
 def defcheck_probes() -> list[Probe]:
     """Return the probes (seeded input sets) this plugin provides."""
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations
 
 
 @hookspec
@@ -45,18 +47,22 @@ def defcheck_unit_kinds() -> list[UnitKind]:
     addressed, and how reports lay them out (a grid or a table). A concept's ``unit:`` names one, and a
     checker's ``unit`` says which kinds it scores.
     """
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations
 
 
 @hookspec
 def defcheck_model_loaders() -> list[ModelLoader]:
     """Return the model loaders this plugin provides (``builtin:``, ``tl:``, checkpoint files, ...)."""
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations
 
 
 @hookspec
 def defcheck_report_formats() -> list[ReportFormat]:
     """Return the report formats this plugin provides (``json``, ``markdown``, ``html``, ...)."""
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations
 
 
 @hookspec
 def defcheck_concept_folders() -> list[ConceptFolder]:
     """Return folders of concept files this plugin ships; they load with the built-in definitions."""
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations

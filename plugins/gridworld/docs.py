@@ -90,9 +90,12 @@ def _scores_table(concept: Any, md: Any, trained: dict[str, Any]) -> str:
 def _extra_measurements(page: Any) -> dict[str, Any]:
     """What the reports do not hold: first-layer decoding, and how the p0.1 policy fails."""
     # not the contract: this page's generator loads the shipped policies as the command line would
+    from defcheck_plugins.gridworld.policy import PolicySet
+
     from defcheck.models.loading import load_model
 
     policies = load_model(TRAINED, page.extensions)
+    assert isinstance(policies, PolicySet), type(policies)
     probe = plugin.build_episodes(ProbeRequest(plugin.EpisodesParams(**DEPLOYMENT), None, 0, 0, None, policies))
     agent, goal = probe.info["agent"], probe.info["goal"]
     generator = torch.Generator().manual_seed(0)
@@ -119,7 +122,8 @@ def _extra_measurements(page: Any) -> dict[str, Any]:
 
 def section(page: Any) -> str:
     """The Markdown of the policies section."""
-    import make_beyond_heads_docs as md  # the docs script's helpers: it is running, and its folder is on sys.path
+    # the docs script's helpers: it is running, and its folder is on sys.path (not on mypy's)
+    import make_beyond_heads_docs as md  # type: ignore[import-not-found]
 
     trained_report = page.check(TRAINED, [CONCEPT])
     concept = trained_report.concepts[CONCEPT]

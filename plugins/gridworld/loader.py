@@ -135,7 +135,7 @@ def policy_set(
 def load_shipped(which: str, reference: str) -> PolicySet:
     """``gridworld:policies`` (trained, from the package's weights) or ``gridworld:constructed`` (built here)."""
     if which == "constructed":
-        config = {"size": CONSTRUCTED_SIZE, "hidden": list(CONSTRUCTED_HIDDEN)}
+        config: dict[str, Any] = {"size": CONSTRUCTED_SIZE, "hidden": list(CONSTRUCTED_HIDDEN)}
         return policy_set(
             constructed_states(),
             config,
