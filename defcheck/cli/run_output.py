@@ -191,7 +191,7 @@ def quiet_lines(data: Mapping[str, Any], name: str) -> list[tuple[str, str]]:
     concepts = data.get("concepts", {})
     definitions = sum(len(body.get("definitions", {})) for body in concepts.values())
     errors = len(errored_definitions(data))
-    line = f"{name}: {len(concepts)} concepts, {definitions} definitions, {errors} errors"
+    line = f"{name}: {_count(len(concepts), 'concept')}, {_count(definitions, 'definition')}, {_count(errors, 'error')}"
     checks = data.get("checks")
     style = "red" if errors else "green"
     if checks is not None:
@@ -204,3 +204,7 @@ def quiet_lines(data: Mapping[str, Any], name: str) -> list[tuple[str, str]]:
         style = {"passed": "green", "failed": "red", "error": "red"}[checks["status"]]
     failures = [(text, s) for text, s in checks_lines(data, quiet=True) if text.startswith("  ")]
     return [(line, style), *failures]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
