@@ -158,7 +158,7 @@ def test_github_format_prints_each_finding_on_stdout_only(cli, project):
 @pytest.mark.parametrize("command", [("run", "--no-config"), ("sweep", "--no-config", "-k", "builtin:toy-induction@*")])
 def test_an_unknown_concept_is_an_error_with_a_did_you_mean(cli, here, command):
     code, out, err = cli(*command, "-c", "previous_token_haed")
-    assert code == 2
+    assert (code, out) == (2, "")
     assert (
         err.strip() == "error: unknown concept or definition: previous_token_haed; did you mean 'previous_token_head'?"
     )
