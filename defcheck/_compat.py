@@ -40,12 +40,16 @@ MOVED: dict[str, str] = {
     "defcheck.plots": "defcheck.sweep.plots",
     "defcheck.report.sweep_html": "defcheck.sweep.html",
     "defcheck.models.constructed": "defcheck_plugins.constructed",
+    "defcheck.models.weights": "defcheck_plugins.weights",
 }
 
 
 class _Alias(importlib.abc.Loader):
+    """Loads an old path as the module at its new path (the same object), warning once per process."""
+
     def __init__(self, new: str) -> None:
         self.new = new
+        self.spec: importlib.machinery.ModuleSpec | None = None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         warnings.warn(
@@ -53,11 +57,14 @@ class _Alias(importlib.abc.Loader):
             DeprecationWarning,
             stacklevel=2,
         )
-        return importlib.import_module(self.new)
+        module = importlib.import_module(self.new)
+        self.spec = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        # the module at the new path is executed already; the old name is bound to it by the import system
-        return None
+        # The module at the new path is executed already and the import system binds the old name to it, but it
+        # also gave it the old path's spec: give it back its own (importlib.resources, reload and pickle read it).
+        module.__spec__ = self.spec
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder):

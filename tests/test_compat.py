@@ -64,6 +64,7 @@ def test_old_path_is_the_new_module_and_warns_naming_it(old):
         new = importlib.import_module({new!r})
         assert old is new, (old, new)
         assert sys.modules[{old!r}] is new
+        assert new.__spec__.name == {new!r} and new.__name__ == {new!r}, new.__spec__  # its own spec, kept
         messages = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
         assert any({new!r} in message and {old!r} in message for message in messages), messages
         """
@@ -91,6 +92,16 @@ def test_moved_targets_exist_and_no_old_path_is_a_real_module():
         path = getattr(package, "__path__", None)
         assert path is not None, f"{parent} is not a package"
         assert importlib.machinery.PathFinder.find_spec(old, path) is None, f"{old} is a real module again ({leaf})"
+
+
+def test_the_shipped_weights_are_found_at_their_old_package_path():
+    from importlib import resources
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old = sorted(entry.name for entry in resources.files("defcheck.models.weights").iterdir())
+    new = sorted(entry.name for entry in resources.files("defcheck_plugins.weights").iterdir())
+    assert old == new and "toy-induction.pt" in new
 
 
 def test_the_names_defcheck_exported_still_work():
