@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from defcheck.engine.results import CriterionResult, DefinitionResult, definition_status
+from defcheck.engine.results import CriterionResult, DefinitionResult, definition_status, members_of, scored
 from defcheck.engine.sensitivity import SensitivityRow
 from defcheck.engine.sensitivity import union as union_mask
 
@@ -86,15 +86,14 @@ def undetermined_mask(result: DefinitionResult) -> torch.Tensor:
 
     A criterion that does not apply to the model at all counts as failed here, not as undefined per unit.
     """
-    assert result.members is not None
-    defined = torch.stack(
-        [~torch.isnan(c.scores.values) | bool(c.scores.not_applicable) for c in result.criteria]  # type: ignore[union-attr]
-    )
-    passed = torch.stack([c.passed for c in result.criteria])  # type: ignore[misc]
+    members = members_of(result)
+    criteria = [scored(c) for c in result.criteria]
+    defined = torch.stack([~torch.isnan(scores.values) | bool(scores.not_applicable) for scores, _ in criteria])
+    passed = torch.stack([mask for _, mask in criteria])
     if result.combinator == "all":
         decided = (defined & ~passed).any(0)
-        return ~result.members & ~decided
-    return ~result.members & (~defined).any(0)
+        return ~members & ~decided
+    return ~members & (~defined).any(0)
 
 
 def divergences(
@@ -114,7 +113,7 @@ def divergences(
     for units, admitting, other, phrase in sides:
         for unit in units:
             i = index[unit]
-            which = [name for name, result in admitting.items() if bool(result.members.flatten()[i])]  # type: ignore[union-attr]
+            which = [name for name, result in admitting.items() if bool(members_of(result).flatten()[i])]
             by = f" ({', '.join(which)})" if len(admitting) > 1 else ""
             failures = []
             for name, result in other.items():
@@ -192,7 +191,7 @@ def _count(n: int, unit: Nouns) -> str:
 
 def union_shape(side: dict[str, DefinitionResult]) -> torch.Size:
     """The shape of the members of one side's definitions."""
-    return next(iter(side.values())).members.shape  # type: ignore[union-attr]
+    return members_of(next(iter(side.values()))).shape
 
 
 def _range_text(rows: list[SensitivityRow]) -> str:
@@ -276,7 +275,7 @@ def one_sided_narrative(
     for name, result in results.items():
         status, reason = definition_status(result)
         if status == "ok":
-            members = units_of(result.members, names)  # type: ignore[arg-type]
+            members = units_of(members_of(result), names)
             listed = f" ({_listing(members)})" if members else ""
             parts.append(f"{name} ({result.kind}) admits {_count(len(members), unit)}{listed}.")
         elif status == "errored":

@@ -39,7 +39,7 @@ from defcheck.engine.narrative import (
     one_sided_narrative,
     units_of,
 )
-from defcheck.engine.results import DefinitionResult, RunResult, definition_status
+from defcheck.engine.results import DefinitionResult, RunResult, definition_status, members_of, scored
 from defcheck.engine.sensitivity import FACTORS, SensitivityRow, sensitivity, union
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def _compare(
     if len(behavioral) == 1 and len(mechanistic) == 1:
         (b_result,) = behavioral.values()
         (m_result,) = mechanistic.values()
-        rho, used, reason = spearman(b_result.scores.values, m_result.scores.values)  # type: ignore[union-attr]
+        rho, used, reason = spearman(scored(b_result.criteria[0])[0].values, scored(m_result.criteria[0])[0].values)
     else:
         rho, used, reason = None, 0, "a union of several definitions has no single score; see the pairs"
     if reason:
@@ -264,7 +264,7 @@ def concept_overlap(
         note = missing_note(results, behavioral, mechanistic, excluded, unselected)
         text = one_sided_narrative(concept, nouns, results, names, note)
         return ConceptOverlap(concept, unit, None, [], [], {}, {}, excluded, note, text, nouns, names_by_kind)
-    shape = next(iter(behavioral.values())).members.shape  # type: ignore[union-attr]
+    shape = members_of(next(iter(behavioral.values()))).shape
     compared = _compare(behavioral, mechanistic, names, shape)
     pairs = [
         _compare({b: b_result}, {m: m_result}, names, shape)

@@ -65,6 +65,18 @@ class RunResult:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
+def scored(criterion: CriterionResult) -> tuple[Scores, torch.Tensor]:
+    """A criterion's scores and passed mask, which every criterion of a definition that did not error has."""
+    assert criterion.scores is not None and criterion.passed is not None, f"{criterion.checker} has no scores"
+    return criterion.scores, criterion.passed
+
+
+def members_of(result: DefinitionResult) -> torch.Tensor:
+    """The members of a definition that did not error (the overlap compares only those)."""
+    assert result.members is not None, f"{result.id} errored"
+    return result.members
+
+
 def definition_status(result: DefinitionResult) -> tuple[str, str | None]:
     """``("ok", None)``, ``("errored", message)`` or ``("not_applicable", reason)``.
 

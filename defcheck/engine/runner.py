@@ -38,7 +38,7 @@ import torch
 from defcheck.diagnostics import DefcheckError
 from defcheck.engine.context import CheckContext
 from defcheck.engine.probe_data import ProbeBatch, ProbeRequest
-from defcheck.engine.results import CriterionResult, DefinitionResult, RunResult
+from defcheck.engine.results import CriterionResult, DefinitionResult, RunResult, scored
 from defcheck.engine.scheduling import concept_units, related_ids, related_members, selected
 from defcheck.engine.scores import NotApplicable, Scores
 from defcheck.engine.tasks import (
@@ -54,6 +54,7 @@ from defcheck.engine.tasks import (
     wants_prepare,
 )
 from defcheck.engine.units import Units
+from defcheck.hooks.declarations import Streamed
 from defcheck.hooks.manager import Extensions
 from defcheck.language.registry import Registry
 from defcheck.models.view import ModelView
@@ -99,8 +100,8 @@ class _Run:
             for criterion in definition.criteria:
                 checker = extensions.checkers[criterion.checker]
                 keyed = probe_params(extensions, criterion)
-                if keyed is not None:
-                    self.plan.setdefault(keyed[0], (criterion.probe.name, keyed[1]))  # type: ignore[union-attr]
+                if keyed is not None and criterion.probe is not None:
+                    self.plan.setdefault(keyed[0], (criterion.probe.name, keyed[1]))
                 related = targets.get(id(criterion), [])
                 signature = json.dumps(
                     [checker.name, criterion.params, keyed[0] if keyed else None, related, units.kind],
@@ -134,11 +135,11 @@ class _Run:
             ready = [task for task in pending if all(self._resolved(r, known) for r in task.related)]
             if not ready:
                 raise DefcheckError("cannot order the probes' forward passes: the with: references form a cycle")
-            keys = list(dict.fromkeys(task.probe for task in ready))
+            keys = list(dict.fromkeys(task.probe for task in ready if task.probe is not None))
             # prefer a probe all of whose waiting criteria can run now: then one pass serves them all
             whole = [key for key in keys if all(t in ready for t in pending if t.probe == key)]
             key = (whole or keys)[0]
-            self._probe_pass(key, [task for task in ready if task.probe == key])  # type: ignore[arg-type]
+            self._probe_pass(key, [task for task in ready if task.probe == key])
         definitions = {definition_id: self.results[definition_id] for definition_id in self.order}
         units = {concept: self.units[concept] for concept in dict.fromkeys(d.partition(".")[0] for d in self.order)}
         return RunResult(self.model, self.seed, definitions, self.probes, self.timings, units, self.skipped)
@@ -180,7 +181,7 @@ class _Run:
         if errors:
             result.error = "; ".join(errors)
         else:
-            stacked = torch.stack([c.passed for c in result.criteria])  # type: ignore[misc]
+            stacked = torch.stack([scored(c)[1] for c in result.criteria])
             result.members = stacked.all(0) if definition.combinator == "all" else stacked.any(0)
         return result
 
@@ -315,7 +316,7 @@ class _Run:
         ``whole`` jobs (activations concatenated, then ``score``). Returns the seconds spent scoring."""
         names = sorted({name for job in [*streamed, *whole] for name in job.names})
         kept = sorted({name for job in whole for name in job.names})
-        logits_needed = bool(whole) or any(job.task.checker.streamed.logits for job in streamed)  # type: ignore[union-attr]
+        logits_needed = bool(whole) or any(_streamed(job).logits for job in streamed)
         logits_parts: list[torch.Tensor] = []
         parts: dict[str, list[torch.Tensor]] = {name: [] for name in kept}
         scoring = 0.0
@@ -338,7 +339,8 @@ class _Run:
                     prepared=job.prepared,
                 )
                 function, kept_in = (declaration.prepare, job.prepared) if prepare else (declaration.step, job.partials)
-                partial, spent = self._timed(job, function, context, last=False)  # type: ignore[arg-type]
+                assert function is not None  # prepare passes run only for jobs that have one (wants_prepare)
+                partial, spent = self._timed(job, function, context, last=False)
                 scoring += spent
                 if not job.done:
                     kept_in.append(partial)
@@ -418,6 +420,13 @@ def evaluate(
         raise DefcheckError("the definitions have errors; run `defcheck validate` first")
     order = selected(registry, definitions)
     return _Run(model, registry, extensions, order, seed, batch_size, progress).evaluate()
+
+
+def _streamed(job: Job) -> Streamed:
+    """The streamed declaration of a job the pass scores batch by batch."""
+    declaration = job.task.checker.streamed
+    assert declaration is not None
+    return declaration
 
 
 _selected = selected  # the name other modules used before the split

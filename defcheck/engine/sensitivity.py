@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from defcheck.engine.metrics import jaccard
-from defcheck.engine.results import DefinitionResult
+from defcheck.engine.results import DefinitionResult, members_of, scored
 
 FACTORS: tuple[float, ...] = (0.75, 0.9, 1.0, 1.1, 1.25)
 """Threshold scale factors of the sensitivity table (1.0 is the run's own thresholds)."""
@@ -48,9 +48,8 @@ class SensitivityRow:
 def members(result: DefinitionResult, factor: float = 1.0) -> torch.Tensor:
     """The definition's members with every threshold scaled by ``factor`` (its members as run for 1.0)."""
     if factor == 1.0:
-        assert result.members is not None
-        return result.members
-    passed = [c.threshold.scaled(factor).select(c.scores.values) for c in result.criteria]  # type: ignore[union-attr]
+        return members_of(result)
+    passed = [c.threshold.scaled(factor).select(scored(c)[0].values) for c in result.criteria]
     stacked = torch.stack(passed)
     return stacked.all(0) if result.combinator == "all" else stacked.any(0)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from defcheck.engine.overlap import analyze, unit_names
 from defcheck.engine.probe_data import ProbeBatch
@@ -17,9 +17,12 @@ from defcheck.report.document import (
     ConceptEntry,
     CriterionEntry,
     DefinitionEntry,
+    GridEntry,
     ModelEntry,
+    OverlapEntry,
     ProbeEntry,
     ReportDocument,
+    Threshold,
 )
 from defcheck.report.json import REPORT_VERSION, canonical, round_float
 
@@ -59,11 +62,11 @@ def build_data(
             "unit_noun": singular,
             "unit_plural": plural,
             "units": list(names),
-            "grid": units.grid_json() if units is not None else _head_grid(names),  # type: ignore[typeddict-item]
+            "grid": _grid(units.grid_json()) if units is not None else _head_grid(names),
             "summary": spec.summary if spec else None,
             "references": list(spec.references) if spec else [],
             "definitions": definitions,
-            "overlap": overlap.to_dict(),  # type: ignore[typeddict-item]
+            "overlap": cast(OverlapEntry, overlap.to_dict()),  # the engine writes this shape; it knows no report types
             "note": overlap.note,
             "file": _where(file, "concept")[0],
             "line": _where(file, "concept")[1],
@@ -79,7 +82,12 @@ def build_data(
     return canonical(data)
 
 
-def _head_grid(names: list[str]) -> dict[str, list[str]] | None:
+def _grid(labels: dict[str, list[str]] | None) -> GridEntry | None:
+    """The unit kind's grid labels as the document's ``grid`` object."""
+    return None if labels is None else {"rows": labels["rows"], "columns": labels["columns"]}
+
+
+def _head_grid(names: list[str]) -> GridEntry | None:
     """The layer x head grid of a run built without unit kinds (its units are head addresses ``L.H``)."""
     pairs = [name.split(".") for name in names]
     if not pairs or any(len(pair) != 2 or not all(part.isdigit() for part in pair) for pair in pairs):
@@ -118,7 +126,7 @@ def _model(run: RunResult, extra: Mapping[str, Any] | None) -> ModelEntry:
     out["tokens"] = tokens.to_dict() if tokens is not None else None
     out["info"] = dict(getattr(view, "info", {}) or {})
     out.update(extra or {})
-    return out  # type: ignore[return-value]
+    return cast(ModelEntry, out)  # keys chosen at run time, each one of ModelEntry's
 
 
 def _probe(batch: ProbeBatch) -> ProbeEntry:
@@ -153,7 +161,7 @@ def _criterion(result: CriterionResult, spec: Criterion | None, names: list[str]
         "params": dict(spec.params) if spec is not None else {},
         "probe": result.probe,
         "with": list(spec.with_ or []) if spec is not None else [],
-        "threshold": result.threshold.to_json(),  # type: ignore[typeddict-item]  # a rank rule's dict is a RankRule
+        "threshold": cast(Threshold, result.threshold.to_json()),  # a rank rule's dict is a RankRule
         "scores": None,
         "passed": None,
         "undefined": {},

@@ -23,6 +23,7 @@ __all__ = [
     "RankRule",
     "ReportDocument",
     "SensitivityEntry",
+    "Threshold",
     "empty_overlap",
     "upgrade",
 ]
@@ -224,11 +225,11 @@ def empty_overlap(
     }
 
 
-def upgrade(data: dict[str, Any]) -> ReportDocument:
+def upgrade(data: dict[str, Any]) -> None:
     """``data`` (a parsed version-1 document) in the current shape, changed in place: a concept's
     ``description`` becomes its ``summary`` and its old ``summary`` the overlap's ``narrative``; a ``null``
     overlap becomes an empty one whose ``reason`` is the concept's ``note``; missing unit nouns fall back to
-    the unit kind's name. A current document is returned as it is."""
+    the unit kind's name. A current document is left as it is."""
     for concept in (data.get("concepts") or {}).values():
         if not isinstance(concept, dict):
             continue
@@ -256,4 +257,3 @@ def upgrade(data: dict[str, Any]) -> ReportDocument:
         kind = str(concept.get("unit") or "unit")
         concept.setdefault("unit_noun", kind)
         concept.setdefault("unit_plural", kind)
-    return data  # type: ignore[return-value]

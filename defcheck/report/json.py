@@ -79,7 +79,8 @@ def loads(text: str | bytes) -> dict[str, Any]:
         )
     if not isinstance(data.get("concepts"), dict) or not isinstance(data.get("model"), dict):
         raise DefcheckError("not a defcheck report: 'concepts' and 'model' must be objects")
-    return upgrade(data)  # type: ignore[return-value]
+    upgrade(data)
+    return data
 
 
 def render(report: Any) -> str:

@@ -78,8 +78,8 @@ def _concept(data: ReportDocument, name: str, concept: ConceptEntry, width: int 
             units = overlap[key]
             table.add_row(_text(f"{CATEGORY_LABELS[key]} ({len(units)})", STYLES[key]), _units(units))
         table.add_row(Text("neither", style=STYLES["neither"]), str(overlap["neither_count"]))
-        for key in ("jaccard", "precision", "recall", "spearman"):
-            value = overlap[key]  # type: ignore[literal-required]
+        metrics = ("jaccard", overlap["jaccard"]), ("precision", overlap["precision"]), ("recall", overlap["recall"])
+        for key, value in (*metrics, ("spearman", overlap["spearman"])):
             shown = number(value) if value is not None else f"— ({overlap['undefined'].get(key, '')})"
             table.add_row(key, _text(shown))
         parts.append(table)
