@@ -199,7 +199,7 @@ def test_each_report_is_what_defcheck_run_writes_for_that_checkpoint(first_sweep
     block = report.pop("sweep")
     assert block["step"] == 1000 and block["key"].startswith("sha256:") and block["metrics"]["repeat_loss"] > 0
     run = ("-q", "run", "--model", "builtin:toy-induction@1000", "-c", "induction_head", "--no-config")
-    code, _, _ = cli(*run, "--json", str(tmp_path / "run.json"))
+    code, _, _ = cli(*run, "-o", f"json={tmp_path / 'run.json'}")
     assert code == 0
     assert json.loads((tmp_path / "run.json").read_text()) == report
 

@@ -116,21 +116,11 @@ class Session:
         return self._selection or None
 
     def selected_ids(self) -> list[str]:
-        """The ids of the definitions a run evaluates: the selection and what its ``with:`` refers to."""
-        registry = self.registry
-        selection = self.selection()
-        wanted = [d for d in registry.order if selection is None or d in selection or d.partition(".")[0] in selection]
-        seen: set[str] = set()
-        while wanted:
-            current = wanted.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            concept = current.partition(".")[0]
-            _, definition = registry.definition(current)
-            for criterion in definition.criteria:
-                wanted += [target if "." in target else f"{concept}.{target}" for target in criterion.with_ or []]
-        return [d for d in registry.order if d in seen]
+        """The ids of the definitions a run evaluates: the selection and what its ``with:`` refers to (the
+        runner's own rule, :func:`defcheck.engine.scheduling.selected`)."""
+        from defcheck.engine.scheduling import selected
+
+        return selected(self.registry, self.selection())
 
     def selected_concepts(self) -> list[str]:
         """The concepts whose definitions a run evaluates, sorted."""
