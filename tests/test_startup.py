@@ -86,3 +86,62 @@ def test_the_check_is_not_vacuous(tmp_path):
         tmp_path,
     )
     assert result.returncode != 0 and "loading a model imported ['torch', 'transformer_lens']" in result.stderr
+
+
+# defcheck._lazy: how the engine's types and the built-in plugins name torch without importing it
+
+
+def test_a_lazy_module_imports_on_first_attribute_and_keeps_it(tmp_path, monkeypatch):
+    from defcheck._lazy import LazyModule
+
+    (tmp_path / "lazy_start_target.py").write_text("VALUE = 42\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lazy_start_target", raising=False)
+    lazy = LazyModule("lazy_start_target")
+    assert not hasattr(lazy, "__wrapped__")  # dunders (copy, pickle, inspect probe them) never import
+    assert "lazy_start_target" not in sys.modules
+    assert lazy.VALUE == 42
+    assert "lazy_start_target" in sys.modules and lazy.__dict__["VALUE"] == 42  # read directly from now on
+    with pytest.raises(AttributeError):
+        _ = lazy.MISSING
+
+
+def test_no_grad_applies_on_call_to_functions_and_generators():
+    import torch
+
+    from defcheck._lazy import no_grad
+
+    @no_grad
+    def grad_inside() -> bool:
+        return torch.is_grad_enabled()
+
+    @no_grad
+    def steps():
+        yield torch.is_grad_enabled()
+        yield torch.is_grad_enabled()
+
+    assert torch.is_grad_enabled()
+    assert grad_inside() is False and grad_inside.__name__ == "grad_inside"
+    seen = []
+    for inside in steps():
+        seen.append((inside, torch.is_grad_enabled()))  # the consumer runs with grad on between the steps
+    assert seen == [(False, True), (False, True)]
+
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_startup.py"
+
+
+@pytest.mark.slow
+def test_the_startup_benchmark_prints_its_table(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--repeat", "1", "--json", str(tmp_path / "rows.json")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for command in ("defcheck --help", "defcheck validate (built-ins)", "defcheck validate, torch + TL imported first"):
+        assert f"| {command}" in done.stdout, done.stdout
+    assert "<= 0.3:" in done.stdout and "<= 0.8:" in done.stdout
+    assert (tmp_path / "rows.json").is_file()
