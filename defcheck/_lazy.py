@@ -1,7 +1,7 @@
 """torch, imported on first use: the modules that compute with it (the engine's data types, the built-in plugins)
 name it at module level, yet ``import defcheck``, the plugins and the commands that need no model stay torch-free.
 
-Write ``from defcheck._lazy import torch`` (or ``nn``) instead of ``import torch``: mypy sees the real module (the
+Write ``from defcheck._lazy import torch`` instead of ``import torch``: mypy sees the real module (the
 ``TYPE_CHECKING`` branch), the interpreter a :class:`LazyModule` that imports torch when an attribute is first read
 and keeps each attribute it read, so later reads cost what a module attribute costs. Touching it at import time
 (a decorator such as ``@torch.no_grad()``, a default ``dtype=torch.float32``, a module-level tensor) imports torch:
@@ -53,9 +53,7 @@ def no_grad(function: Callable[P, R]) -> Callable[P, R]:
 
 if TYPE_CHECKING:
     import torch as torch
-    from torch import nn as nn
 else:
     torch = LazyModule("torch")
-    nn = LazyModule("torch.nn")
 
-__all__ = ["LazyModule", "nn", "no_grad", "torch"]
+__all__ = ["LazyModule", "no_grad", "torch"]
