@@ -37,14 +37,14 @@ def as_view(
         if bos_token_id is None and token_ids is None:
             return model
         d_vocab = model.d_vocab
-        tokens = model.tokens or TokenSpace(d_vocab)
+        known = model.tokens or TokenSpace(d_vocab)
         return ModelView(
             model.model,
             TokenSpace(
                 d_vocab,
-                bos_token_id if bos_token_id is not None else tokens.bos_token_id,
-                tokens.special_ids,
-                token_ids if token_ids is not None else tokens.token_ids,
+                bos_token_id if bos_token_id is not None else known.bos_token_id,
+                known.special_ids,
+                token_ids if token_ids is not None else known.token_ids,
             ),
             name or model.name,
             dict(model.info),

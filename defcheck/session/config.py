@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from defcheck.diagnostics import DefinitionsError, display_path
 
@@ -48,10 +47,15 @@ class RunConfig:
         tolerance: float | None = None,
         token_ids: str | tuple[int, int] | None = None,
         model_config: str | Path | None = None,
-        **flags: Any,
+        batch_size: int | None = None,
+        device: str | None = None,
+        bos_token_id: int | None = None,
+        plugin_modules: Sequence[str] = (),
+        disabled_plugins: Sequence[str] = (),
+        strict_plugins: bool = False,
     ) -> RunConfig:
-        """The config of a run: ``flags`` (the other fields, ``None`` meaning "not given") over the project
-        file's values (``--config``, else the nearest ``defcheck.yaml`` unless ``no_config``) over the defaults.
+        """The config of a run: the flags (``None`` meaning "not given") over the project file's values
+        (``--config``, else the nearest ``defcheck.yaml`` unless ``no_config``) over the defaults.
 
         A project file with errors raises :class:`~defcheck.diagnostics.DefinitionsError` carrying them."""
         from defcheck.ci.project import load_project, resolve_project
@@ -66,9 +70,7 @@ class RunConfig:
                 raise DefinitionsError(errors or diagnostics, f"the project file {display_path(project_file)}")
             spec = project.project
             project_paths = project.definition_paths()
-        given = {key: value for key, value in flags.items() if value is not None}
-        return replace(
-            cls(),
+        return cls(
             definition_paths=tuple(str(Path(p).resolve()) for p in [*project_paths, *definition_paths]),
             include_builtin=not no_builtin and (spec.builtin if spec is not None else True),
             selection=tuple(selection) or (tuple(spec.concepts) if spec is not None else ()),
@@ -77,7 +79,12 @@ class RunConfig:
             token_ids=token_range(token_ids),
             model_config=str(model_config) if model_config is not None else None,
             project_path=str(project_file.resolve()) if project_file is not None else None,
-            **{key: tuple(value) if isinstance(value, list) else value for key, value in given.items()},
+            batch_size=batch_size,
+            device=device or "cpu",
+            bos_token_id=bos_token_id,
+            plugin_modules=tuple(plugin_modules),
+            disabled_plugins=tuple(disabled_plugins),
+            strict_plugins=strict_plugins,
         )
 
 

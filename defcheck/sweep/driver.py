@@ -98,13 +98,13 @@ def run_sweep(
         task = tasks[outcome.index]
         step = task.checkpoint.step
         result = outcome.value
-        error = outcome.error if result is None else result.error
+        problem = outcome.error if result is None else result.error
         if result is not None and result.report is not None:
             atomic_write(reports_dir / report_name(step), result.report)
             reports[step] = json.loads(result.report)
             ran.append(step)
         else:
-            failed[step] = error or "the task returned nothing"
+            failed[step] = problem or "the task returned nothing"
         if on_result:
             on_result(task.checkpoint, "failed" if step in failed else "ok", failed.get(step))
         if progress:

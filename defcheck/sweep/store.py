@@ -93,7 +93,7 @@ def read_valid_report(path: Path, key: str) -> dict[str, Any] | None:
     from defcheck.report import Report
 
     try:
-        data = Report.from_json(path.read_bytes()).data
+        data: dict[str, Any] = dict(Report.from_json(path.read_bytes()).data)
     except (OSError, DefcheckError):
         return None
     sweep = data.get("sweep")

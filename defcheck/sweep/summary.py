@@ -294,11 +294,11 @@ def concept_answer(name: str, entry: Mapping[str, Any], definitions: Mapping[str
 def steepest_fall(steps: Sequence[int], values: Sequence[float | None]) -> int | None:
     """The index ``i`` of the interval ``steps[i]..steps[i + 1]`` over which ``values`` fall fastest per step
     (the checkpoints need not be evenly spaced), or ``None`` where they never fall."""
-    rates = [
-        ((values[i] - values[i + 1]) / (steps[i + 1] - steps[i]), i)
-        for i in range(len(values) - 1)
-        if values[i] is not None and values[i + 1] is not None and steps[i + 1] > steps[i]
-    ]
+    rates = []
+    for i in range(len(values) - 1):
+        before, after = values[i], values[i + 1]
+        if before is not None and after is not None and steps[i + 1] > steps[i]:
+            rates.append(((before - after) / (steps[i + 1] - steps[i]), i))
     if not rates or max(rates)[0] <= 0:
         return None
     return max(rates)[1]

@@ -13,7 +13,7 @@ from defcheck.cli.run_config import run_config, run_options
 from defcheck.cli.settings import EXIT_ERROR, EXIT_FINDINGS, Settings
 from defcheck.session.session import DEFAULT_MODEL
 
-HIDDEN_FILE = {"type": click.Path(dir_okay=False, path_type=Path), "hidden": True}
+FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 @click.command()
@@ -43,8 +43,8 @@ HIDDEN_FILE = {"type": click.Path(dir_okay=False, path_type=Path), "hidden": Tru
     multiple=True,
     metavar="[FORMAT=]FILE",
     help="Write FORMAT to FILE (repeatable). FORMAT defaults to the one the suffix names (.json, .md, .html, "
-    ".sarif, .xml for JUnit), else to the only -f given. With several models, put {model} in FILE (sarif, junit and github "
-    "hold every model).",
+    ".sarif, .xml for JUnit), else to the only -f given. With several models, put {model} in FILE (sarif, "
+    "junit and github hold every model).",
 )
 @click.option(
     "--output-dir",
@@ -62,10 +62,10 @@ HIDDEN_FILE = {"type": click.Path(dir_okay=False, path_type=Path), "hidden": Tru
     "[default: the project file's, else 0.001]",
 )
 @click.option("--out", "old_directory", type=click.Path(file_okay=False, path_type=Path), hidden=True)
-@click.option("--json", "json_file", **HIDDEN_FILE)
-@click.option("--markdown", "markdown_file", **HIDDEN_FILE)
-@click.option("--junit", "junit_file", **HIDDEN_FILE)
-@click.option("--sarif", "sarif_file", **HIDDEN_FILE)
+@click.option("--json", "json_file", type=FILE, hidden=True)
+@click.option("--markdown", "markdown_file", type=FILE, hidden=True)
+@click.option("--junit", "junit_file", type=FILE, hidden=True)
+@click.option("--sarif", "sarif_file", type=FILE, hidden=True)
 @click.pass_obj
 def run(settings: Settings, **params: Any) -> None:
     """Check the definitions against a model and report members and the behavioral/mechanistic overlap.
