@@ -82,6 +82,9 @@ def test_two_formats_on_stdout_are_a_usage_error(cli, here):
     code, out, err = cli(*RUN, "-f", "json", "-f", "markdown")
     assert (code, out) == (2, "")
     assert "only one format can go to stdout" in err and "-o FORMAT=FILE" in err
+    assert cli(*RUN, "-f", "json", "-o", "markdown=-")[:2] == (2, "")  # `-o -` is stdout too
+    code, out, _ = cli(*RUN, "-o", "json=-")
+    assert code == 0 and out.startswith("defcheck report") and '\n{\n  "concepts"' in out  # terminal, then JSON
 
 
 def test_output_files_take_every_format_named_or_by_suffix(cli, here):

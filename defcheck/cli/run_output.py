@@ -76,7 +76,7 @@ def plan_outputs(
     stdout = [name for name in dict.fromkeys(formats) if name not in to_files and name not in in_directory]
     if not formats:
         stdout = ["terminal"]
-    others = [name for name in stdout if name != "terminal"]
+    others = [name for name in stdout if name != "terminal"] + [name for name, path in files if str(path) == "-"]
     if len(others) > 1:
         raise click.UsageError(
             f"-f {' -f '.join(others)}: only one format can go to stdout; write the others to files with "
