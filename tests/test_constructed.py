@@ -340,7 +340,7 @@ def test_impostor_is_behavioral_only_when_probed_at_its_own_length(report):
     assert divergence.startswith("behaves like one but fails")
     assert "k_composition (composition" in divergence and "needs >= 0.05" in divergence
     assert "previous_token_path (path_ablation 0, needs >= 0.25)" in divergence
-    assert "1.0 behaves like one" in concept.summary
+    assert "1.0 behaves like one" in concept.overlap.narrative
 
 
 def test_impostor_is_in_neither_kind_under_the_builtin_definition_and_the_report_says_why(report):

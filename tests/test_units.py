@@ -162,7 +162,7 @@ def test_a_set_of_policies_is_checked_end_to_end(policy_report):
     assert concept.definitions["high_return"].members == ["p0", "p10"]
     assert concept.definitions["decodes_goal"].members == ["p0", "p10"]
     assert concept.overlap.both == ["p0", "p10"] and concept.overlap.jaccard == 1.0
-    assert "2 models meet both the behavioral and the mechanistic definitions" in concept.summary
+    assert "2 models meet both the behavioral and the mechanistic definitions" in concept.overlap.narrative
     broken = concept.definitions["broken"]
     assert broken.status == "errored" and "expected (3,) (models) for model units" in broken.error
     assert policy_report.model["model_names"] == ["p0", "p10", "p50"]

@@ -230,6 +230,7 @@ def test_an_extension_evaluates_with_its_builtin_reference(tmp_path):
     document = json.loads(report.to_json())
     definition = document["concepts"]["induction_head"]["definitions"]["strict_k_composition"]
     assert definition["status"] == "ok" and definition["source"] == "tests"
+    assert definition["file"].endswith("mine.yaml")  # an added definition points at its own file
     assert definition["criteria"][0]["with"] == ["previous_token_head.attends_previous"]
     assert len(definition["criteria"][0]["scores"]) == 16  # every head of the 2x8 model was scored
     assert "attends_previous" in document["concepts"]["previous_token_head"]["definitions"]

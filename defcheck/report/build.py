@@ -54,7 +54,7 @@ def build_data(
         units = run.units.get(concept)
         definitions: dict[str, DefinitionEntry] = {}
         for name, result in results.items():
-            where = _where(file, "definitions", name)
+            where = _where(file.source(name) if file is not None else None, "definitions", name)
             definitions[name] = _definition(result, spec.definitions.get(name) if spec else None, names, where)
         singular, plural = overlap.nouns
         concepts[concept] = {
