@@ -240,3 +240,18 @@ def test_the_api_docs_import_from_where_they_say():
     assert "from defcheck import check" in doc and "from defcheck import load_model" in doc
     assert "cannot be used with `transformer_lens >= 4`" in doc
     assert "defcheck.api.check" not in doc
+
+
+def test_disabled_and_strict_plugins_come_from_the_config(tmp_path, monkeypatch):
+    left_out = Session(RunConfig(disabled_plugins=("gridworld",)))
+    assert "gridworld" in left_out.extensions.disabled and "gridworld" not in left_out.extensions.model_loaders
+    assert "gridworld" in Session(RunConfig()).extensions.model_loaders
+    (tmp_path / "acme_broken_hook.py").write_text(
+        "from defcheck import hookimpl\n\n\n@hookimpl\ndef defcheck_checkers():\n    raise OSError('no registry')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    lenient = Session(RunConfig(plugin_modules=("acme_broken_hook",)))
+    assert any("acme_broken_hook" in str(problem) for problem in lenient.extensions.problems)
+    strict = Session(RunConfig(plugin_modules=("acme_broken_hook",), strict_plugins=True))
+    with pytest.raises(DefcheckError, match="acme_broken_hook"):
+        strict.selection()

@@ -53,7 +53,7 @@ def run_config(settings: Settings, params: dict[str, Any], **more: Any) -> RunCo
         token_ids=params.pop("token_ids"),
         model_config=params.pop("model_config"),
         plugin_modules=tuple(settings.plugin_modules),
-        disabled_plugins=tuple(getattr(settings, "disabled_plugins", ())),
+        disabled_plugins=settings.disabled_plugins,
         strict_plugins=settings.strict_plugins,
         **more,
     )

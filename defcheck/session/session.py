@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from defcheck.diagnostics import DefcheckError, DefinitionsError, did_you_mean
+from defcheck.diagnostics import DefcheckError, DefinitionsError, did_you_mean, display_path
 from defcheck.session.config import RunConfig
 
 if TYPE_CHECKING:
@@ -56,11 +56,12 @@ class Session:
         if self._extensions is None:
             from defcheck.hooks.manager import load_plugins
 
-            options: dict[str, Any] = {}
-            if self.config.disabled_plugins:  # `-p no:NAME`
-                options["disabled"] = self.config.disabled_plugins
+            config = self.config
             self._extensions = load_plugins(
-                strict=self.config.strict_plugins, modules=self.config.plugin_modules, extra=self._extra, **options
+                strict=config.strict_plugins,
+                modules=config.plugin_modules,
+                extra=self._extra,
+                disabled=config.disabled_plugins,  # `-p no:NAME`
             )
         return self._extensions
 
@@ -74,7 +75,7 @@ class Session:
             project, diagnostics = load_project(path)
             errors = [d for d in diagnostics if d.severity == "error"]
             if errors or project is None:
-                raise DefinitionsError(errors or diagnostics, f"the project file {path}")
+                raise DefinitionsError(errors or diagnostics, f"the project file {display_path(path)}")
             self._project = project
         return self._project
 
