@@ -123,4 +123,4 @@ def load_model(reference: str, **options: Any) -> ModelView | Any:
 
     plugins = tuple(options.pop("plugins", ()))
     config = RunConfig(plugin_modules=plugins, device=options.pop("device", None) or "cpu")
-    return Session(config).load_model(reference, **options)
+    return Session(config).load_model(reference, **options)  # the other options go to the loader as given

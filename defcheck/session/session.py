@@ -144,20 +144,21 @@ class Session:
             )
 
     def load_model(self, reference: str, *, checkpoint_index: int | None = None, **defaults: Any) -> Any:
-        """Load ``reference`` with the config's device and token overrides; ``defaults`` (``model_config``,
-        ``bos_token_id``, ``token_ids``, e.g. a project file's model entry) apply where the config sets none."""
+        """Load ``reference`` with the config's device and token overrides; ``defaults`` (loader options:
+        ``model_config``, ``bos_token_id``, ``token_ids``, e.g. a project file's model entry) apply where the
+        config sets none."""
         from defcheck.models.loading import load_model
 
         config = self.config
         given = {
+            "device": config.device,
             "model_config": config.model_config,
             "bos_token_id": config.bos_token_id,
             "token_ids": config.token_ids,
+            "checkpoint_index": checkpoint_index,
         }
-        options = {key: value if value is not None else defaults.get(key) for key, value in given.items()}
-        return load_model(
-            reference, self.extensions, device=config.device, checkpoint_index=checkpoint_index, **options
-        )
+        options = {**defaults, **{key: value for key, value in given.items() if value is not None}}
+        return load_model(reference, self.extensions, **options)
 
     def models(self, reference: str | None = None) -> list[ModelTarget]:
         """What a run checks: ``reference`` (a model's name in the project file, else a reference to load), else
