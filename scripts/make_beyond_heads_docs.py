@@ -254,7 +254,7 @@ def neurons(page: Page) -> str:
                 its behavioral score is undefined, and neither definition admits it.
                 """
             ),
-            quote(truth_concept.summary),
+            quote(truth_concept.overlap.narrative),
             "### The trained `builtin:toy-mlp`",
             prose(
                 f"""
@@ -263,7 +263,7 @@ def neurons(page: Page) -> str:
                 token is special. `defcheck run --model builtin:toy-mlp -c {NEURONS}` says:
                 """
             ),
-            quote(concept.summary),
+            quote(concept.overlap.narrative),
             prose(
                 """
                 Each definition's scores by layer (median, 90th percentile and maximum over the 256 neurons), its
@@ -364,7 +364,7 @@ def policies(page: Page) -> str | None:
                 values = ", ".join(fmt((criterion["scores"] or {}).get(unit)) for criterion in definition.criteria)
                 row.append(f"**{values}**" if unit in (definition.members or []) else values)
             rows.append(row)
-        blocks += [f"### `{reference}`", quote(concept.summary), table(header, rows)]
+        blocks += [f"### `{reference}`", quote(concept.overlap.narrative), table(header, rows)]
     return "\n\n".join(blocks)
 
 

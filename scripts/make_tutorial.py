@@ -357,7 +357,7 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
     k = criterion(report, "induction_head", "k_composition")
     add("## 1. A true induction circuit: the definitions agree", roles(view, ["0.0", "1.0"]))
     add("`defcheck run --model builtin:induction --concept induction_head` says:")
-    add(quote(report.concepts["induction_head"].summary))
+    add(quote(report.concepts["induction_head"].overlap.narrative))
     add(table(INDUCTION_HEADER, [induction_row(report, unit) for unit in ("1.0", "1.1", "1.2", "1.3")]))
     add(
         *prose(
@@ -389,7 +389,7 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
         ),
         yaml_block(FIXED_LENGTH),
         "The report on `builtin:impostor`:",
-        quote(report.concepts["fixed_length_induction_head"].summary),
+        quote(report.concepts["fixed_length_induction_head"].overlap.narrative),
     )
     add(
         *prose(
@@ -432,7 +432,7 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
             kinds. It is what `copy_suppression_head` describes, and the report says so:
             """
         ),
-        quote(report.concepts["copy_suppression_head"].summary),
+        quote(report.concepts["copy_suppression_head"].overlap.narrative),
     )
 
     # --- 4. Q-composition --------------------------------------------------------------------------------
@@ -459,7 +459,7 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
             duplicate-token head feeding the queries. The report says:
             """
         ),
-        quote(report.concepts["induction_head"].summary),
+        quote(report.concepts["induction_head"].overlap.narrative),
     )
     add(
         *prose(
@@ -476,7 +476,7 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
             """
         ),
         yaml_block(Q_COMPOSITION),
-        quote(report.concepts["q_composition_induction_head"].summary),
+        quote(report.concepts["q_composition_induction_head"].overlap.narrative),
         *prose(
             f"""
             The composition checker names `{q["evidence"]["1.0"]["partner"]}`, the duplicate-token head, as the
@@ -602,8 +602,8 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
                 the default model of `defcheck run`, which says:
                 """
             ),
-            quote(concept.summary),
-            quote(report.concepts["previous_token_head"].summary),
+            quote(concept.overlap.narrative),
+            quote(report.concepts["previous_token_head"].overlap.narrative),
         )
         if units:
             add(table(INDUCTION_HEADER, [induction_row(report, unit) for unit in units]))
@@ -643,7 +643,7 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
                 builtin:toy-shortcut --concept induction_head` says:
                 """
             ),
-            quote(report.concepts["induction_head"].summary),
+            quote(report.concepts["induction_head"].overlap.narrative),
             *prose(
                 f"""
                 On the probe's repeats of 8, 13 and 21 random tokens no head does prefix

@@ -205,7 +205,7 @@ def section(page: Any) -> str:
             ),
             md.prose("Formulas and parameters: [checkers.md](checkers.md#goal_decoding)."),
             f"### `{TRAINED}`",
-            md.quote(concept.summary),
+            md.quote(concept.overlap.narrative),
             _scores_table(concept, md, record),
             md.prose(
                 f"""
@@ -253,7 +253,7 @@ def section(page: Any) -> str:
                 and "not at the left wall".
                 """
             ),
-            md.quote(built.summary),
+            md.quote(built.overlap.narrative),
             _scores_table(built, md, {}),
             md.prose(
                 f"""
