@@ -1,13 +1,22 @@
-"""What ``defcheck sweep`` prints: each failed checkpoint as it is settled, and the answer at the end."""
+"""The steps of ``defcheck sweep`` after parsing: the executor, the progress bar, each failed checkpoint as it is
+settled, and the answer at the end."""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from defcheck.cli.output import stderr_console
+from defcheck.cli.progress import progress_bar, wants_progress
+from defcheck.cli.settings import Settings
+from defcheck.session import Session
+from defcheck.sweep.driver import SweepResult
+from defcheck.sweep.series import Series
 
 
 def on_result(checkpoint: Any, status: str, detail: str | None) -> None:
@@ -15,6 +24,48 @@ def on_result(checkpoint: Any, status: str, detail: str | None) -> None:
     if status == "failed":
         message = f"error: step {checkpoint.step} ({checkpoint.reference}): {detail}"
         stderr_console().print(message, style="red", markup=False)
+
+
+def sweep_with_progress(
+    settings: Settings, session: Session, series: Series, out_dir: Path, params: dict[str, Any]
+) -> SweepResult:
+    """Run the sweep on the executor the options ask for, with a progress bar; Ctrl-C says how to resume."""
+    from defcheck.sweep import SweepOptions, run_sweep
+    from defcheck.sweep.executors import make_executor
+
+    threads = params["threads"]
+    options = SweepOptions(session.config, threads=threads, cwd=os.getcwd())
+    runner = make_executor(
+        params["executor"],
+        workers=params["workers"],
+        address=params["address"],
+        gpus_per_task=params["gpus_per_task"],
+        cpus_per_task=threads,
+    )
+    errors = stderr_console()
+    if not settings.quiet:
+        what = f"{len(series.checkpoints)} checkpoints of {series.source} on {runner.describe()} into {out_dir}"
+        errors.print(f"sweeping {what}", markup=False)
+    try:
+        with runner, progress_bar(wants_progress(settings.quiet), label="sweeping") as progress:
+            return run_sweep(
+                series,
+                options,
+                out_dir,
+                executor=runner,
+                resume=not params["restart"],
+                plots=not params["no_plots"],
+                progress=progress,
+                on_result=on_result,
+                session=session,
+            )
+    except KeyboardInterrupt:
+        errors.print(
+            f"interrupted: the reports written so far are in {out_dir / 'reports'}; run the same command again to "
+            "resume",
+            style="yellow",
+        )
+        sys.exit(130)
 
 
 def print_outcome(console: Console, outcome: Any, no_plots: bool) -> None:

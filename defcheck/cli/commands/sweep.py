@@ -3,7 +3,6 @@ the executor, shows progress, and prints the answer; the work is in :func:`defch
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -85,14 +84,12 @@ def sweep(settings: Settings, more_checkpoints: tuple[str, ...], sources: tuple[
     are still checked and summarized).
     """
     from defcheck.cli.output import report_plugin_problems, stderr_console, stdout_console
-    from defcheck.cli.progress import progress_bar, wants_progress
-    from defcheck.cli.sweep_output import on_result, print_outcome
+    from defcheck.cli.sweep_output import print_outcome, sweep_with_progress
     from defcheck.session import Session
-    from defcheck.sweep import SweepOptions, find_checkpoints, run_sweep
-    from defcheck.sweep.executors import make_executor
+    from defcheck.sweep import find_checkpoints
 
     report_plugin_problems(settings)
-    errors, quiet = stderr_console(), settings.quiet
+    errors = stderr_console()
     out_dir = params.pop("out_dir") or params["old_out"] or Path("sweep")
     if params.pop("old_out") is not None:
         errors.print("note: --out/-o DIR is deprecated; use --output-dir DIR", style="yellow", markup=False)
@@ -105,38 +102,8 @@ def sweep(settings: Settings, more_checkpoints: tuple[str, ...], sources: tuple[
         extensions=session.extensions,
     )
     session.selection()  # the definitions and the selection are checked before anything runs
-    options = SweepOptions(session.config, threads=params["threads"], cwd=os.getcwd())
-    runner = make_executor(
-        params["executor"],
-        workers=params["workers"],
-        address=params["address"],
-        gpus_per_task=params["gpus_per_task"],
-        cpus_per_task=params["threads"],
-    )
-    if not quiet:
-        what = f"{len(series.checkpoints)} checkpoints of {series.source} on {runner.describe()} into {out_dir}"
-        errors.print(f"sweeping {what}", markup=False)
-    try:
-        with runner, progress_bar(wants_progress(quiet), label="sweeping") as progress:
-            outcome = run_sweep(
-                series,
-                options,
-                out_dir,
-                executor=runner,
-                resume=not params["restart"],
-                plots=not params["no_plots"],
-                progress=progress,
-                on_result=on_result,
-                session=session,
-            )
-    except KeyboardInterrupt:
-        errors.print(
-            f"interrupted: the reports written so far are in {out_dir / 'reports'}; run the same command again to "
-            "resume",
-            style="yellow",
-        )
-        sys.exit(130)
-    if not quiet:
+    outcome = sweep_with_progress(settings, session, series, out_dir, params)
+    if not settings.quiet:
         print_outcome(stdout_console(), outcome, params["no_plots"])
     if outcome.failed:
         errors.print(
