@@ -25,7 +25,13 @@ FILE = click.Path(dir_okay=False, path_type=Path)
     f"file. [default: the project file's models, else {DEFAULT_MODEL}]",
 )
 @run_options
-@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default="cpu", show_default=True)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "mps"]),
+    default="cpu",
+    show_default=True,
+    help="Where the model runs.",
+)
 @click.option(
     "--format",
     "-f",
@@ -50,6 +56,7 @@ FILE = click.Path(dir_okay=False, path_type=Path)
     "--output-dir",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
     help="Write each chosen format to DIR/report.SUFFIX (the JSON report if -f chose none to write).",
 )
 @click.option("--profile", is_flag=True, help="Print where the time went: probes, forward passes, each checker.")

@@ -35,6 +35,7 @@ from defcheck.sweep.executors import EXECUTORS
     "--output-dir",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
     help="Where the reports (DIR/reports/step-NNNNNN.json), summary.json, summary.html and plots go. [default: sweep]",
 )
 @click.option("--out", "-o", "old_out", type=click.Path(file_okay=False, path_type=Path), hidden=True)
