@@ -300,7 +300,10 @@ def test_a_crashing_checker_exits_2_and_every_output_says_so(cli, project, monke
     (project / "concepts" / "crashy_head.yaml").write_text(CRASHY_CONCEPT, encoding="utf-8")
     code, out, err = cli("-p", "crashy_plugin", "run", "-f", "github", *OUTPUTS)
     assert code == 2, out + err
-    assert "error: crashy_head.crashes: checker 'crashy' failed: RuntimeError: the checker crashed" in err
+    crashed = "crashy_head.crashes could not be evaluated: checker 'crashy' failed: RuntimeError: the checker crashed"
+    assert crashed in out and "the checker crashed" not in err  # -f github: each finding once, on stdout
+    code, _, err = cli("-p", "crashy_plugin", "-q", "run")
+    assert code == 2 and "error: crashy_head.crashes: checker 'crashy' failed: RuntimeError: the checker crashed" in err
     error = junit_cases()["crashy_head.crashes"].find("error")
     assert error is not None and "the checker crashed" in error.get("message")
     assert junit_cases()["crashy_head.behaves"].find("error") is None

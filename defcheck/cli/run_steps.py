@@ -65,8 +65,9 @@ def check_models(
         show_model(settings, console, plan, report, target.name, len(targets) > 1)
         if params["profile"]:
             print_profile(result.timings)
-        for definition in (d for d in result.definitions.values() if d.error):
-            stderr_console().print(f"error: {definition.id}: {definition.error}", style="red", markup=False)
+        if plan.terminal or "github" not in plan.stdout:  # github annotations carry the errors already
+            for definition in (d for d in result.definitions.values() if d.error):
+                stderr_console().print(f"error: {definition.id}: {definition.error}", style="red", markup=False)
         if write_baseline is not None:
             write_output(settings, model_path(write_baseline, target.name), report.to_baseline_json())
     show_run(settings, plan, reports)
