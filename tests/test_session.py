@@ -255,3 +255,9 @@ def test_disabled_and_strict_plugins_come_from_the_config(tmp_path, monkeypatch)
     strict = Session(RunConfig(plugin_modules=("acme_broken_hook",), strict_plugins=True))
     with pytest.raises(DefcheckError, match="acme_broken_hook"):
         strict.selection()
+
+
+def test_sweep_options_take_the_old_keywords_for_one_release():
+    with pytest.warns(DeprecationWarning, match=r"SweepOptions\(seed=, selection=\) is deprecated"):
+        old = SweepOptions(seed=1, selection=["induction_head"])
+    assert old.config == RunConfig(seed=1, selection=("induction_head",)) and old.threads == 1

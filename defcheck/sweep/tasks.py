@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from defcheck.report.json import canonical
@@ -19,19 +20,37 @@ from defcheck.sweep.executors import error_line
 from defcheck.sweep.series import Checkpoint
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class SweepOptions:
     """How every checkpoint is evaluated: the same for all tasks of a sweep.
 
     ``config`` is the run's (seed, selection, definitions, plugins, device, token overrides, ...); ``cwd`` is the
     driver's working directory, where a worker runs its task, so that reports name concept files and checkpoints
     as they would from the driver. ``threads`` is torch's thread count per task (fixed, so that every executor
-    computes with the same kernels).
+    computes with the same kernels). defcheck 0.1's keywords (``seed=``, ``selection=``, ...: fields of the
+    config now) still work for one release, with a :class:`DeprecationWarning`.
     """
 
-    config: RunConfig = field(default_factory=RunConfig)
-    threads: int = 1
-    cwd: str = field(default_factory=os.getcwd)
+    config: RunConfig
+    threads: int
+    cwd: str
+
+    def __init__(
+        self, config: RunConfig | None = None, threads: int = 1, cwd: str | None = None, **old_fields: Any
+    ) -> None:
+        config = config or RunConfig()
+        if old_fields:
+            names = ", ".join(f"{name}=" for name in old_fields)
+            warnings.warn(
+                f"SweepOptions({names}) is deprecated: give SweepOptions(RunConfig({names}))",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in old_fields.items()}
+            config = replace(config, **fields)
+        object.__setattr__(self, "config", config)
+        object.__setattr__(self, "threads", threads)
+        object.__setattr__(self, "cwd", cwd if cwd is not None else os.getcwd())
 
 
 @dataclass(frozen=True)
