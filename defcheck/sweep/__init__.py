@@ -27,7 +27,14 @@ _HOMES = {
         "step_from_name",
     ),
     "tasks": ("SweepOptions", "Task", "TaskResult", "load_checkpoint", "prime_worker", "run_checkpoint"),
-    "store": ("atomic_write", "definitions_fingerprint", "read_valid_report", "report_name", "task_key"),
+    "store": (
+        "atomic_write",
+        "definitions_fingerprint",
+        "read_valid_report",
+        "report_name",
+        "selected_concepts",
+        "task_key",
+    ),
     "summary": ("SUMMARY_VERSION", "build_summary", "concept_answer", "steepest_fall", "summary_json", "summary_text"),
     "driver": ("Progress", "SweepResult", "run_sweep", "write_outputs"),
 }

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     from defcheck.session import Session
     from defcheck.sweep.series import Checkpoint
     from defcheck.sweep.tasks import SweepOptions
+
+
+def selected_concepts(registry: Any, selection: Sequence[str]) -> list[str]:
+    """The concepts whose definitions a run with ``selection`` evaluates (``with:`` targets included): the
+    runner's rule, as :meth:`defcheck.session.Session.selected_concepts` applies it (kept from 0.1)."""
+    from defcheck.engine.scheduling import selected
+
+    return sorted({definition_id.partition(".")[0] for definition_id in selected(registry, list(selection) or None)})
 
 
 def definitions_fingerprint(session: Session) -> dict[str, Any]:
