@@ -260,7 +260,7 @@ def neurons(page: Page) -> str:
                 f"""
                 `builtin:toy-mlp` (2 layers, LayerNorm, {d_mlp} GELU neurons a layer; see
                 [toy-models.md](toy-models.md)) was trained to complete repeated random tokens, a task in which no
-                token is special. `defcheck run --model builtin:toy-mlp -c {NEURONS}` says:
+                token is special. `defcheck run --model builtin:toy-mlp --concept {NEURONS}` says:
                 """
             ),
             quote(concept.overlap.narrative),

@@ -1,7 +1,8 @@
 """Write docs/sweep.md and its figures from a real sweep over the shipped toy-induction checkpoints.
 
 Every number on the page comes from the summary this script builds with ``defcheck.sweep`` (the same code as
-``defcheck sweep --checkpoints 'builtin:toy-induction@*' -c induction_head -c previous_token_head``), and the
+``defcheck sweep --checkpoints 'builtin:toy-induction@*' --concept induction_head --concept previous_token_head``),
+and the
 figures are its PNGs. tests/test_sweep.py re-runs it into a temporary folder and fails when docs/sweep.md
 differs. Run it after changing the series, a definition or the summary's wording:
 
@@ -117,7 +118,8 @@ def page(summary: dict[str, Any]) -> str:
         "definition first admit a unit, and do the behavioral and the mechanistic definitions agree on when?",
         "",
         "```bash",
-        "defcheck sweep --checkpoints 'builtin:toy-induction@*' -c induction_head -c previous_token_head --output-dir sweep",
+        "defcheck sweep --checkpoints 'builtin:toy-induction@*' \\",
+        "    --concept induction_head --concept previous_token_head --output-dir sweep",
         "```",
         "",
         "It checks the definitions on every checkpoint, writes one report per checkpoint",
@@ -261,7 +263,8 @@ def page(summary: dict[str, Any]) -> str:
         "each as a Ray task (`ray.remote`, `ray.wait`, `ray.get`; install with `pip install 'defcheck[ray]'`):",
         "",
         "```bash",
-        "defcheck sweep --checkpoints /shared/run/ -c induction_head --executor ray --address auto --gpus-per-task 1",
+        "defcheck sweep --checkpoints /shared/run/ --concept induction_head \\",
+        "    --executor ray --address auto --gpus-per-task 1",
         "```",
         "",
         "`--address` is `ray.init`'s (`auto`: the cluster this machine is in; `ray://HOST:10001`: Ray Client;",

@@ -419,3 +419,11 @@ def test_validate_reads_the_project_file_given_by_config(cli, tmp_path, monkeypa
     code, out, err = cli("validate", "--config", "missing.yaml")
     assert (code, out) == (2, "")
     assert err.strip() == "error: the project file missing.yaml does not exist"
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_short_c_is_refused_with_the_two_long_options_named(cli, command):
+    """`-c` is --config in semgrep and pytest; defcheck's concept selection is --concept only."""
+    code, out, err = cli(command, "--no-config", "-c", "induction_head")
+    assert code == 2 and out == ""
+    assert "-c is ambiguous" in err and "--concept NAME" in err and "--config FILE" in err

@@ -4,6 +4,7 @@ and one code path behind run, sweep and defcheck.check (the same report, byte fo
 from __future__ import annotations
 
 import json
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -13,7 +14,7 @@ from defcheck.report import Report
 
 MODEL = "builtin:toy-induction@1000"
 CONCEPT = "previous_token_head"
-RUN = ("run", "--no-config", "-m", MODEL, "-c", CONCEPT)
+RUN = ("run", "--no-config", "-m", MODEL, "--concept", CONCEPT)
 PROJECT = f"""\
 models: [builtin:toy-induction]
 concepts: [{CONCEPT}]
@@ -49,8 +50,8 @@ def project(here):
 def test_run_sweep_and_check_build_the_same_report(cli, here):
     code, printed, _ = cli(*RUN, "-f", "json")
     assert code == 0
-    code, _, err = cli("-q", "sweep", "--no-config", "-k", "builtin:toy-induction@*", "--steps", "1000", "-c", CONCEPT,
-                       "--output-dir", "swept", "--no-plots")  # fmt: skip
+    code, _, err = cli("-q", "sweep", "--no-config", "-k", "builtin:toy-induction@*", "--steps", "1000",
+                       "--concept", CONCEPT, "--output-dir", "swept", "--no-plots")  # fmt: skip
     assert code == 0, err
     swept = Report.from_json((here / "swept" / "reports" / "step-001000.json").read_text(encoding="utf-8"))
     assert swept.data.pop("sweep")["step"] == 1000  # the sweep's own block; the model reference is the same
@@ -160,7 +161,7 @@ def test_github_format_prints_each_finding_on_stdout_only(cli, project):
 
 @pytest.mark.parametrize("command", [("run", "--no-config"), ("sweep", "--no-config", "-k", "builtin:toy-induction@*")])
 def test_an_unknown_concept_is_an_error_with_a_did_you_mean(cli, here, command):
-    code, out, err = cli(*command, "-c", "previous_token_haed")
+    code, out, err = cli(*command, "--concept", "previous_token_haed")
     assert (code, out) == (2, "")
     assert (
         err.strip() == "error: unknown concept or definition: previous_token_haed; did you mean 'previous_token_head'?"
@@ -176,12 +177,14 @@ def test_nothing_to_check_is_an_error(cli, here):
 
 @pytest.mark.parametrize("command", [RUN, ("sweep", "--no-config", "-k", "builtin:toy-induction@*", "--steps", "1")])
 def test_a_plugin_that_fails_to_load_is_reported_by_run_and_sweep(cli, here, monkeypatch, command):
-    (here / "acme_broken.py").write_text(BROKEN_PLUGIN, encoding="utf-8")
+    # a module name of this test's own: the CLI runs in this process, and other tests import their own acme_broken
+    (here / "acme_unreachable.py").write_text(BROKEN_PLUGIN, encoding="utf-8")
     monkeypatch.syspath_prepend(str(here))
-    _, _, err = (
-        cli("-p", "acme_broken", *command, "-f", "json") if command == RUN else cli("-p", "acme_broken", *command)
-    )
-    assert err.count("plugin 'acme_broken': defcheck_checkers raised OSError: cannot reach the acme checker") == 1
+    monkeypatch.delitem(sys.modules, "acme_unreachable", raising=False)
+    plugin = ("-p", "acme_unreachable")
+    _, _, err = cli(*plugin, *command, "-f", "json") if command == RUN else cli(*plugin, *command)
+    expected = "plugin 'acme_unreachable': defcheck_checkers raised OSError: cannot reach the acme checker"
+    assert err.count(expected) == 1
 
 
 def test_sweep_reads_the_project_file_like_run(cli, here):

@@ -138,7 +138,7 @@ def test_steps_come_from_checkpoints_json_before_the_file_name(tmp_path, series_
         (["--checkpoints", SERIES, "--checkpoint-index", "1"], r"--checkpoint-index goes with one model's series"),
         (["--checkpoints", SERIES, "--steps", "801"], r"the series has no checkpoint at step 801 \(steps: 0, 200"),
         (["--checkpoints", SERIES, "--steps", "8O0"], r"--steps takes integers separated by commas"),
-        (["--checkpoints", SERIES, "-c", "no_such_concept"], r"unknown concept or definition: no_such_concept"),
+        (["--checkpoints", SERIES, "--concept", "no_such_concept"], r"unknown concept or definition: no_such_concept"),
         (["--checkpoints", SERIES, "--gpus-per-task", "1"], r"--gpus-per-task is for --executor ray"),
         ([], r"name the checkpoints: --checkpoints FOLDER"),
     ],
@@ -173,7 +173,8 @@ def test_pretrained_checkpoints_in_offline_mode_fail_per_checkpoint(tmp_path):
         f"""
         from defcheck.cli import run_cli
         raise SystemExit(run_cli(["-q", "sweep", "--checkpoints", "tl:EleutherAI/pythia-14m",
-                                  "--checkpoint-index", "0,3", "-c", "induction_head", "--output-dir", {str(tmp_path)!r}]))
+                                  "--checkpoint-index", "0,3", "--concept", "induction_head",
+                                  "--output-dir", {str(tmp_path)!r}]))
         """
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -198,7 +199,7 @@ def test_each_report_is_what_defcheck_run_writes_for_that_checkpoint(first_sweep
     report = json.loads((first_sweep.out / "reports" / report_name(1000)).read_text())
     block = report.pop("sweep")
     assert block["step"] == 1000 and block["key"].startswith("sha256:") and block["metrics"]["repeat_loss"] > 0
-    run = ("-q", "run", "--model", "builtin:toy-induction@1000", "-c", "induction_head", "--no-config")
+    run = ("-q", "run", "--model", "builtin:toy-induction@1000", "--concept", "induction_head", "--no-config")
     code, _, _ = cli(*run, "-o", f"json={tmp_path / 'run.json'}")
     assert code == 0
     assert json.loads((tmp_path / "run.json").read_text()) == report
@@ -372,7 +373,7 @@ def test_ctrl_c_says_how_to_resume(cli, tmp_path, monkeypatch):
 
     monkeypatch.setattr(sweep_module, "run_checkpoint", interrupted)
     monkeypatch.chdir(tmp_path)
-    code, _, err = cli("sweep", "--checkpoints", SERIES, "--steps", "800", "-c", "induction_head")
+    code, _, err = cli("sweep", "--checkpoints", SERIES, "--steps", "800", "--concept", "induction_head")
     assert code == 130
     assert "interrupted: the reports written so far are in sweep/reports; run the same command again to resume" in err
 
@@ -410,7 +411,7 @@ def test_a_failing_checkpoint_does_not_lose_the_others(cli, series_dir, tmp_path
     shutil.copytree(series_dir, folder)
     (folder / "step-001200.pt").write_bytes(b"not a torch file")
     monkeypatch.chdir(tmp_path)
-    code, _, err = cli("-q", "sweep", "--checkpoints", "series", "-c", "induction_head", "--output-dir", "out")
+    code, _, err = cli("-q", "sweep", "--checkpoints", "series", "--concept", "induction_head", "--output-dir", "out")
     assert code == 2
     lines = err.strip().splitlines()
     assert lines[0].startswith("error: step 1200 (series/step-001200.pt): ") and "Traceback" not in err
@@ -438,7 +439,7 @@ def test_a_failing_checkpoint_does_not_lose_the_others(cli, series_dir, tmp_path
 
 def test_the_command_prints_the_answer_and_writes_every_output(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = cli("sweep", "--checkpoints", SERIES, "--steps", STEPS, "-c", "induction_head")
+    code, out, err = cli("sweep", "--checkpoints", SERIES, "--steps", STEPS, "--concept", "induction_head")
     assert code == 0, err
     assert "sweeping 3 checkpoints of builtin:toy-induction@* on local into sweep" in err
     assert "first step at which each definition admits a unit" in out
@@ -448,11 +449,13 @@ def test_the_command_prints_the_answer_and_writes_every_output(cli, tmp_path, mo
     assert "sweep/summary.json" in written and "sweep/summary.html" in written
     assert {"sweep/plots/induction_head.png", "sweep/reports/step-001000.json"} <= set(written)
     before = _files(tmp_path / "sweep")
-    code, out, _ = cli("sweep", "--checkpoints", SERIES, "--steps", STEPS, "-c", "induction_head")
+    code, out, _ = cli("sweep", "--checkpoints", SERIES, "--steps", STEPS, "--concept", "induction_head")
     assert code == 0 and "0 checkpoint(s) checked, 3 skipped (valid reports found)" in out
     after = _files(tmp_path / "sweep")
     assert {k: v for k, v in after.items() if "reports/" in k} == {k: v for k, v in before.items() if "reports/" in k}
-    code, out, _ = cli("-q", "sweep", "--checkpoints", SERIES, "--steps", STEPS, "-c", "induction_head", "--restart")
+    code, out, _ = cli(
+        "-q", "sweep", "--checkpoints", SERIES, "--steps", STEPS, "--concept", "induction_head", "--restart"
+    )
     assert code == 0 and out == ""
     assert (tmp_path / "sweep" / "summary.json").read_bytes() == before["summary.json"][0]
 

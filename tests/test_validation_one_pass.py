@@ -338,3 +338,20 @@ def test_a_duplicate_key_does_not_hide_an_unknown_checker(tmp_path, extensions):
     assert [(d.line, d.code) for d in registry.errors] == [(9, "unknown-param"), (12, "yaml"), (17, "unknown-checker")]
     assert "the key 'threshold' appears twice" in registry.errors[1].message
     assert registry.files == {}
+
+
+def test_a_sweep_key_changes_when_an_extension_file_changes(tmp_path):
+    """The sweep's cache key covers the files that extend a built-in concept, not only the built-in's own file."""
+    from defcheck.session import RunConfig, Session
+    from defcheck.sweep.store import definitions_fingerprint
+
+    path = _write(tmp_path, "mine.yaml", EXTENSION)
+
+    def fingerprint() -> dict:
+        config = RunConfig.resolve(no_config=True, definition_paths=[path], selection=["induction_head"])
+        return definitions_fingerprint(Session(config))
+
+    before = fingerprint()
+    assert any(label.endswith("mine.yaml") for label in before["concept_files"])
+    path.write_text(EXTENSION.replace('">= 2"', '">= 3"'), encoding="utf-8")
+    assert fingerprint()["concept_files"] != before["concept_files"]

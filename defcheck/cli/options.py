@@ -50,14 +50,31 @@ def chosen_format(as_json: bool, format_name: str | None, default: str) -> str:
     return "json" if as_json else format_name or default
 
 
-concept_option = click.option(
+_concept = click.option(
     "--concept",
-    "-c",
     "selected",
     multiple=True,
     metavar="NAME",
     help="Only this concept or concept.definition (repeatable); what it refers to comes along.",
 )
+
+
+def _refuse_short_c(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    if value:
+        raise click.UsageError(
+            "-c is ambiguous (other tools read it as --config): choose concepts with --concept NAME, "
+            "the project file with --config FILE",
+            ctx,
+        )
+
+
+_short_c = click.option("-c", "short_c", multiple=True, hidden=True, expose_value=False, callback=_refuse_short_c)
+
+
+def concept_option(command: Any) -> Any:
+    """``--concept NAME`` (repeatable); ``-c``, which other tools take for ``--config``, is refused with a hint."""
+    return _concept(_short_c(command))
+
 
 config_option = click.option(
     "--config",

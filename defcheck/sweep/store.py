@@ -41,12 +41,13 @@ def definitions_fingerprint(session: Session) -> dict[str, Any]:
     files = {}
     for concept in session.selected_concepts():
         file = registry.files[concept]
-        try:
-            digest = hashlib.sha256(Path(file.path).read_bytes()).hexdigest()
-        except OSError:
-            dumped = json.dumps(file.concept.model_dump(mode="json"), sort_keys=True)
-            digest = hashlib.sha256(dumped.encode()).hexdigest()
-        files[file.label] = digest
+        for part in (file, *file.parts):  # a built-in concept and the user's files that extend it
+            try:
+                digest = hashlib.sha256(Path(part.path).read_bytes()).hexdigest()
+            except OSError:
+                dumped = json.dumps(part.concept.model_dump(mode="json"), sort_keys=True)
+                digest = hashlib.sha256(dumped.encode()).hexdigest()
+            files[part.label] = digest
     plugins = sorted(f"{info.name} {info.distribution or ''}".strip() for info in extensions.plugins if not info.error)
     return {
         "defcheck": __version__,

@@ -104,13 +104,14 @@ def build_summary(
         for concept_name, concept in data["concepts"].items():
             entry = concepts.setdefault(concept_name, _empty_concept(concept, len(steps)))
             overlap = concept.get("overlap")
-            if overlap is not None:
+            # an overlap with a reason is the empty one of a concept whose kinds were not compared: no figures
+            if overlap is not None and overlap.get("reason") is None:
                 entry["jaccard"][position] = overlap.get("jaccard")
                 for key in ("both", "behavioral_only", "mechanistic_only"):
                     entry[key][position] = len(overlap[key])
                 entry["neither"][position] = overlap.get("neither_count")
             elif entry["note"] is None:
-                entry["note"] = concept.get("note")
+                entry["note"] = concept.get("note") or (overlap or {}).get("reason")
             for name, definition in concept["definitions"].items():
                 definition_id = f"{concept_name}.{name}"
                 if definition_id not in definitions:
