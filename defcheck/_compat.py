@@ -38,7 +38,7 @@ MOVED: dict[str, str] = {
     "defcheck.sweep_cli": "defcheck.cli.commands.sweep",
     "defcheck.executors": "defcheck.sweep.executors",
     "defcheck.plots": "defcheck.sweep.plots",
-    "defcheck.report.sweep_html": "defcheck.sweep.html",
+    "defcheck.report.sweep_html": "defcheck.sweep.page",
     "defcheck.models.constructed": "defcheck_plugins.constructed",
     "defcheck.models.weights": "defcheck_plugins.weights",
 }

@@ -16,7 +16,7 @@ NORM = "      - checker: head_norm\n        threshold: {top_k: 2}\n"
 
 @pytest.fixture
 def extensions():
-    return load_plugins(modules=["fixture_plugin", "defcheck_plugins.units"], entry_points=[])
+    return load_plugins(modules=["fixture_plugin", "defcheck_plugins.unit_kinds"], entry_points=[])
 
 
 def _file(tmp_path: Path, kind: str, criteria: str, *, source: bool = True, combinator: str = "all") -> Path:

@@ -163,7 +163,7 @@ CODES = {
 @pytest.fixture
 def only_fixture_plugin():
     """Only the fixture plugin (no entry points), so the 'registered: ...' listings are exact."""
-    return load_plugins(modules=["fixture_plugin", "defcheck_plugins.units"], entry_points=[])
+    return load_plugins(modules=["fixture_plugin", "defcheck_plugins.unit_kinds"], entry_points=[])
 
 
 @pytest.fixture
@@ -393,7 +393,7 @@ def scratch(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def module_extensions():
-    return load_plugins(modules=["fixture_plugin", "defcheck_plugins.units"], entry_points=[])
+    return load_plugins(modules=["fixture_plugin", "defcheck_plugins.unit_kinds"], entry_points=[])
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,4 +1,4 @@
-"""Tests of defcheck.sweep.plots and the sweep's HTML page (defcheck.sweep.html), from a real sweep summary.
+"""Tests of defcheck.sweep.plots and the sweep's HTML page (defcheck.sweep.page), from a real sweep summary.
 
 The page is rendered in headless Chromium where one is installed (CI installs it: there a missing browser
 fails the test), and the test checks that the embedded plots decode as images.
@@ -17,7 +17,7 @@ import pytest
 
 from defcheck.session import RunConfig
 from defcheck.sweep import SweepOptions, find_checkpoints, run_sweep
-from defcheck.sweep.html import render_sweep_html
+from defcheck.sweep.page import render_sweep_html
 from defcheck.sweep.plots import concept_figure, plot_sweep
 
 

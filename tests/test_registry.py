@@ -16,7 +16,7 @@ GOOD = Path(__file__).parent / "fixtures" / "concepts" / "wide_head.yaml"
 
 @pytest.fixture
 def extensions():
-    return load_plugins(modules=["fixture_plugin", "defcheck_plugins.units"], entry_points=[])
+    return load_plugins(modules=["fixture_plugin", "defcheck_plugins.unit_kinds"], entry_points=[])
 
 
 def _write(folder: Path, name: str, text: str) -> Path:

@@ -37,11 +37,7 @@ import torch
 
 from defcheck.diagnostics import DefcheckError
 from defcheck.engine.context import CheckContext
-from defcheck.engine.probe_data import ProbeBatch, ProbeRequest
-from defcheck.engine.results import CriterionResult, DefinitionResult, RunResult, scored
-from defcheck.engine.scheduling import concept_units, related_ids, related_members, selected
-from defcheck.engine.scores import NotApplicable, Scores
-from defcheck.engine.tasks import (
+from defcheck.engine.criterion_tasks import (
     Computed,
     Job,
     Task,
@@ -53,6 +49,10 @@ from defcheck.engine.tasks import (
     validated,
     wants_prepare,
 )
+from defcheck.engine.probe_data import ProbeBatch, ProbeRequest
+from defcheck.engine.results import CriterionResult, DefinitionResult, RunResult, scored
+from defcheck.engine.scheduling import concept_units, related_ids, related_members, selected
+from defcheck.engine.scores import NotApplicable, Scores
 from defcheck.engine.units import Units
 from defcheck.hooks.declarations import Streamed
 from defcheck.hooks.manager import Extensions

@@ -5,7 +5,7 @@ behavioral definition admits and those a mechanistic one admits appear at the sa
 :mod:`~defcheck.sweep.series` finds the checkpoints, :mod:`~defcheck.sweep.driver` runs one
 :mod:`~defcheck.sweep.tasks` task per checkpoint on an :mod:`~defcheck.sweep.executors` executor and keeps the
 reports in the :mod:`~defcheck.sweep.store`, :mod:`~defcheck.sweep.summary` reads them back into the summary, and
-:mod:`~defcheck.sweep.plots` and :mod:`~defcheck.sweep.html` draw it.
+:mod:`~defcheck.sweep.plots` and :mod:`~defcheck.sweep.page` draw it.
 """
 
 from __future__ import annotations

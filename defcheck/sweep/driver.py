@@ -125,7 +125,7 @@ def write_outputs(summary: Mapping[str, Any], out: Path, *, plots: bool = True) 
         if matplotlib_missing() is None:
             images = plot_sweep(summary, out / "plots")
             written += list(images.values())
-    from defcheck.sweep.html import render_sweep_html
+    from defcheck.sweep.page import render_sweep_html
 
     page = out / "summary.html"
     atomic_write(page, render_sweep_html(summary, {name: path.read_bytes() for name, path in images.items()}))
