@@ -3,13 +3,14 @@ expectations against the loaded registry."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from defcheck.diagnostics import Diagnostic, did_you_mean
 from defcheck.language.yaml_source import FieldPath
 
 if TYPE_CHECKING:
     from defcheck.ci.project_file import ProjectFile
+    from defcheck.language.registry import Registry
 
 
 def check_names(project: ProjectFile) -> list[Diagnostic]:
@@ -49,7 +50,7 @@ def check_names(project: ProjectFile) -> list[Diagnostic]:
     return out
 
 
-def check_project(project: ProjectFile, registry: Any) -> list[Diagnostic]:
+def check_project(project: ProjectFile, registry: Registry) -> list[Diagnostic]:
     """Check the names in a project file against the loaded registry: concepts, definitions and selections.
 
     A name in a concept file that was checked but not loaded (it has errors, reported on their own) is not

@@ -20,12 +20,13 @@ from defcheck.diagnostics import DefcheckError
 from defcheck.report.json import REPORT_VERSION, canonical
 
 if TYPE_CHECKING:
+    from defcheck.language.registry import Registry
     from defcheck.session import Session
     from defcheck.sweep.series import Checkpoint
     from defcheck.sweep.tasks import SweepOptions
 
 
-def selected_concepts(registry: Any, selection: Sequence[str]) -> list[str]:
+def selected_concepts(registry: Registry, selection: Sequence[str]) -> list[str]:
     """The concepts whose definitions a run with ``selection`` evaluates (``with:`` targets included): the
     runner's rule, as :meth:`defcheck.session.Session.selected_concepts` applies it (kept from 0.1)."""
     from defcheck.engine.scheduling import selected

@@ -125,9 +125,16 @@ def _scores(policies: PolicySet, values: torch.Tensor, evidence: dict[str, torch
     )
 
 
+def _probe_key(context: CheckContext) -> str:
+    """The episodes' probe key: every gridworld checker declares a probe, so the runner always gives one."""
+    if context.probe is None:
+        raise DefcheckError("a gridworld checker ran without its episodes probe")
+    return str(context.probe.key)
+
+
 def _played(context: CheckContext) -> tuple[PolicySet, torch.Tensor, analysis.Rollout]:
     policies, agent, goal = _episodes(context)
-    key = f"gridworld.play:{context.probe.key}"  # type: ignore[union-attr]
+    key = f"gridworld.play:{_probe_key(context)}"
     return policies, goal, context.shared(key, lambda: analysis.play(policies, agent, goal))
 
 
@@ -189,7 +196,7 @@ def score_goal_decoding(context: CheckContext) -> Scores:
     policies, agent, goal = _episodes(context)
     params: DecodingParams = context.params
     _layer_exists(policies, params.layer)
-    generator = probe_generator(context.seed, "goal_decoding", {"probe": context.probe.key})  # type: ignore[union-attr]
+    generator = probe_generator(context.seed, "goal_decoding", {"probe": _probe_key(context)})
     r2 = analysis.decoding(policies, agent, goal, params.layer, params.ridge, generator)
     value = {"gap": r2["corner"] - r2["goal"], "corner": r2["corner"], "goal": r2["goal"]}[params.measure]
     return _scores(policies, value, {"r2_corner": r2["corner"], "r2_goal": r2["goal"]})
@@ -214,7 +221,7 @@ def score_steering(context: CheckContext) -> Scores:
     policies, agent, goal = _episodes(context)
     params: SteeringParams = context.params
     _layer_exists(policies, params.layer)
-    generator = probe_generator(context.seed, "steering", {"probe": context.probe.key})  # type: ignore[union-attr]
+    generator = probe_generator(context.seed, "steering", {"probe": _probe_key(context)})
     targets = analysis.steering_targets(policies.grid, agent, goal, generator)
     result = analysis.steering(policies, agent, goal, targets, params.layer, params.ridge, params.strength)
     value = result["steered"] - result["unsteered"] if params.measure == "effect" else result["steered"]
