@@ -76,7 +76,9 @@ def pattern_scores(
     """Per-sequence scores ``[layers, batch, heads]`` from patterns ``[layers, batch, heads, q, k]``.
 
     For each sequence: attention on targets summed over the query rows that have a target, divided by the
-    attention those rows pay in all (after exclusions). NaN where a sequence has no target row.
+    attention those rows pay in all (after exclusions). NaN where a sequence has no target row, and where those
+    rows pay no attention at all after exclusions (0/0). Never clamped, so that a tiny but
+    nonzero denominator still gives the exact ratio.
     """
     size = patterns.shape[-1]
     keep = torch.ones(size, size, dtype=torch.bool)
@@ -89,11 +91,12 @@ def pattern_scores(
     weights = patterns * keep  # [L, b, h, q, k]
     on_target = (weights * targets[None, :, None]).sum(-1)  # [L, b, h, q]
     total = weights.sum(-1)
-    row_mask = rows[None, :, None].to(patterns.dtype)
+    row_mask = rows[None, :, None].to(weights.dtype)
     numerator = (on_target * row_mask).sum(-1)
     denominator = (total * row_mask).sum(-1)
-    scores = numerator / denominator.clamp_min(1e-12)
-    return torch.where(rows.any(-1)[None, :, None], scores, torch.full_like(scores, float("nan")))
+    defined = rows.any(-1)[None, :, None] & (denominator > 0)
+    scores = numerator / torch.where(defined, denominator, torch.ones_like(denominator))
+    return torch.where(defined, scores, torch.full_like(scores, float("nan")))
 
 
 def aggregate(per_sequence: torch.Tensor, probe: ProbeBatch, how: str) -> torch.Tensor:
@@ -114,7 +117,9 @@ def score_attention_pattern(context: CheckContext) -> Scores:
     ``exclude_current_token`` drop those columns from ``A`` and ``D``. Averaged over sequences (``mean``), or
     the lowest of the per-repeat-length averages (``min``). TransformerLens's ``detect_head`` divides by every
     row instead, so its score is this one times ``|T| / rows``: a perfect induction head scores 1.0 here and
-    under 0.5 there on ``[BOS] + R + R``.
+    under 0.5 there on ``[BOS] + R + R``. Where the rows with a target pay no attention outside the excluded
+    positions (a head on its own token, scored with ``exclude_current_token``), the score is 0/0: NaN, with
+    that reason; a tiny nonzero denominator gives the exact ratio (nothing is clamped).
     """
     return finish_attention_pattern(context, [step_attention_pattern(context)])
 
@@ -144,10 +149,30 @@ def finish_attention_pattern(context: CheckContext, partials: list[torch.Tensor]
     scores = Scores(aggregate(torch.cat(partials, dim=1), probe, params.aggregate))
     nan = torch.isnan(scores.values)
     if nan.any():
-        scores.mark_undefined(
-            nan, f"no query position in the probe has a '{params.pattern}' target", context.model.unit_names()
-        )
+        units = context.model.unit_names()
+        if probe_has_target(params, probe):
+            reason = (
+                f"0/0: on every query position with a '{params.pattern}' target the head pays no attention"
+                " outside the excluded positions"
+            )
+        else:
+            reason = f"no query position in the probe has a '{params.pattern}' target"
+        scores.mark_undefined(nan, reason, units)
     return scores
+
+
+def probe_has_target(params: PatternParams, probe: ProbeBatch) -> bool:
+    """Whether some query position of the probe keeps a target after the exclusions (then a NaN score is 0/0)."""
+    if probe.tokens is None:
+        return False
+    targets = target_mask(params.pattern, probe.tokens.cpu(), probe.bos)
+    size = targets.shape[-1]
+    keep = torch.ones(size, size, dtype=torch.bool)
+    if params.exclude_bos and probe.bos:
+        keep[:, 0] = False
+    if params.exclude_current_token:
+        keep.fill_diagonal_(False)
+    return bool((targets & keep).any())
 
 
 def pattern_hooks(params: PatternParams, model: ModelView) -> list[str]:
