@@ -296,10 +296,33 @@ def attention_scale(view: ModelView) -> float:
     return scale if use and scale > 0 else math.sqrt(view.d_head)
 
 
+def normed_positions(view: ModelView, max_position: int, device: torch.device) -> torch.Tensor:
+    """``[P, d_model]``: ``W_pos`` rows as the pre-attention norm passes them on (without its weight, folded
+    elsewhere): centred for LayerNorm, then divided by the RMS of the typical layer-0 residual, i.e. the root of
+    the mean over every token and position of ``|centre(W_E[t] + W_pos[p])|^2 / d_model`` (plus the norm's eps).
+    Unchanged without a norm. Why: LayerNorm rescales a residual of norm ~11 to ~sqrt(d_model); raw rows
+    (~1.3 in GPT-2) would give attention scores ~100 times too small and near-uniform patterns."""
+    positions = view.weight("W_pos").to(device, torch.float64)
+    kind = view.normalization
+    if kind is None:
+        return positions[:max_position]
+    embed = view.weight("W_E").to(device, torch.float64)
+    if kind.startswith("LN"):
+        positions = positions - positions.mean(-1, keepdim=True)
+        embed = embed - embed.mean(-1, keepdim=True)
+    d_model = positions.shape[-1]
+    mean_square = (
+        embed.pow(2).sum(-1).mean() + positions.pow(2).sum(-1).mean() + 2 * embed.mean(0) @ positions.mean(0)
+    ) / d_model
+    eps = float(getattr(view.cfg, "eps", 1e-5))
+    return positions[:max_position] / torch.sqrt(mean_square + eps)
+
+
 def positional_patterns(view: ModelView, max_position: int) -> torch.Tensor:
-    """``[L, H, P, P]`` causal softmax of ``(W_pos[i] W_Q)(W_pos[j] W_K)^T / sqrt(d_head)`` (no biases)."""
+    """``[L, H, P, P]`` causal softmax of ``(p_i W_Q)(p_j W_K)^T / sqrt(d_head)`` with ``p`` the normed
+    ``W_pos`` rows (:func:`normed_positions`; no biases)."""
     W_Q, W_K = head_weight(view, "W_Q"), head_weight(view, "W_K")
-    positions = view.weight("W_pos")[:max_position].to(W_Q.device, torch.float64)
+    positions = normed_positions(view, max_position, W_Q.device)
     queries = positions @ W_Q  # [L, H, P, d_head]
     keys = positions @ W_K
     scores = queries @ keys.transpose(-2, -1) / attention_scale(view)
@@ -312,8 +335,10 @@ def score_qk_positional(context: CheckContext) -> Scores:
 
     ``S[i, j] = (W_pos[i] W_Q)(W_pos[j] W_K)^T / sqrt(d_head)``, causal softmax over ``j <= i``; the score is the
     mean over query positions ``max(1, offset) <= i < max_position`` of the probability on ``j = i - offset``.
-    The ``ln1`` weight is folded into ``W_Q``/``W_K``; token embeddings, LN centering/scaling and the biases
-    ``b_Q``, ``b_K`` are ignored (``b_K`` adds the same amount to a query's every score, so softmax ignores it;
+    With a LayerNorm/RMSNorm, ``W_pos`` rows are centred (LayerNorm) and divided by the RMS of the typical
+    layer-0 residual (over all tokens and positions; at every layer), and the ``ln1`` weight is folded into
+    ``W_Q``/``W_K``; the token embedding's own contribution to the scores and the biases ``b_Q``, ``b_K`` (and
+    the norm's bias) are ignored (``b_K`` adds the same amount to a query's every score, so softmax ignores it;
     ``b_Q`` does not). Elhage et al. 2021 (positional QK, previous-token heads). Rotary models have no ``W_pos``:
     inapplicable.
     """
