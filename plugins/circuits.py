@@ -6,8 +6,9 @@ Every checker scores all heads at once with batched tensor algebra in ``d_head``
 Conventions (TransformerLens's, row vectors): ``W_Q, W_K, W_V`` are ``[L, H, d_model, d_head]``, ``W_O`` is
 ``[L, H, d_head, d_model]``, a head's OV circuit is ``W_V W_O`` and its QK circuit ``W_Q W_K^T``.
 
-LayerNorm: where a circuit passes through a LayerNorm, its elementwise weight is folded in (``ln1`` weight of a
-head's own layer into the rows of its ``W_Q``, ``W_K``, ``W_V``; ``ln_final`` weight into the rows of ``W_U``).
+LayerNorm: where a circuit passes through a LayerNorm, its elementwise weight is folded in (the weight of the norm
+feeding a head's layer -- ``ln1`` pre-LN; post-LN (BERT) the previous block's ``ln2``, or ``embed_ln`` for layer 0 --
+into the rows of its ``W_Q``, ``W_K``, ``W_V``; ``ln_final`` weight into the rows of ``W_U``).
 The normalization itself (centering, division by the norm) and every bias (``b_Q``, ``b_K``, ``b_V``, LN bias)
 are ignored: these are circuits of the weights, as in Elhage et al. 2021.
 
@@ -49,16 +50,47 @@ def _expand_heads(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
     return weight.repeat_interleave(n_heads // weight.shape[1], dim=1)
 
 
+_POST_LN_ARCHITECTURES = ("Bert", "Roberta", "XLMRoberta")
+
+
+def post_ln(view: ModelView) -> bool:
+    """Whether the model normalises AFTER each sublayer (BERT, RoBERTa; OPT/HuBERT configured so), where a
+    block's ``ln1`` follows its attention instead of feeding it. TransformerLens 4 has no flag for it: the HF
+    config's ``do_layer_norm_before``/``do_stable_layer_norm`` say so where present, else the architecture."""
+    cfg = view.cfg
+    if getattr(cfg, "do_layer_norm_before", None) is False:
+        return True
+    if getattr(cfg, "do_stable_layer_norm", None) is False:
+        return True
+    names = (getattr(cfg, "architecture", None), getattr(cfg, "original_architecture", None))
+    return any(str(name or "").startswith(_POST_LN_ARCHITECTURES) for name in names)
+
+
+def attention_input_norm_weight(view: ModelView, layer: int) -> torch.Tensor | None:
+    """The elementwise weight of the norm whose output layer ``layer``'s attention reads: ``ln1`` pre-LN;
+    post-LN, block ``layer - 1``'s ``ln2``, or the embedding norm (``embed_ln``) for layer 0. None: no weight."""
+    if not post_ln(view):
+        return view.ln_weight(layer, "ln1")
+    if layer > 0:
+        return view.ln_weight(layer - 1, "ln2")
+    module = getattr(view.model, "embed_ln", None)
+    weight = getattr(module, "weight", None)
+    return None if weight is None else weight.detach().clone()
+
+
 def _ln1_weights(view: ModelView, dtype: torch.dtype) -> torch.Tensor | None:
-    """``[L, d_model]``: every block's ``ln1`` weight, or None when the model's ln1 has no weight."""
-    weights = [view.ln_weight(layer, "ln1") for layer in range(view.n_layers)]
-    if any(weight is None for weight in weights):
+    """``[L, d_model]``: the weight of the norm feeding each layer's attention (see
+    :func:`attention_input_norm_weight`; ones where that layer has none), or None when no layer has one."""
+    weights = [attention_input_norm_weight(view, layer) for layer in range(view.n_layers)]
+    if all(weight is None for weight in weights):
         return None
-    return torch.stack([weight.to(dtype) for weight in weights])  # type: ignore[union-attr]
+    return torch.stack(
+        [torch.ones(view.d_model, dtype=dtype) if w is None else w.detach().cpu().to(dtype) for w in weights]
+    )
 
 
 def head_weight(view: ModelView, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """``W_Q``/``W_K``/``W_V`` with their layer's ``ln1`` weight folded into the rows, or ``W_O``; in ``dtype``
+    """``W_Q``/``W_K``/``W_V`` with their layer's input-norm weight folded into the rows, or ``W_O``; in ``dtype``
     (default: float64, as every eigenvalue computation here)."""
     dtype = dtype or torch.float64
     weight = _expand_heads(view.weight(name), view.n_heads).to(dtype)
@@ -222,7 +254,8 @@ def score_ov_copying(context: CheckContext) -> Scores:
     Elhage et al. 2021, "A Mathematical Framework for Transformer Circuits", section "Copying / Primarily
     Positive Eigenvalues": 1 for a head whose OV circuit maps each token to itself (copying), -1 for anti-copying.
     The nonzero eigenvalues of ``(W_E W_V)(W_O W_U)`` equal those of ``W_O W_U W_E W_V`` (``d_head x d_head``).
-    LN weights are folded (``ln1`` into ``W_V`` rows, ``ln_final`` into ``W_U`` rows).
+    LN weights are folded (the input norm's, ``ln1`` pre-LN / the previous ``ln2`` post-LN, into ``W_V`` rows,
+    ``ln_final`` into ``W_U`` rows).
     """
     params: EigenParams = context.params
     view = context.model
@@ -257,7 +290,8 @@ def score_qk_eigenvalue(context: CheckContext) -> Scores:
 
     Elhage et al. 2021, "A Mathematical Framework for Transformer Circuits": positive eigenvalues of the full QK
     circuit mean the head attends to tokens equal to (or like) the query token (token matching). Computed as the
-    eigenvalues of ``W_K^T W_E^T W_E W_Q`` (``d_head x d_head``); ``ln1`` weights folded into ``W_Q``, ``W_K``.
+    eigenvalues of ``W_K^T W_E^T W_E W_Q`` (``d_head x d_head``); input-norm weights (``ln1``; post-LN the norm
+    before the layer) folded into ``W_Q``, ``W_K``.
     """
     params: EigenParams = context.params
     view = context.model
@@ -336,7 +370,8 @@ def score_qk_positional(context: CheckContext) -> Scores:
     ``S[i, j] = (W_pos[i] W_Q)(W_pos[j] W_K)^T / sqrt(d_head)``, causal softmax over ``j <= i``; the score is the
     mean over query positions ``max(1, offset) <= i < max_position`` of the probability on ``j = i - offset``.
     With a LayerNorm/RMSNorm, ``W_pos`` rows are centred (LayerNorm) and divided by the RMS of the typical
-    layer-0 residual (over all tokens and positions; at every layer), and the ``ln1`` weight is folded into
+    layer-0 residual (over all tokens and positions; at every layer), and the input norm's weight (``ln1``; post-LN
+    the norm before) is folded into
     ``W_Q``/``W_K``; the token embedding's own contribution to the scores and the biases ``b_Q``, ``b_K`` (and
     the norm's bias) are ignored (``b_K`` adds the same amount to a query's every score, so softmax ignores it;
     ``b_Q`` does not). Elhage et al. 2021 (positional QK, previous-token heads). Rotary models have no ``W_pos``:
@@ -461,7 +496,8 @@ def composition_scores(
 
     ``[l1, h1, l2, h2]`` scores earlier head ``(l1, h1)`` into later head ``(l2, h2)``; entries with
     ``l1 >= l2`` are 0 (as TransformerLens's ``all_composition_scores``), 0/0 entries NaN. ``M_B`` is
-    ``W_Q W_K^T`` (Q), ``W_K W_Q^T`` (K) or ``W_V W_O`` (V); ``ln1`` weights are folded (a no-op without LN).
+    ``W_Q W_K^T`` (Q), ``W_K W_Q^T`` (K) or ``W_V W_O`` (V); input-norm weights (``ln1``; post-LN the norm before the
+    layer) are folded (a no-op without LN).
     Every pair is an ``r x r`` block of one GEMM per earlier layer in ``dtype`` (default float32; factors in
     float64).
     """

@@ -54,3 +54,53 @@ def test_qk_positional_applies_the_layernorm_scale():
     assert expected[2] > 0.9  # the constructed head does attend to the previous position
     assert scores[2] > 0.9
     assert (scores - expected).abs().max() < 1e-4  # every head of layer 0, not only the built one
+
+
+def _tiny_bert():
+    """A 2-layer post-LN BERT with random weights and distinct LayerNorm weights, booted as a bridge."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+    )
+    hf = BertForMaskedLM(config).eval()
+    with torch.no_grad():
+        for module in hf.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.uniform_(0.5, 2.0)
+    tokenizer = Tokenizer(models.WordLevel({f"t{i}": i for i in range(64)}, unk_token="t1"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="t1", pad_token="t0", cls_token="t2", sep_token="t3", mask_token="t4"
+    )
+    bridge = TransformerBridge.boot_transformers("google-bert/bert-base-uncased", hf_model=hf, tokenizer=fast)
+    return hf, bridge
+
+
+def test_post_ln_folds_the_norm_that_feeds_each_attention_layer():
+    from defcheck_plugins.circuits import head_weight, post_ln
+
+    from defcheck.models import ModelView, TokenSpace
+
+    hf, bridge = _tiny_bert()
+    view = ModelView(bridge, TokenSpace(64, bos_token_id=None), name="tiny-bert")
+    assert post_ln(view)
+    assert not post_ln(make_view(0, normalization_type="LN"))
+    feeding = [hf.bert.embeddings.LayerNorm.weight, hf.bert.encoder.layer[0].output.LayerNorm.weight]
+    after_attention = [layer.attention.output.LayerNorm.weight for layer in hf.bert.encoder.layer]
+    for layer in range(2):
+        query = hf.bert.encoder.layer[layer].attention.self.query.weight.detach().double()  # [h*d_head, d_model]
+        raw = query.T.reshape(32, 4, 8).permute(1, 0, 2)  # [heads, d_model, d_head], straight from HF
+        expected = raw * feeding[layer].detach().double()[None, :, None]
+        folded = head_weight(view, "W_Q")[layer]
+        assert (folded - expected).abs().max() < 1e-6
+        wrong = raw * after_attention[layer].detach().double()[None, :, None]  # what ln1 would give
+        assert (folded - wrong).abs().max() > 1e-2
