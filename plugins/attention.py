@@ -12,7 +12,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
-from defcheck.plugin import CheckContext, Checker, DefcheckError, ModelView, ProbeBatch, Scores, Streamed, hookimpl
+from defcheck.plugin import (
+    CheckContext,
+    Checker,
+    DefcheckError,
+    ModelView,
+    NotApplicable,
+    ProbeBatch,
+    Scores,
+    Streamed,
+    hookimpl,
+)
 
 PATTERN_HOOK = "blocks.{}.attn.hook_pattern"
 _OFFSET = re.compile(r"^fixed_offset:(-?\d+)$")
@@ -24,7 +34,8 @@ class PatternParams(BaseModel):
 
     pattern: str = Field(
         description="previous_token, duplicate_token, prefix_matching (the token after an earlier occurrence "
-        "of the current token), bos, or fixed_offset:K (the token K positions back)."
+        "of the current token), bos, or fixed_offset:K (the token K positions back; K < 0: -K ahead, "
+        "on bidirectional models only)."
     )
     exclude_bos: bool = Field(False, description="Ignore attention to the BOS position (target and total).")
     exclude_current_token: bool = Field(False, description="Ignore attention to the query's own position.")
@@ -38,10 +49,11 @@ class PatternParams(BaseModel):
     @classmethod
     def _known(cls, value: str) -> str:
         match = _OFFSET.match(value)
-        if value in NAMED_PATTERNS or (match and int(match.group(1)) >= 0):
+        if value in NAMED_PATTERNS or match:
             return value
         raise ValueError(
-            f"unknown pattern '{value}'; use one of {', '.join(NAMED_PATTERNS)} or fixed_offset:K (K >= 0)"
+            f"unknown pattern '{value}'; use one of {', '.join(NAMED_PATTERNS)} or fixed_offset:K "
+            "(K back; negative K: -K ahead, for models without a causal mask)"
         )
 
 
@@ -129,6 +141,7 @@ def step_attention_pattern(context: CheckContext) -> torch.Tensor:
     params: PatternParams = context.params
     probe = context.probe
     assert probe is not None and probe.tokens is not None
+    refuse_ahead_on_causal(params.pattern, context.model)
     patterns = context.stacked(PATTERN_HOOK).float()
     targets = target_mask(params.pattern, probe.tokens.to(patterns.device), probe.bos)
     per_sequence = pattern_scores(
@@ -139,6 +152,16 @@ def step_attention_pattern(context: CheckContext) -> torch.Tensor:
         exclude_current_token=params.exclude_current_token,
     )
     return per_sequence.cpu()
+
+
+def refuse_ahead_on_causal(pattern: str, model: ModelView) -> None:
+    """A target ahead of the query (``fixed_offset:K``, K < 0) cannot be attended under a causal mask."""
+    match = _OFFSET.match(pattern)
+    if match and int(match.group(1)) < 0 and getattr(model.cfg, "attention_dir", "causal") != "bidirectional":
+        raise NotApplicable(
+            f"'{pattern}' targets a position ahead of the query, and this model's attention is causal "
+            "(a head cannot attend ahead)"
+        )
 
 
 def finish_attention_pattern(context: CheckContext, partials: list[torch.Tensor]) -> Scores:

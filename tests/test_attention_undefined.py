@@ -10,7 +10,7 @@ from defcheck_plugins.attention import PatternParams, finish_attention_pattern, 
 from defcheck_plugins.probes import RepeatedParams, build_repeated
 
 from defcheck.engine.context import CheckContext
-from defcheck.engine.probe_data import ProbeRequest
+from defcheck.engine.probe_data import ProbeBatch, ProbeRequest
 
 
 def _brute_force(pattern: torch.Tensor, targets: torch.Tensor, exclude_current: bool) -> float:
@@ -78,3 +78,48 @@ def test_the_report_names_0_over_0_as_the_reason(random_view):
         if index != defined:
             assert math.isnan(values[index].item())
             assert scores.undefined[unit].startswith("0/0")
+
+
+def test_negative_offsets_validate_and_target_the_token_ahead():
+    tokens = torch.tensor([[0, 3, 4, 5, 6]])
+    targets = target_mask("fixed_offset:-1", tokens, bos=True)[0]
+    assert [row.nonzero().flatten().tolist() for row in targets] == [[1], [2], [3], [4], []]
+    with pytest.raises(ValueError):
+        PatternParams(pattern="fixed_offset:x")
+
+
+def test_a_head_cannot_attend_ahead_on_a_causal_model(random_view):
+    from defcheck_plugins.attention import step_attention_pattern
+
+    from defcheck.plugin import NotApplicable
+
+    probe = build_repeated(ProbeRequest(RepeatedParams(n=2, length=4), random_view.tokens, seed=0, n_ctx=64))
+    context = CheckContext(random_view, PatternParams(pattern="fixed_offset:-1"), probe=probe)
+    with pytest.raises(NotApplicable, match="causal"):
+        step_attention_pattern(context)
+
+
+def test_next_token_attention_on_a_bidirectional_encoder_matches_its_patterns():
+    from defcheck_plugins.attention import PATTERN_HOOK, step_attention_pattern
+    from test_architectures_circuits import _tiny_bert
+
+    from defcheck.models import ModelView, TokenSpace
+
+    _, bridge = _tiny_bert()
+    view = ModelView(bridge, TokenSpace(64, bos_token_id=None), name="tiny-bert")
+    tokens = torch.randint(5, 64, (3, 12), generator=torch.Generator().manual_seed(1))
+    names = [PATTERN_HOOK.format(layer) for layer in range(view.n_layers)]
+    logits, activations = view.run(tokens, names)
+    probe = ProbeBatch("given", {}, tokens)
+    context = CheckContext(
+        view, PatternParams(pattern="fixed_offset:-1"), probe=probe, logits=logits, activations=activations
+    )
+    scores = step_attention_pattern(context)  # [layers, batch, heads]
+    for layer in range(view.n_layers):
+        pattern = activations[names[layer]].double()  # [batch, heads, q, k]
+        for b in range(3):
+            for h in range(view.n_heads):
+                expected = sum(float(pattern[b, h, q, q + 1]) for q in range(11)) / sum(
+                    float(pattern[b, h, q].sum()) for q in range(11)
+                )
+                assert abs(scores[layer, b, h].item() - expected) < 1e-5
