@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from defcheck_plugins.circuits import head_weight
 from pydantic import BaseModel, ConfigDict, Field
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
@@ -87,12 +88,8 @@ def score_ov_successor(context: CheckContext) -> Scores:
     """
     view = context.model
     groups = ordinal_groups(getattr(view.model, "tokenizer", None))
-    w_v = view.weight("W_V")
-    for layer in range(view.n_layers):
-        ln = view.ln_weight(layer, "ln1")
-        if ln is not None:
-            w_v = w_v.clone()
-            w_v[layer] = ln[None, :, None] * w_v[layer]
+    # each head's own K/V group (GQA) and the norm that feeds its layer (pre- or post-LN) folded in
+    w_v = head_weight(view, "W_V", view.weight("W_V").dtype)
     ov = torch.einsum("lhmd,lhdn->lhmn", w_v, view.weight("W_O"))
     unembed = _unembedding(view)
     hits = torch.zeros(view.n_layers, view.n_heads)

@@ -104,3 +104,58 @@ def test_post_ln_folds_the_norm_that_feeds_each_attention_layer():
         assert (folded - expected).abs().max() < 1e-6
         wrong = raw * after_attention[layer].detach().double()[None, :, None]  # what ln1 would give
         assert (folded - wrong).abs().max() > 1e-2
+
+
+def _llama_views():
+    """A 2-layer Llama with grouped-query attention (4 query heads, 2 K/V heads) and the same model written
+    with one K/V head per query head (each group's weights copied to its heads, as HF's ``repeat_kv`` shares
+    them); the second is the brute-force reference, with nothing to expand."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from defcheck.models import ModelView, TokenSpace
+
+    shape = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    torch.manual_seed(0)
+    grouped = LlamaForCausalLM(LlamaConfig(**shape, num_key_value_heads=2, max_position_embeddings=64)).eval()
+    with torch.no_grad():
+        for module in grouped.modules():
+            if type(module).__name__ == "LlamaRMSNorm":
+                module.weight.uniform_(0.5, 2.0)
+    full = LlamaForCausalLM(LlamaConfig(**shape, num_key_value_heads=4, max_position_embeddings=64)).eval()
+    state = {}
+    for name, value in grouped.state_dict().items():
+        if name.endswith(("k_proj.weight", "v_proj.weight")):
+            value = value.reshape(2, 8, 32).repeat_interleave(2, dim=0).reshape(32, 32)
+        state[name] = value
+    full.load_state_dict(state)
+    tokenizer = Tokenizer(models.WordLevel({f"t{i}": i for i in range(64)}, unk_token="t1"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokens = torch.randint(0, 64, (2, 10), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (grouped(tokens).logits - full(tokens).logits).abs().max() < 1e-5  # the same model
+    views = []
+    for hf in (grouped, full):  # a tokenizer each: booting gives it a BOS token
+        fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="t1", eos_token="t2", pad_token="t3")
+        bridge = TransformerBridge.boot_transformers("meta-llama/Llama-3.2-1B", hf_model=hf, tokenizer=fast)
+        views.append(ModelView(bridge, TokenSpace(64, bos_token_id=None), name="tiny-llama"))
+    return views
+
+
+def test_grouped_query_heads_score_as_their_own_group():
+    from defcheck_plugins.circuits import EigenParams, composition_scores, score_ov_copying, score_qk_eigenvalue
+
+    grouped, full = _llama_views()
+    assert grouped.weight("W_K").shape[1] == 2 and full.weight("W_K").shape[1] == 4
+    for checker in (score_ov_copying, score_qk_eigenvalue):
+        for circuit in ("full", "bare"):
+            ours = checker(CheckContext(grouped, EigenParams(circuit=circuit))).values
+            reference = checker(CheckContext(full, EigenParams(circuit=circuit))).values
+            assert torch.allclose(ours, reference, atol=1e-5, equal_nan=True)
+            assert ours[0].max() - ours[0].min() > 1e-3  # heads differ: a wrong group would show
+    for kind in ("Q", "K", "V"):
+        ours = composition_scores(grouped, kind)
+        reference = composition_scores(full, kind)
+        assert torch.allclose(ours, reference, atol=1e-5, equal_nan=True)
+        assert ours[0, :, 1].std() > 1e-4
