@@ -27,7 +27,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
-from defcheck.plugin import CheckContext, Checker, DefcheckError, ModelView, Scores, hookimpl, safe_ratio
+from defcheck.plugin import (
+    CheckContext,
+    Checker,
+    DefcheckError,
+    ModelView,
+    NotApplicable,
+    Scores,
+    hookimpl,
+    safe_ratio,
+)
 
 Circuit = Literal["full", "bare"]
 CompositionType = Literal["K", "Q", "V"]
@@ -109,15 +118,24 @@ def unembedding(view: ModelView, dtype: torch.dtype | None = None) -> torch.Tens
     return weight if ln_final is None else weight * ln_final.to(weight.device, dtype)[:, None]
 
 
+def refuse_different_vocabularies(view: ModelView, what: str) -> None:
+    """Not applicable where the output vocabulary is not the input one (``d_vocab_out != d_vocab``, as in Tracr
+    models): comparing a token in with the same index out then maps between two different spaces."""
+    d_vocab, d_vocab_out = view.weight("W_E").shape[0], view.weight("W_U").shape[1]
+    if d_vocab_out != d_vocab:
+        raise NotApplicable(
+            f"the model's output vocabulary (d_vocab_out={d_vocab_out}) is not its input vocabulary "
+            f"(d_vocab={d_vocab}), and no mapping between them is stated, so {what} cannot compare a token in "
+            "with the same token out"
+        )
+
+
 def _unembed_embed(view: ModelView, context: CheckContext | None) -> torch.Tensor:
     """``W_U W_E`` ``[d_model, d_model]`` (ln_final folded), shared by every full-OV computation."""
 
     def compute() -> torch.Tensor:
         embed, unembed = view.weight("W_E"), view.weight("W_U")
-        if unembed.shape[1] != embed.shape[0]:
-            raise DefcheckError(
-                f"the unembedding's vocabulary ({unembed.shape[1]}) differs from the embedding's ({embed.shape[0]})"
-            )
+        refuse_different_vocabularies(view, "the full OV circuit W_E W_V W_O W_U (use circuit: bare)")
         product = _vocabulary_product(unembed.T, embed)
         ln_final = view.ln_weight(None)
         return product if ln_final is None else ln_final.to(product)[:, None] * product

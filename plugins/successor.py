@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from defcheck_plugins.circuits import head_weight
+from defcheck_plugins.circuits import head_weight, refuse_different_vocabularies
 from pydantic import BaseModel, ConfigDict, Field
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
@@ -87,6 +87,7 @@ def score_ov_successor(context: CheckContext) -> Scores:
     score", without their MLP0 effective embedding).
     """
     view = context.model
+    refuse_different_vocabularies(view, "the OV successor map W_E[g] W_V W_O W_U[:, g]")
     groups = ordinal_groups(getattr(view.model, "tokenizer", None))
     # each head's own K/V group (GQA) and the norm that feeds its layer (pre- or post-LN) folded in
     w_v = head_weight(view, "W_V", view.weight("W_V").dtype)

@@ -159,3 +159,20 @@ def test_grouped_query_heads_score_as_their_own_group():
         reference = composition_scores(full, kind)
         assert torch.allclose(ours, reference, atol=1e-5, equal_nan=True)
         assert ours[0, :, 1].std() > 1e-4
+
+
+def test_different_output_vocabulary_makes_the_full_ov_circuit_not_applicable():
+    import pytest
+    from defcheck_plugins.circuits import EigenParams, score_ov_copying, score_qk_eigenvalue
+    from defcheck_plugins.successor import score_ov_successor
+
+    from defcheck.plugin import NotApplicable
+
+    view = make_view(0, d_vocab_out=32)  # Tracr-shaped: 64 tokens in, 32 out
+    for checker in (score_ov_copying, score_ov_successor):
+        params = EigenParams() if checker is score_ov_copying else None
+        with pytest.raises(NotApplicable, match="d_vocab_out=32"):
+            checker(CheckContext(view, params))
+    bare = score_ov_copying(CheckContext(view, EigenParams(circuit="bare"))).values
+    assert not torch.isnan(bare).any()  # the bare circuit lives in d_model and stays defined
+    assert not torch.isnan(score_qk_eigenvalue(CheckContext(view, EigenParams())).values).any()  # W_E only
