@@ -333,7 +333,11 @@ def score_qk_eigenvalue(context: CheckContext) -> Scores:
 class PositionalParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    offset: int = Field(1, ge=0, description="The key position j = i - offset scored for query i (1: previous token).")
+    offset: int = Field(
+        1,
+        description="The key position j = i - offset scored for query i (1: previous token; -1: next token, "
+        "on bidirectional models only).",
+    )
     max_position: int | None = Field(
         None,
         ge=2,
@@ -370,7 +374,7 @@ def normed_positions(view: ModelView, max_position: int, device: torch.device) -
     return positions[:max_position] / torch.sqrt(mean_square + eps)
 
 
-def positional_patterns(view: ModelView, max_position: int) -> torch.Tensor:
+def positional_patterns(view: ModelView, max_position: int, causal: bool = True) -> torch.Tensor:
     """``[L, H, P, P]`` causal softmax of ``(p_i W_Q)(p_j W_K)^T / sqrt(d_head)`` with ``p`` the normed
     ``W_pos`` rows (:func:`normed_positions`; no biases)."""
     W_Q, W_K = head_weight(view, "W_Q"), head_weight(view, "W_K")
@@ -378,14 +382,17 @@ def positional_patterns(view: ModelView, max_position: int) -> torch.Tensor:
     queries = positions @ W_Q  # [L, H, P, d_head]
     keys = positions @ W_K
     scores = queries @ keys.transpose(-2, -1) / attention_scale(view)
-    causal = torch.ones(max_position, max_position, dtype=torch.bool, device=scores.device).tril()
-    return scores.masked_fill(~causal, float("-inf")).softmax(-1)
+    if not causal:  # a bidirectional encoder: every position sees every other
+        return scores.softmax(-1)
+    mask = torch.ones(max_position, max_position, dtype=torch.bool, device=scores.device).tril()
+    return scores.masked_fill(~mask, float("-inf")).softmax(-1)
 
 
 def score_qk_positional(context: CheckContext) -> Scores:
     """Mean attention on key ``i - offset`` from positional embeddings alone, per head.
 
-    ``S[i, j] = (W_pos[i] W_Q)(W_pos[j] W_K)^T / sqrt(d_head)``, causal softmax over ``j <= i``; the score is the
+    ``S[i, j] = (W_pos[i] W_Q)(W_pos[j] W_K)^T / sqrt(d_head)``, causal softmax over ``j <= i`` (over every ``j``
+    on a bidirectional model, where a negative offset scores the tokens ahead); the score is the
     mean over query positions ``max(1, offset) <= i < max_position`` of the probability on ``j = i - offset``.
     With a LayerNorm/RMSNorm, ``W_pos`` rows are centred (LayerNorm) and divided by the RMS of the typical
     layer-0 residual (over all tokens and positions; at every layer), and the input norm's weight (``ln1``; post-LN
@@ -407,11 +414,17 @@ def score_qk_positional(context: CheckContext) -> Scores:
     size = params.max_position or min(view.n_ctx, 64)
     if size > view.n_ctx:
         raise DefcheckError(f"max_position {size} exceeds the model's context ({view.n_ctx})")
-    first = max(1, params.offset)
-    if first >= size:
+    causal = getattr(view.cfg, "attention_dir", "causal") != "bidirectional"
+    if params.offset < 0 and causal:
+        raise NotApplicable(
+            f"offset {params.offset} targets a position ahead of the query, and this model's attention is causal "
+            "(a head cannot attend ahead)"
+        )
+    first, last = max(1, params.offset), size + min(0, params.offset)
+    if first >= last:
         raise DefcheckError(f"offset {params.offset} leaves no query position below max_position {size}")
-    patterns = positional_patterns(view, size)
-    queries = torch.arange(first, size, device=patterns.device)
+    patterns = positional_patterns(view, size, causal)
+    queries = torch.arange(first if params.offset >= 0 else 0, last, device=patterns.device)
     on_target = patterns[..., queries, queries - params.offset]  # [L, H, n_queries]
     return Scores(on_target.mean(-1).float().cpu())
 

@@ -176,3 +176,36 @@ def test_different_output_vocabulary_makes_the_full_ov_circuit_not_applicable():
     bare = score_ov_copying(CheckContext(view, EigenParams(circuit="bare"))).values
     assert not torch.isnan(bare).any()  # the bare circuit lives in d_model and stays defined
     assert not torch.isnan(score_qk_eigenvalue(CheckContext(view, EigenParams())).values).any()  # W_E only
+
+
+def test_qk_positional_next_token_on_a_bidirectional_encoder_matches_its_patterns():
+    hf, bridge = _tiny_bert()
+    from defcheck.models import ModelView, TokenSpace
+
+    size = 16
+    angles = torch.arange(32, dtype=torch.float32)[:, None] * torch.tensor([1.0, 2.0, 4.0]) * 2 * math.pi / 32
+    waves = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)  # rows of one norm
+    with torch.no_grad():
+        hf.bert.embeddings.word_embeddings.weight.zero_()
+        hf.bert.embeddings.token_type_embeddings.weight.zero_()
+        hf.bert.embeddings.position_embeddings.weight.zero_()
+        hf.bert.embeddings.position_embeddings.weight[:, :6] = waves
+        hf.bert.embeddings.position_embeddings.weight[:, 6:12] = -waves  # centred
+    view = ModelView(bridge, TokenSpace(64, bos_token_id=None), name="tiny-bert")
+    view.forget_weights()
+    _, acts = view.run(torch.full((1, size), 7), ["blocks.0.attn.hook_pattern"])
+    pattern = acts["blocks.0.attn.hook_pattern"][0].double()  # [heads, q, k]: the model, both directions
+    queries = torch.arange(0, size - 1)
+    expected = pattern[:, queries, queries + 1].mean(-1)
+    scores = score_qk_positional(CheckContext(view, PositionalParams(offset=-1, max_position=size))).values[0]
+    assert (scores.double() - expected).abs().max() < 1e-3
+    assert expected.max() - expected.min() > 1e-3
+
+
+def test_qk_positional_refuses_ahead_on_a_causal_model():
+    import pytest
+
+    from defcheck.plugin import NotApplicable
+
+    with pytest.raises(NotApplicable, match="causal"):
+        score_qk_positional(CheckContext(make_view(0), PositionalParams(offset=-1)))
