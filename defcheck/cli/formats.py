@@ -29,7 +29,7 @@ def _junit(reports: Sequence[Any]) -> str:
     return render_junit(reports)
 
 
-RUN_FORMATS: dict[str, Callable[[Sequence[Any]], str]] = {"github": _github, "sarif": _sarif, "junit": _junit}
+RUN_FORMATS: dict[str, Callable[[Sequence[Any]], str]] = {"github": _github, "junit": _junit, "sarif": _sarif}
 """The formats rendered once for all of a run's reports (one per model)."""
 
 

@@ -11,13 +11,15 @@ from typing import Any
 import click
 from rich.console import Console
 
+from defcheck.cli.formats import RUN_FORMATS, check_format, format_names
+from defcheck.cli.formats import render as render_format
 from defcheck.cli.output import stderr_console, write_output
 from defcheck.cli.settings import Settings
-from defcheck.diagnostics import DefcheckError, did_you_mean
+from defcheck.diagnostics import DefcheckError
 from defcheck.hooks.manager import Extensions
 
 MODEL_TEMPLATE = "{model}"
-RUN_FORMATS = {"github": ".txt", "junit": ".xml", "sarif": ".sarif"}  # one document for every model of the run
+RUN_SUFFIXES = {"github": ".txt", "junit": ".xml", "sarif": ".sarif"}  # --output-dir names of the run-level formats
 SUFFIXES = {".json": "json", ".md": "markdown", ".html": "html", ".htm": "html", ".sarif": "sarif", ".xml": "junit"}
 DEPRECATED_FILES = {"--json": "json", "--markdown": "markdown", "--junit": "junit", "--sarif": "sarif"}
 
@@ -38,10 +40,6 @@ class OutputPlan:
         return "terminal" in self.stdout
 
 
-def known_formats(extensions: Extensions) -> list[str]:
-    return ["terminal", *RUN_FORMATS, *sorted(extensions.report_formats)]
-
-
 def plan_outputs(
     formats: Sequence[str],
     outputs: Sequence[str],
@@ -50,11 +48,9 @@ def plan_outputs(
     extensions: Extensions,
 ) -> OutputPlan:
     """Check ``-f``/``-o``/``--output-dir`` (and the deprecated ``--json FILE``-style options) and plan them."""
-    known = known_formats(extensions)
+    known = format_names(extensions)
     for name in formats:
-        if name not in known:
-            hint = did_you_mean(name, known)
-            raise DefcheckError(f"unknown report format '{name}'{hint} (known: {', '.join(known)})")
+        check_format(name, extensions)
     files: list[tuple[str, Path]] = []
     for option, target in deprecated.items():
         if target is not None:
@@ -119,23 +115,12 @@ def model_path(target: Path, name: str) -> Path:
 
 def render(report: Any, name: str, extensions: Extensions) -> str:
     """One model's report in the per-model format ``name``."""
-    rendered = extensions.report_formats[name].render(report)
-    return rendered if isinstance(rendered, str) else rendered.decode()
+    return render_format(name, [report], extensions)
 
 
 def render_run(reports: Sequence[Any], name: str) -> str:
     """The document of every model of the run in ``github``, ``junit`` or ``sarif``."""
-    if name == "junit":
-        from defcheck.report.junit import render_junit
-
-        return render_junit(reports)
-    if name == "sarif":
-        from defcheck.report.sarif import render_sarif
-
-        return render_sarif(reports)
-    from defcheck.report.github import render_github
-
-    return render_github(reports)
+    return RUN_FORMATS[name](reports)
 
 
 def show_model(settings: Settings, console: Console, plan: OutputPlan, report: Any, name: str, several: bool) -> None:
@@ -177,7 +162,7 @@ def show_run(settings: Settings, plan: OutputPlan, reports: Sequence[Any]) -> No
             write_output(settings, target, render_run(reports, format_name))
     for format_name in plan.directory_formats:
         if format_name in RUN_FORMATS and plan.directory is not None:
-            target = plan.directory / f"report{RUN_FORMATS[format_name]}"
+            target = plan.directory / f"report{RUN_SUFFIXES[format_name]}"
             write_output(settings, target, render_run(reports, format_name))
     for format_name in plan.stdout:
         if format_name in RUN_FORMATS:
