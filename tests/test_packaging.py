@@ -59,6 +59,9 @@ def test_wheel_contains_the_packages_and_typing_marker(wheel):
     assert "defcheck/py.typed" in names
     assert "defcheck/cli/__init__.py" in names
     assert "defcheck/cli/commands/run.py" in names
+    # every package of the source tree is in the wheel (a non-editable install imports them all)
+    packages = {str(init.parent.relative_to(ROOT)) for init in (ROOT / "defcheck").rglob("__init__.py")}
+    assert {f"{package}/__init__.py" for package in packages} <= names
     assert "defcheck_plugins/weights/toy-induction.pt" in names
     assert "defcheck_definitions/__init__.py" in names
     plugins = sorted(p.name for p in (ROOT / "plugins").glob("*.py"))
