@@ -107,8 +107,26 @@ class ModelView:
         return int(self.cfg.d_vocab)
 
     @property
+    def d_vocab_out(self) -> int:
+        """Size of the output vocabulary (the unembedding's columns); differs from ``d_vocab`` in Tracr models."""
+        value = getattr(self.cfg, "d_vocab_out", None)
+        return self.d_vocab if value in (None, -1) else int(value)
+
+    @property
     def n_ctx(self) -> int:
         return int(self.cfg.n_ctx)
+
+    @property
+    def causal(self) -> bool:
+        """Whether attention is masked to earlier positions (False for a bidirectional encoder such as BERT)."""
+        return getattr(self.cfg, "attention_dir", "causal") != "bidirectional"
+
+    @property
+    def untrained(self) -> tuple[str, ...]:
+        """Parts whose weights the checkpoint lacked, so the loader left them randomly initialised (e.g.
+        ``unembed`` and ``ln_final`` of a BERT saved without its masked-LM head); set by the loader in
+        ``info["untrained"]``. Checkers that read such a part are not applicable."""
+        return tuple(str(part) for part in self.info.get("untrained", ()))
 
     @property
     def positional(self) -> str:
