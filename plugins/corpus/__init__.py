@@ -1,0 +1,1 @@
+"""The built-in text corpus (see LICENSE): read with ``defcheck_plugins.text.builtin_corpus``."""

@@ -1,0 +1,220 @@
+"""Text probes: sequences cut from real text (``text``), and segments of it repeated (``repeated_text``).
+
+Olsson et al. (2022) measure induction heads on natural text as well as on repeated random tokens; these
+probes give the same layouts on text. The corpus is a file, a folder (its ``*.txt`` files, sorted), a glob, or
+``builtin`` (``plugins/corpus/kjv.txt.gz``, the King James Bible; see its LICENSE). Text is tokenized with the
+model's tokenizer, or as bytes for a byte-level model (a ``defcheck:`` block with ``tokenizer: bytes``). Draws
+are seeded by the run's seed and the probe's parameters, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+from defcheck.plugin import DefcheckError, Probe, ProbeBatch, ProbeRequest, hookimpl, probe_generator
+
+BUILTIN = "builtin"
+CORPUS_PACKAGE = "defcheck_plugins.corpus"
+BUILTIN_FILE = "kjv.txt.gz"
+MAX_CORPUS_BYTES = 64 * 1024 * 1024
+
+
+class TextParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int = Field(32, ge=1, le=100_000, description="Sequences.")
+    length: int = Field(64, ge=2, description="Tokens per sequence (after BOS).")
+    corpus: str = Field(BUILTIN, description="A text file, a folder of .txt files, a glob, or 'builtin'.")
+    bos: bool | None = Field(None, description="Start with BOS; default: when the model has a BOS token.")
+
+
+class RepeatedTextParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int = Field(32, ge=1, le=100_000, description="Sequences per segment length.")
+    length: int | list[int] = Field(32, description="Tokens L in the segment; a list for several lengths.")
+    repeats: int = Field(2, ge=2, le=16, description="How many times the segment appears.")
+    corpus: str = Field(BUILTIN, description="A text file, a folder of .txt files, a glob, or 'builtin'.")
+    bos: bool | None = Field(None, description="Start with BOS; default: when the model has a BOS token.")
+
+    @field_validator("length")
+    @classmethod
+    def _positive(cls, value: int | list[int]) -> int | list[int]:
+        lengths = value if isinstance(value, list) else [value]
+        if not lengths or any(length < 1 for length in lengths):
+            raise ValueError("length must be an integer >= 1 or a non-empty list of them")
+        return sorted(set(lengths)) if isinstance(value, list) else value
+
+
+# -- the corpus --------------------------------------------------------------------------------------------
+
+
+def corpus_files(corpus: str) -> list[Path]:
+    """The files a ``corpus`` parameter names, sorted; a DefcheckError when it names none."""
+    if corpus == BUILTIN:
+        with resources.as_file(resources.files(CORPUS_PACKAGE).joinpath(BUILTIN_FILE)) as path:
+            return [Path(path)]
+    path = Path(corpus).expanduser()
+    if path.is_dir():
+        files = sorted(item for item in path.rglob("*.txt") if item.is_file())
+        if not files:
+            raise DefcheckError(f"text corpus: the folder {corpus} holds no .txt files")
+        return files
+    if path.is_file():
+        return [path]
+    if any(char in corpus for char in "*?["):
+        files = sorted(Path(item) for item in glob.glob(corpus, recursive=True) if Path(item).is_file())
+        if not files:
+            raise DefcheckError(f"text corpus: the pattern {corpus} matches no file")
+        return files
+    raise DefcheckError(f"text corpus: {corpus} does not exist (give a file, a folder, a glob or 'builtin')")
+
+
+@lru_cache(maxsize=4)
+def corpus_text(corpus: str) -> str:
+    """The corpus's text, its files joined by newlines (gzip files read decompressed)."""
+    parts = []
+    size = 0
+    for path in corpus_files(corpus):
+        if not path.is_file():  # a FIFO or device named like a text file
+            raise DefcheckError(f"text corpus: {path} is not a regular file")
+        try:
+            data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        except (OSError, EOFError, gzip.BadGzipFile) as error:
+            reason = getattr(error, "strerror", None) or error
+            raise DefcheckError(f"text corpus: cannot read {path}: {reason}") from None
+        size += len(data)
+        if size > MAX_CORPUS_BYTES:
+            raise DefcheckError(f"text corpus: {corpus} holds more than {MAX_CORPUS_BYTES // 2**20} MB of text")
+        parts.append(data.decode("utf-8", errors="replace"))
+    text = "\n".join(parts)
+    if not text.strip():
+        raise DefcheckError(f"text corpus: {corpus} is empty")
+    return text
+
+
+def byte_level(model: Any) -> bool:
+    """Whether the model reads bytes (its loader saw ``tokenizer: bytes`` in the config's ``defcheck:`` block)."""
+    info = getattr(model, "info", None) or {}
+    return info.get("tokenizer") == "bytes"
+
+
+def corpus_ids(request: ProbeRequest, corpus: str) -> torch.Tensor:
+    """The corpus as the model's token ids: bytes for a byte-level model, else the model's tokenizer."""
+    text = corpus_text(corpus)
+    if byte_level(request.model):
+        ids = torch.frombuffer(bytearray(text.encode("utf-8")), dtype=torch.uint8).long()
+    elif request.tokenizer is not None:
+        ids = torch.tensor(_encode(request.tokenizer, text), dtype=torch.long)
+    else:
+        raise DefcheckError(
+            "text probes need a way to turn text into the model's tokens: the model has no tokenizer (a Hugging Face "
+            "folder brings one) and is not byte-level (`tokenizer: bytes` in its config's defcheck: block)"
+        )
+    space = request.vocabulary()
+    if ids.numel() and int(ids.max()) >= space.d_vocab:
+        raise DefcheckError(
+            f"the tokenized corpus has id {int(ids.max())}, outside the vocabulary 0..{space.d_vocab - 1}"
+        )
+    return ids
+
+
+def _encode(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of ``text`` without special tokens (a Hugging Face tokenizer, or anything with ``encode``)."""
+    try:
+        return list(tokenizer.encode(text, add_special_tokens=False))
+    except TypeError:
+        return list(tokenizer.encode(text))
+
+
+def _use_bos(request: ProbeRequest, wanted: bool | None) -> bool:
+    bos_id = request.vocabulary().bos_token_id
+    if wanted and bos_id is None:
+        raise DefcheckError("bos: true, but the model has no BOS token id (give --bos-token-id)")
+    return bos_id is not None if wanted is None else wanted
+
+
+def _starts(ids: torch.Tensor, n: int, span: int, generator: torch.Generator, what: str) -> torch.Tensor:
+    """``n`` seeded start offsets of windows of ``span`` tokens in ``ids``."""
+    room = ids.numel() - span
+    if room < 1:
+        raise DefcheckError(f"{what}: the corpus has {ids.numel()} tokens, too few for sequences of {span}")
+    return torch.randint(0, room + 1, (n,), generator=generator)
+
+
+def _with_bos(tokens: torch.Tensor, request: ProbeRequest, bos: bool) -> torch.Tensor:
+    if not bos:
+        return tokens
+    bos_id = request.vocabulary().bos_token_id
+    assert bos_id is not None
+    return torch.cat([torch.full((tokens.shape[0], 1), bos_id, dtype=tokens.dtype), tokens], dim=1)
+
+
+def _check_fits(total: int, request: ProbeRequest, what: str) -> None:
+    if request.n_ctx and total > request.n_ctx:
+        raise DefcheckError(f"{what}: the probe needs {total} positions but the model's context is {request.n_ctx}")
+
+
+# -- the probes --------------------------------------------------------------------------------------------
+
+
+def build_text(request: ProbeRequest) -> ProbeBatch:
+    """``n`` windows of ``length`` consecutive corpus tokens, at seeded random offsets."""
+    params: TextParams = request.params
+    bos = _use_bos(request, params.bos)
+    _check_fits(params.length + int(bos), request, "text")
+    ids = corpus_ids(request, params.corpus)
+    generator = probe_generator(request.seed, "text", params.model_dump(mode="json"))
+    starts = _starts(ids, params.n, params.length, generator, "text")
+    tokens = ids[starts[:, None] + torch.arange(params.length)[None, :]]
+    return ProbeBatch("text", {}, _with_bos(tokens, request, bos), bos=bos, info={"offset": starts})
+
+
+def build_repeated_text(request: ProbeRequest) -> ProbeBatch:
+    """``[BOS] + text + S * repeats``: a corpus segment S of L tokens repeated, preceded by the text that comes
+    before it in the corpus, so that every sequence has one length. The layout of ``repeated_random_tokens``
+    (``info['length']``, ``info['start']``), so the same checkers read it."""
+    params: RepeatedTextParams = request.params
+    lengths = params.length if isinstance(params.length, list) else [params.length]
+    bos = _use_bos(request, params.bos)
+    total = max(lengths) * params.repeats
+    _check_fits(total + int(bos), request, "repeated_text")
+    ids = corpus_ids(request, params.corpus)
+    generator = probe_generator(request.seed, "repeated_text", params.model_dump(mode="json"))
+    rows, row_lengths = [], []
+    for length in lengths:
+        lead = total - length * params.repeats  # text before the segment, so shorter segments pad to one length
+        starts = _starts(ids, params.n, lead + length, generator, "repeated_text")
+        window = ids[starts[:, None] + torch.arange(lead + length)[None, :]]
+        segment = window[:, lead:]
+        rows.append(torch.cat([window[:, :lead], segment.repeat(1, params.repeats)], dim=1))
+        row_lengths += [length] * params.n
+    tokens = _with_bos(torch.cat(rows), request, bos)
+    return ProbeBatch(
+        "repeated_text",
+        {},
+        tokens.long(),
+        bos=bos,
+        info={"length": torch.tensor(row_lengths), "start": tokens.shape[1] - total},
+    )
+
+
+@hookimpl
+def defcheck_probes() -> list[Probe]:
+    return [
+        Probe("text", build_text, TextParams, "Windows of real text (a corpus file, folder, glob or the built-in)"),
+        Probe(
+            "repeated_text",
+            build_repeated_text,
+            RepeatedTextParams,
+            "A segment of real text repeated: [text][S][S] (Olsson et al.'s repeated natural text)",
+        ),
+    ]
