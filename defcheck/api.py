@@ -16,6 +16,13 @@ from defcheck.report import Report
 
 __all__ = ["as_view", "check", "load_model"]
 
+#: How an API user gives a model's token metadata (the end of the error :func:`check` raises without it).
+API_TOKEN_HINT = (
+    "pass them to check(), e.g. check(model, bos_token_id=0, token_ids=(1, 1000)) (bos_token_id=: the BOS id; "
+    "token_ids=: the half-open range of ids probes may draw), put a `defcheck:` block in the config of a "
+    "checkpoint loaded with defcheck.load_model, or give the model a tokenizer (model.tokenizer)"
+)
+
 
 def as_view(
     model: Any,
@@ -106,12 +113,8 @@ def check(
         batch_size=batch_size,
         plugin_modules=tuple(p for p in plugins if isinstance(p, str)),
     )
-    session = Session(config, extra_plugins=[p for p in plugins if not isinstance(p, str)])
-    session.require_tokens(
-        view,
-        "pass them to check(), e.g. check(model, bos_token_id=0, token_ids=(1, 1000)) (bos_token_id=: the BOS id, "
-        "token_ids=: the half-open range of ids probes may draw)",
-    )
+    session = Session(config, extra_plugins=[p for p in plugins if not isinstance(p, str)], token_hint=API_TOKEN_HINT)
+    session.require_tokens(view)
     return session.check(view, model_info=model_info)
 
 

@@ -54,6 +54,7 @@ def check_models(
     reports = []
     for target in targets:
         view = session.load_model(target.reference, **target.options)
+        session.require_tokens(view)  # before any forward pass: one error, not one per criterion
         compared = None
         if baseline is not None:
             compared = (display_path(model_path(baseline, target.name)), baselines[target.name])

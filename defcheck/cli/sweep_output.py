@@ -42,6 +42,8 @@ def sweep_with_progress(
         gpus_per_task=params["gpus_per_task"],
         cpus_per_task=threads,
     )
+    if params["executor"] == "local":
+        require_tokens(session, series)
     errors = stderr_console()
     if not settings.quiet:
         what = f"{len(series.checkpoints)} checkpoints of {series.source} on {runner.describe()} into {out_dir}"
@@ -66,6 +68,23 @@ def sweep_with_progress(
             style="yellow",
         )
         sys.exit(130)
+
+
+def require_tokens(session: Session, series: Series) -> None:
+    """Stop before any checkpoint runs, in one error, when the first checkpoint has no token metadata and a
+    selected definition runs a probe (a run's checkpoints are saved alike). The local executor loads it here
+    anyway; one that fails to load is left to the sweep, which reports it as that checkpoint's failure."""
+    config = session.config
+    if not series.checkpoints or config.bos_token_id is not None or config.token_ids is not None:
+        return
+    if not session.needs_tokens():
+        return
+    first = series.checkpoints[0]
+    try:
+        model = session.load_model(first.reference, checkpoint_index=first.checkpoint_index)
+    except Exception:  # the sweep reports a checkpoint that does not load, with its step
+        return
+    session.require_tokens(model)
 
 
 def print_outcome(console: Console, outcome: Any, no_plots: bool) -> None:

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "builtin:toy-induction"
 
+#: How a command line user gives a model's token metadata (the end of the one error a run without it stops with).
+TOKEN_HINT = (
+    "give them with --bos-token-id ID and --token-ids START:STOP, with a `defcheck:` block in the model's config "
+    "(e.g. `defcheck: {bos_token_id: 0, token_ids: [1, 64]}`), or with a tokenizer in the model's folder (Hugging "
+    "Face model folders)"
+)
+
 
 @dataclass(frozen=True)
 class ModelTarget:
@@ -38,12 +45,19 @@ class Session:
 
     ``extensions`` (plugins already loaded, e.g. by the command line's group) and ``extra_plugins`` (plugin
     objects in memory, e.g. a notebook's) are optional; by default the config's plugins are loaded here.
+    ``token_hint`` ends the error a model without token metadata gets: how this caller's user gives it.
     """
 
     def __init__(
-        self, config: RunConfig, *, extensions: Extensions | None = None, extra_plugins: Sequence[Any] = ()
+        self,
+        config: RunConfig,
+        *,
+        extensions: Extensions | None = None,
+        extra_plugins: Sequence[Any] = (),
+        token_hint: str = TOKEN_HINT,
     ) -> None:
         self.config = config
+        self.token_hint = token_hint
         self._extensions = extensions
         self._extra = tuple(extra_plugins)
         self._registry: Registry | None = None
@@ -129,18 +143,26 @@ class Session:
 
     def needs_tokens(self) -> bool:
         """Whether a selected definition runs a probe (and so needs the model's token metadata)."""
-        registry = self.registry
-        return any(c.probe is not None for d in self.selected_ids() for c in registry.definition(d)[1].criteria)
+        return bool(self._probing())
 
-    def require_tokens(self, model: Any, how: str) -> None:
-        """Stop before any probe runs when probes are needed and ``model`` has no token metadata; ``how`` says
-        how the caller gives it (keyword arguments, flags)."""
+    def _probing(self) -> list[str]:
+        """The selected definitions with a criterion that runs a probe."""
+        registry = self.registry
+        return [d for d in self.selected_ids() if any(c.probe is not None for c in registry.definition(d)[1].criteria)]
+
+    def require_tokens(self, model: Any, how: str | None = None) -> None:
+        """Stop before any forward pass, in one sentence, when a selected definition runs a probe and ``model``
+        has no token metadata; ``how`` (default: the session's ``token_hint``) says how the caller gives it."""
         from defcheck.models.view import ModelView
 
-        if isinstance(model, ModelView) and model.tokens is None and self.needs_tokens():
+        if not isinstance(model, ModelView) or model.tokens is not None:
+            return
+        probing = self._probing()
+        if probing:
+            count = f"{len(probing)} selected definition{'s' if len(probing) > 1 else ''}"
             raise DefcheckError(
-                f"the model '{model.name}' has no token metadata (BOS id, usable ids), so probes cannot choose "
-                f"tokens; {how}"
+                f"the model '{model.name}' has no token metadata (no BOS token id, no range of usable token ids), "
+                f"which the probes of {count} need to choose tokens; {how or self.token_hint}"
             )
 
     def load_model(self, reference: str, *, checkpoint_index: int | None = None, **defaults: Any) -> Any:
@@ -183,9 +205,11 @@ class Session:
         return out
 
     def evaluate(self, model: Any, *, progress: Progress | None = None) -> RunResult:
-        """Evaluate the selection on ``model`` with the config's seed and batch size (no report)."""
+        """Evaluate the selection on ``model`` with the config's seed and batch size (no report); a model without
+        the token metadata its probes need is refused first, in one error (:meth:`require_tokens`)."""
         from defcheck.engine.runner import evaluate
 
+        self.require_tokens(model)  # one error before any forward pass, not one per criterion
         config = self.config
         return evaluate(
             model,
