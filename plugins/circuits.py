@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Literal
 
+from defcheck_plugins.applicability import refuse_untrained
 from pydantic import BaseModel, ConfigDict, Field
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
@@ -277,6 +278,8 @@ def score_ov_copying(context: CheckContext) -> Scores:
     """
     params: EigenParams = context.params
     view = context.model
+    if params.circuit == "full":
+        refuse_untrained(view, ("unembed", "ln_final"), "the full OV circuit W_E W_V W_O W_U (use circuit: bare)")
     matrix, bound = ov_circuit_matrix(view, params.circuit, context)
     ratio, undefined = eigenvalue_ratio(matrix, bound, params.tolerance)
     scores = Scores(ratio.float().cpu())

@@ -9,6 +9,11 @@ Both read a head's own output ``o = z[b, q, h] @ W_O[l, h]`` (``hook_z``; Transf
 
 The final norm's bias, ``b_O`` and ``b_U`` belong to no head and are left out; an output soft cap, if the model
 has one, is not applied (the direct effect is on the pre-cap logits).
+
+``W_U`` is ``[d_model, d_vocab_out]``. Both checkers read a probe's input token ids as output ids (the token
+attended to, the next token), so on a model whose output vocabulary is another space (Tracr: ``d_vocab_out !=
+d_vocab``, no stated mapping) they are not applicable, as on a model whose unembedding or final norm the
+checkpoint lacked (randomly initialised: the scores would be noise).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import math
 from collections.abc import Iterator
 from typing import Literal
 
+from defcheck_plugins.applicability import refuse_untrained
 from defcheck_plugins.attention import target_mask
+from defcheck_plugins.circuits import refuse_different_vocabularies
 from pydantic import BaseModel, ConfigDict, Field
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
@@ -80,6 +87,26 @@ def final_norm(view: ModelView) -> tuple[bool, bool, torch.Tensor | None]:
     scales = bool(kind) or rms
     centers = kind in ("LN", "LNPRE") and not rms
     return centers, scales, view.ln_weight(None) if scales else None
+
+
+def refuse_logits(view: ModelView, what: str, compares: str) -> None:
+    """Not applicable where ``what`` cannot be read honestly: the checkpoint lacked the unembedding or the final
+    norm, or the output vocabulary is not the input one and ``compares`` (an input id with an output id) has no
+    stated mapping."""
+    refuse_untrained(view, ("unembed", "ln_final"), what)
+    refuse_different_vocabularies(view, compares)
+
+
+def refuse_copying(view: ModelView) -> None:
+    """:func:`refuse_logits` for ``copying``."""
+    refuse_logits(view, "copying (a head's direct effect on the logits)", "copying (the logit of the attended token)")
+
+
+def refuse_dla(view: ModelView) -> None:
+    """:func:`refuse_logits` for ``direct_logit_attribution``."""
+    refuse_logits(
+        view, "direct_logit_attribution (a head's direct effect on the logits)", "the logit of the next input token"
+    )
 
 
 def logit_hooks(view: ModelView, *, pattern: bool) -> list[str]:
@@ -296,6 +323,7 @@ def score_copying(context: CheckContext) -> Scores:
 def step_copying(context: CheckContext) -> dict[str, torch.Tensor]:
     """One batch: per-sequence means ``[L, b, H]`` of the per-query score (and, for ``share``, ``up`` and ``down``)."""
     view = context.model
+    refuse_copying(view)
     params: CopyingParams = context.params
     probe = context.probe
     assert probe is not None and probe.tokens is not None
@@ -350,6 +378,7 @@ def finish_copying(context: CheckContext, partials: list[dict[str, torch.Tensor]
 
 
 def copying_hooks(params: CopyingParams, model: ModelView) -> list[str]:
+    refuse_copying(model)  # before the forward pass: a model it cannot score costs no pass
     return logit_hooks(model, pattern=True)
 
 
@@ -376,6 +405,7 @@ def score_direct_logit_attribution(context: CheckContext) -> Scores:
 def step_direct_logit_attribution(context: CheckContext) -> torch.Tensor:
     """One batch: per-sequence means ``[L, b, H]`` over the chosen positions."""
     view = context.model
+    refuse_dla(view)
     params: DLAParams = context.params
     probe = context.probe
     assert probe is not None and probe.tokens is not None
@@ -421,6 +451,7 @@ def finish_direct_logit_attribution(context: CheckContext, partials: list[torch.
 
 
 def dla_hooks(params: DLAParams, model: ModelView) -> list[str]:
+    refuse_dla(model)  # before the forward pass: a model it cannot score costs no pass
     return logit_hooks(model, pattern=False)
 
 

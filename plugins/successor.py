@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from defcheck_plugins.applicability import refuse_untrained
 from defcheck_plugins.circuits import head_weight, refuse_different_vocabularies
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -87,6 +88,7 @@ def score_ov_successor(context: CheckContext) -> Scores:
     score", without their MLP0 effective embedding).
     """
     view = context.model
+    refuse_untrained(view, ("unembed", "ln_final"), "the OV successor map W_E[g] W_V W_O W_U[:, g]")
     refuse_different_vocabularies(view, "the OV successor map W_E[g] W_V W_O W_U[:, g]")
     groups = ordinal_groups(getattr(view.model, "tokenizer", None))
     # each head's own K/V group (GQA) and the norm that feeds its layer (pre- or post-LN) folded in
@@ -142,6 +144,7 @@ def score_successor_logits(context: CheckContext) -> Scores:
 def step_successor_logits(context: CheckContext) -> torch.Tensor:
     """One batch: per-sequence shares ``[L, b, H]``."""
     view, probe = context.model, context.probe
+    _refuse_logits(view)
     assert probe is not None
     groups: list[list[int]] = probe.info["groups"]
     union = torch.tensor(probe.info["ordinal_ids"])
@@ -165,7 +168,15 @@ def finish_successor_logits(context: CheckContext, partials: list[torch.Tensor])
     return Scores(torch.cat(partials, dim=1).mean(1))
 
 
+def _refuse_logits(view: ModelView) -> None:
+    """successor_logits reads the logits of input ids: not applicable without a trained unembedding and final norm
+    or where the output vocabulary is another space (Tracr)."""
+    refuse_untrained(view, ("unembed", "ln_final"), "successor_logits (a head's direct effect on the logits)")
+    refuse_different_vocabularies(view, "successor_logits (the logit of the next ordinal token)")
+
+
 def _hooks(params: BaseModel, view: ModelView) -> list[str]:
+    _refuse_logits(view)  # before the forward pass
     names = [f"blocks.{layer}.attn.hook_z" for layer in range(view.n_layers)]
     return names + (["ln_final.hook_scale"] if view.normalization else [])
 

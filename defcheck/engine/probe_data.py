@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from defcheck._lazy import torch
 from defcheck.diagnostics import DefcheckError
+from defcheck.hooks.declarations import FIT_POLICIES, FitPolicy
 from defcheck.models.view import TokenSpace
 
 
@@ -23,7 +24,9 @@ class ProbeBatch:
     ``tokens`` is ``None`` for a probe that is not a batch of token sequences (its content is in ``info``).
     ``bos`` is True when every sequence starts with the model's BOS token; ``info`` holds probe-specific
     metadata (e.g. the repeat length of each sequence). Per-sequence metadata is a tensor with one row per
-    sequence (first dimension ``n``), so that :meth:`select` can cut it with the tokens.
+    sequence (first dimension ``n``), so that :meth:`select` can cut it with the tokens. ``note`` says how the
+    probe adapted to the model (e.g. "shortened: length 21 needs 43 tokens; the model's context is 17, so
+    length 8 was used"); the report shows it with every criterion that used the probe.
     """
 
     name: str
@@ -31,6 +34,7 @@ class ProbeBatch:
     tokens: torch.Tensor | None
     bos: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
 
     @property
     def key(self) -> str:
@@ -48,7 +52,7 @@ class ProbeBatch:
             return value[rows] if per_sequence else value
 
         info = {key: cut(value) for key, value in self.info.items()}
-        return ProbeBatch(self.name, self.params, self.tokens[rows], bos=self.bos, info=info)
+        return ProbeBatch(self.name, self.params, self.tokens[rows], bos=self.bos, info=info, note=self.note)
 
 
 def probe_key(name: str, params: dict[str, Any]) -> str:
@@ -69,7 +73,8 @@ class ProbeRequest:
 
     ``model`` is the model the probe is built for: a :class:`~defcheck.models.ModelView`, or another kind of
     model a plugin's loader returned (then ``tokens`` is ``None`` and ``n_ctx`` 0: such a model has no
-    vocabulary, and its probes read what they need from ``model``).
+    vocabulary, and its probes read what they need from ``model``). ``fit`` is the probe's declared fit policy
+    (:attr:`~defcheck.hooks.declarations.Probe.fit`); :meth:`fit_policy` applies a criterion's ``fit:`` param.
     """
 
     params: Any
@@ -78,6 +83,15 @@ class ProbeRequest:
     n_ctx: int
     tokenizer: Any = None
     model: Any = None
+    fit: FitPolicy = "not_applicable"
+
+    def fit_policy(self) -> FitPolicy:
+        """The policy for sequences longer than ``n_ctx``: the criterion's ``fit:`` param where the probe's
+        parameters have one and it is set, else the probe's declared :attr:`fit`."""
+        chosen = getattr(self.params, "fit", None) or self.fit
+        if chosen not in FIT_POLICIES:
+            raise DefcheckError(f"fit must be one of {', '.join(FIT_POLICIES)}, got {chosen!r}")
+        return cast(FitPolicy, chosen)
 
     def vocabulary(self) -> TokenSpace:
         """``tokens``, for a probe that draws token ids: a model without token metadata is refused in one sentence."""

@@ -235,10 +235,17 @@ class _Run:
                         self.model.n_ctx,
                         getattr(self.model.model, "tokenizer", None),
                         self.model,
+                        fit=probe.fit,
                     )
                 else:  # another kind of model (a policy, say): its probes read what they need from it
                     request = ProbeRequest(validated(probe.params, params), None, self.seed, 0, None, self.model)
                 batch = probe.build(request)
+                positions = batch.tokens.shape[-1] if batch.tokens is not None and batch.tokens.dim() else 0
+                if request.n_ctx and positions > request.n_ctx:  # a probe that did not keep to its fit policy
+                    raise NotApplicable(
+                        f"the probe {name} built sequences of {positions} tokens; the model's context is "
+                        f"{request.n_ctx} (the probe does not shorten them to fit)"
+                    )
             except NotApplicable:
                 raise
             except Exception as error:

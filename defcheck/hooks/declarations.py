@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # the contract names these types; importing them would import
     from defcheck.report import Report
 
 Observes = Literal["behavior", "mechanism"]
+FitPolicy = Literal["shorten", "not_applicable"]
+"""What a probe does when its sequences would be longer than the model's context (``n_ctx``): see :class:`Probe`."""
+FIT_POLICIES: tuple[FitPolicy, ...] = ("shorten", "not_applicable")
 Need = Literal["required", "optional", "none"]
 UNIT_KINDS = ("attention_head", "mlp_neuron", "layer", "model")
 """The unit kinds the built-in plugin ``units`` registers (others come from plugins' ``defcheck_unit_kinds``)."""
@@ -191,12 +194,22 @@ class Probe:
 
     ``build(request) -> ProbeBatch`` (:class:`BuildFunction`) gets the validated ``params``, the vocabulary and the
     run's seed in a :class:`~defcheck.engine.probe_data.ProbeRequest`.
+
+    ``fit`` declares what the probe does when its sequences would not fit the model's context (``request.n_ctx``):
+    ``"shorten"``: ``build`` makes them fit (the longest lengths that do) and says how in ``ProbeBatch.note``, which
+    the report shows with every criterion that used the probe; ``"not_applicable"`` (the default): ``build``
+    raises :class:`~defcheck.engine.scores.NotApplicable` with the reason ("length 21 needs 43 tokens; the model's
+    context is 17"), so its criteria are not applicable. ``build`` reads the policy from
+    ``request.fit_policy()``, which honours a criterion's ``fit:`` param where the probe's params have one (the
+    built-in token probes do). Either way a batch longer than ``n_ctx`` never reaches the model: the runner marks
+    its criteria not applicable, naming the lengths.
     """
 
     name: str
     build: BuildFunction
     params: type[BaseModel] = NoParams
     summary: str = ""
+    fit: FitPolicy = "not_applicable"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ config's ``defcheck:`` block, a tokenizer, and the user's overrides.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import pickle
 import re
@@ -213,10 +214,15 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def bridge_fields() -> set[str]:
-    """The names ``TransformerBridgeConfig`` accepts."""
+    """The names ``TransformerBridgeConfig`` accepts: its dataclass fields and the keyword parameters of its own
+    ``__init__`` (``d_vocab_out``, ``attention_dir``, ``rotary_base``, ... are only the latter; filtering by the
+    fields alone lost them, so a Tracr model's ``d_vocab_out`` fell back to ``d_vocab``)."""
     from transformer_lens import TransformerBridgeConfig
 
-    return {item.name for item in dataclasses.fields(TransformerBridgeConfig) if item.init}
+    fields = {item.name for item in dataclasses.fields(TransformerBridgeConfig) if item.init}
+    parameters = inspect.signature(TransformerBridgeConfig.__init__).parameters.values()
+    named = {item.name for item in parameters if item.kind in (item.POSITIONAL_OR_KEYWORD, item.KEYWORD_ONLY)}
+    return (fields | named) - {"self"}
 
 
 def bridge_config(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], dict[str, Any]]:

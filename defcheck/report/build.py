@@ -45,6 +45,7 @@ def build_data(
         concept, _, name = definition_id.partition(".")
         grouped.setdefault(concept, {})[name] = result
     files = registry.files if registry is not None else {}
+    notes = {key: str(batch.note) for key, batch in run.probes.items() if getattr(batch, "note", None)}
     concepts: dict[str, ConceptEntry] = {}
     for concept, results in grouped.items():
         file = files.get(concept)
@@ -55,7 +56,8 @@ def build_data(
         definitions: dict[str, DefinitionEntry] = {}
         for name, result in results.items():
             where = _where(file.source(name) if file is not None else None, "definitions", name)
-            definitions[name] = _definition(result, spec.definitions.get(name) if spec else None, names, where)
+            spec_of = spec.definitions.get(name) if spec else None
+            definitions[name] = _definition(result, spec_of, names, where, notes)
         singular, plural = overlap.nouns
         concepts[concept] = {
             "unit": spec.unit if spec else overlap.unit,
@@ -131,13 +133,16 @@ def _model(run: RunResult, extra: Mapping[str, Any] | None) -> ModelEntry:
 
 def _probe(batch: ProbeBatch) -> ProbeEntry:
     shape = list(getattr(batch.tokens, "shape", []))
-    return {
+    entry: ProbeEntry = {
         "name": batch.name,
         "params": batch.params,
         "sequences": shape[0] if shape else None,
         "positions": shape[1] if len(shape) > 1 else None,
         "bos": batch.bos,
     }
+    if getattr(batch, "note", None):  # only where the probe adapted to the model: other reports stay as they were
+        entry["note"] = str(batch.note)
+    return entry
 
 
 def _score_map(scores: Scores, names: list[str]) -> tuple[dict[str, float | None], dict[str, str]]:
@@ -155,7 +160,9 @@ def _score_map(scores: Scores, names: list[str]) -> tuple[dict[str, float | None
     return values, undefined
 
 
-def _criterion(result: CriterionResult, spec: Criterion | None, names: list[str]) -> CriterionEntry:
+def _criterion(
+    result: CriterionResult, spec: Criterion | None, names: list[str], notes: Mapping[str, str] | None = None
+) -> CriterionEntry:
     out: CriterionEntry = {
         "checker": result.checker,
         "params": dict(spec.params) if spec is not None else {},
@@ -178,15 +185,24 @@ def _criterion(result: CriterionResult, spec: Criterion | None, names: list[str]
             out["scores"], out["undefined"] = _score_map(scores, names)
     if result.passed is not None and not out["not_applicable"]:
         out["passed"] = [n for n, p in zip(names, result.passed.flatten().tolist(), strict=True) if p]
+    note = (notes or {}).get(result.probe or "")
+    if note:  # the probe was adapted to the model (shortened): these scores are on what it became
+        out["probe_note"] = note
     return out
 
 
 def _definition(
-    result: DefinitionResult, spec: Definition | None, names: list[str], where: tuple[str | None, int | None]
+    result: DefinitionResult,
+    spec: Definition | None,
+    names: list[str],
+    where: tuple[str | None, int | None],
+    notes: Mapping[str, str] | None = None,
 ) -> DefinitionEntry:
     status, reason = definition_status(result)
     specs = spec.criteria if spec is not None else []
-    criteria = [_criterion(c, specs[i] if i < len(specs) else None, names) for i, c in enumerate(result.criteria)]
+    criteria = [
+        _criterion(c, specs[i] if i < len(specs) else None, names, notes) for i, c in enumerate(result.criteria)
+    ]
     scores, undefined = (criteria[0]["scores"], criteria[0]["undefined"]) if criteria else (None, {})
     members = None
     if result.members is not None:

@@ -58,7 +58,9 @@ def definition_criteria_text(definition: DefinitionEntry) -> str:
     for criterion in criteria:
         probes.setdefault(criterion["checker"], set()).add(criterion.get("probe"))
     joiner = " and " if definition.get("combinator", "all") == "all" else " or "
-    return joiner.join(criterion_text(c, probe=len(probes[c["checker"]]) > 1) for c in criteria)
+    texts = [criterion_text(c, probe=len(probes[c["checker"]]) > 1) for c in criteria]
+    notes = list(dict.fromkeys(note for c in criteria if (note := c.get("probe_note"))))
+    return joiner.join(texts) + "".join(f" [probe {note}]" for note in notes)
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,8 @@ def unit_details(concept: ConceptEntry, definition: DefinitionEntry, unit: str) 
         lines.append("member" if members and unit in members else "not a member")
     for criterion in definition["criteria"]:
         head = f"{criterion['checker']} ({threshold_text(criterion['threshold'])})"
+        if criterion.get("probe_note"):
+            lines.append(f"{head}: probe {criterion['probe_note']}")
         if criterion.get("error"):
             lines.append(f"{head}: errored: {criterion['error']}")
             continue

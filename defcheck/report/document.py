@@ -61,9 +61,7 @@ class ModelEntry(TypedDict, total=False):
     reference: str
 
 
-class ProbeEntry(TypedDict):
-    """One distinct probe of the run, by its key in ``probes``."""
-
+class _ProbeFields(TypedDict):
     name: str
     params: dict[str, Any]
     sequences: int | None
@@ -71,9 +69,16 @@ class ProbeEntry(TypedDict):
     bos: bool
 
 
+class ProbeEntry(_ProbeFields, total=False):
+    """One distinct probe of the run, by its key in ``probes``; ``note`` only where the probe adapted to the
+    model (e.g. shortened to fit its context)."""
+
+    note: str
+
+
 # One criterion's result ("with" is a keyword, hence the functional form).
-CriterionEntry = TypedDict(
-    "CriterionEntry",
+_CriterionFields = TypedDict(
+    "_CriterionFields",
     {
         "checker": str,
         "params": dict[str, Any],
@@ -88,6 +93,12 @@ CriterionEntry = TypedDict(
         "error": str | None,
     },
 )
+
+
+class CriterionEntry(_CriterionFields, total=False):
+    """One criterion's result; ``probe_note`` only where its probe adapted to the model (the probe's ``note``)."""
+
+    probe_note: str
 
 
 class DefinitionEntry(TypedDict):
