@@ -15,11 +15,14 @@ from defcheck_plugins.attention import PatternParams, aggregate, pattern_scores,
 from pydantic import Field, field_validator
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
-from defcheck.plugin import CheckContext, Checker, DefcheckError, ModelView, Scores, Streamed, hookimpl
+from defcheck.plugin import CheckContext, Checker, ModelView, NotApplicable, Scores, Streamed, hookimpl
 
 RESID_HOOK = "blocks.{}.hook_resid_pre"
 Z_HOOK = "blocks.{}.attn.hook_z"
 PATTERN_HOOK = "blocks.{}.attn.hook_pattern"
+# A Hugging Face rotary model's cos/sin tables, as its attention applied them (TransformerLens 4 bridges).
+COS_HOOK, SIN_HOOK = "blocks.{}.attn.hook_cos", "blocks.{}.attn.hook_sin"
+_POSITIONAL = ("standard", "rotary")  # the position encodings the recomputation reproduces
 
 
 class PathAblationParams(PatternParams):
@@ -63,44 +66,110 @@ def attention_scale(view: ModelView) -> float:
     return math.sqrt(view.d_head)
 
 
-def _rotary(view: ModelView) -> Any:
+def _native_rope(view: ModelView) -> Any:
+    """A native TransformerLens rotary model's ``apply_rope``, if it has one."""
     rotary = getattr(getattr(view.model, "original_model", None), "rotary", None)
-    if rotary is None or not hasattr(rotary, "apply_rope"):
-        raise DefcheckError("path_ablation cannot apply this rotary model's position encoding (no apply_rope)")
-    return rotary
+    return rotary if rotary is not None and hasattr(rotary, "apply_rope") else None
+
+
+def _hooked_rope(view: ModelView) -> bool:
+    """Whether the model's attention reports the cos/sin tables it rotates by (a Hugging Face rotary bridge)."""
+    return COS_HOOK.format(0) in getattr(view.model, "hook_dict", {})
+
+
+def unsupported(view: ModelView) -> str | None:
+    """Why the attention pattern cannot be recomputed from the residual stream as path_ablation does (None: it
+    can): each feature named is one the recomputation is known not to reproduce."""
+    from defcheck_plugins.circuits import post_ln
+
+    cfg = view.cfg
+    if post_ln(view):
+        return (
+            "this model normalises after each sublayer (post-LN, e.g. BERT): a head's output reaches later layers "
+            "only through the norms in between, not as a term of their input that can be subtracted"
+        )
+    if view.positional not in _POSITIONAL:
+        return f"its position encoding ({view.positional}) enters the attention scores in a way not recomputed here"
+    if view.positional == "rotary" and _native_rope(view) is None and not _hooked_rope(view):
+        return "its rotary position encoding is not exposed (no apply_rope, no cos/sin hooks) to be reapplied"
+    if getattr(cfg, "use_local_attn", False) or getattr(cfg, "window_size", None):
+        return "it has sliding-window (local) attention, whose mask is not recomputed here"
+    if getattr(cfg, "use_qk_norm", False):
+        return "it normalises queries and keys per head (QK norm), which is not recomputed here"
+    return None
+
+
+def refuse_unsupported(view: ModelView) -> None:
+    """Not applicable, with the feature, before any work, where the recomputation is known not to match."""
+    reason = unsupported(view)
+    if reason is not None:
+        raise NotApplicable(f"path_ablation recomputes attention patterns from a patched input, and {reason}")
+
+
+def _bias(view: ModelView, which: str, layer: int, shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+    """``b_Q``/``b_K`` of ``layer`` ``[heads, d_head]``; zeros for a model without biases (e.g. Llama)."""
+    if not view.has_weight(f"b_{which}"):
+        return torch.zeros(shape).to(like)
+    return view.weight(f"b_{which}")[layer].to(like)
 
 
 def _project(view: ModelView, layer: int, resid: torch.Tensor, which: str) -> torch.Tensor:
-    """``ln1(resid) @ W + b`` for ``which`` in Q/K, as ``[b, heads, pos, d_head]`` (KV groups expanded)."""
+    """``ln1(resid) @ W + b`` for ``which`` in Q/K, as ``[b, heads, pos, d_head]`` (KV groups expanded: each
+    query head uses its own group's weights, as grouped-query attention shares them)."""
     ln1 = view.model.blocks[layer].ln1
     dtype = view.model.W_E.dtype
     x = ln1(resid.to(dtype)).float()
     weight = view.weight(f"W_{which}")[layer].to(x)
-    bias = view.weight(f"b_{which}")[layer].to(x)
+    bias = _bias(view, which, layer, (weight.shape[0], weight.shape[2]), x)
     out = torch.einsum("bpm,hmd->bhpd", x, weight) + bias[None, :, None, :]
     if out.shape[1] != view.n_heads:  # grouped-query attention: repeat each K head over its group
         out = out.repeat_interleave(view.n_heads // out.shape[1], dim=1)
     return out
 
 
-def recompute_pattern(view: ModelView, layer: int, q_resid: torch.Tensor, k_resid: torch.Tensor) -> torch.Tensor:
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Hugging Face's rotary embedding (rotate-half) on the first ``cos.shape[-1]`` dimensions of ``x``
+    ``[b, heads, pos, d_head]`` (the rest, e.g. GPT-NeoX's partial rotary, pass through)."""
+    size = cos.shape[-1]
+    rotated, rest = x[..., :size], x[..., size:]
+    half = size // 2
+    turned = torch.cat([-rotated[..., half:], rotated[..., :half]], dim=-1)
+    return torch.cat([rotated * cos + turned * sin, rest], dim=-1)
+
+
+def recompute_pattern(
+    view: ModelView,
+    layer: int,
+    q_resid: torch.Tensor,
+    k_resid: torch.Tensor,
+    rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """The attention pattern ``[b, heads, q, k]`` of every head of ``layer``, with queries computed from the
     residual stream ``q_resid`` and keys from ``k_resid`` (both ``[b, pos, d_model]``, before ``ln1``).
 
-    As in TransformerLens 4: ``ln1``, ``W_Q``/``W_K`` with biases, RoPE on rotary models, scores divided by the
-    attention scale, soft cap if configured, causal mask, softmax.
+    As in TransformerLens 4: ``ln1``, ``W_Q``/``W_K`` with biases, RoPE on rotary models (``apply_rope`` of a
+    native model, else ``rope``: the cos/sin tables the layer's attention reported), scores divided by the
+    attention scale, soft cap if configured, causal mask (none on a bidirectional model), softmax.
     """
     with torch.no_grad():
         q = _project(view, layer, q_resid, "Q")
         k = _project(view, layer, k_resid, "K")
         if view.positional == "rotary":
-            q, k = _rotary(view).apply_rope(q, k)
+            native = _native_rope(view)
+            if native is not None:
+                q, k = native.apply_rope(q, k)
+            elif rope is not None:
+                cos, sin = (table.float().to(q.device) for table in rope)
+                cos, sin = (cos[:, None], sin[:, None]) if cos.dim() == 3 else (cos, sin)  # [b|1, 1, pos, rot]
+                q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+            else:
+                raise NotApplicable(f"path_ablation needs layer {layer}'s rotary cos/sin tables to recompute it")
         scores = q @ k.transpose(-1, -2) / attention_scale(view)
         cap = float(getattr(view.cfg, "attn_scores_soft_cap", -1.0) or -1.0)
         if cap > 0:
             scores = cap * torch.tanh(scores / cap)
         size = scores.shape[-1]
-        if getattr(view.cfg, "attention_dir", "causal") == "causal":
+        if view.causal:
             mask = torch.triu(torch.ones(size, size, dtype=torch.bool, device=scores.device), diagonal=1)
             scores = scores.masked_fill(mask, float("-inf"))
             return torch.softmax(scores, dim=-1).masked_fill(mask, 0.0)
@@ -155,6 +224,15 @@ def score_path_ablation(context: CheckContext) -> Scores:
     members' output through that input. Heads with no member in an earlier layer score 0 (evidence
     ``path: none``). Evidence per head: ``before`` and ``after`` (S(A), S(A')).
 
+    Architectures: grouped-query attention uses each head's own K/V group; rotary models are rotated as their
+    attention did (``apply_rope``, or a Hugging Face model's cos/sin tables); a model without Q/K biases uses
+    zeros; with parallel attention and MLP (GPT-NeoX), a member's output reaches later layers' input directly
+    as in a sequential model (its own layer's MLP never reads it, which changes nothing here). Not applicable,
+    with the reason, where the recomputation is known not to match: post-LN models (a head's output is
+    renormalised by every later block, so it is no term of a later input), position encodings other than
+    learned and rotary (ALiBi, shortformer, relative bias), sliding-window attention, QK norm; and, as a last
+    check, wherever the recomputed clean pattern differs from the cached one.
+
     Source: path patching (Wang et al. 2022, Interpretability in the Wild; Goldowsky-Dill et al. 2023) applied
     to K-composition (Elhage et al. 2021, Olsson et al. 2022: induction heads' keys read a previous-token head).
     """
@@ -187,6 +265,7 @@ def prepare_path_ablation(context: CheckContext) -> tuple[list[torch.Tensor | No
 
 
 def _prepare(context: CheckContext) -> tuple[list[torch.Tensor | None], int]:
+    refuse_unsupported(context.model)
     members = context.related_mask()
     sums: list[torch.Tensor | None] = []
     count = 0
@@ -220,6 +299,7 @@ def step_path_ablation(context: CheckContext) -> dict[str, torch.Tensor]:
 
 def _step(context: CheckContext) -> dict[str, torch.Tensor]:
     view = context.model
+    refuse_unsupported(view)
     params: PathAblationParams = context.params
     probe = context.probe
     assert probe is not None and probe.tokens is not None
@@ -253,17 +333,19 @@ def _step(context: CheckContext) -> dict[str, torch.Tensor]:
             has_path[layer] = True
             resid = context.activation(RESID_HOOK.format(layer)).float()
             patched = resid - removed
-            recomputed = recompute_pattern(view, layer, resid, resid)
+            rope = _rope_tables(context, layer)
+            recomputed = recompute_pattern(view, layer, resid, resid, rope)
             gap = float((recomputed - cached.float()).abs().max())
             if gap > tolerance:
-                raise DefcheckError(
-                    f"cannot reproduce layer {layer}'s attention pattern from its input (max difference {gap:.2g}); "
-                    "path_ablation does not support this model's attention"
+                raise NotApplicable(
+                    f"path_ablation cannot reproduce layer {layer}'s attention pattern from its input (max "
+                    f"difference {gap:.2g}) with {_recipe(view)}; the model's attention has a part this "
+                    "recomputation leaves out"
                 )
             ablated = (
-                recompute_pattern(view, layer, resid, patched)
+                recompute_pattern(view, layer, resid, patched, rope)
                 if params.path == "k"
-                else recompute_pattern(view, layer, patched, resid)
+                else recompute_pattern(view, layer, patched, resid, rope)
             )
             before.append(behavior(recomputed))
             after.append(behavior(ablated))
@@ -271,6 +353,26 @@ def _step(context: CheckContext) -> dict[str, torch.Tensor]:
         if output is not None:
             removed = output if removed is None else removed + output
     return {"before": torch.stack(before), "after": torch.stack(after), "has_path": has_path}
+
+
+def _rope_tables(context: CheckContext, layer: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The cos/sin tables layer ``layer`` rotated by, on a Hugging Face rotary model (else None)."""
+    view = context.model
+    if view.positional != "rotary" or _native_rope(view) is not None or not _hooked_rope(view):
+        return None
+    return context.activation(COS_HOOK.format(layer)), context.activation(SIN_HOOK.format(layer))
+
+
+def _recipe(view: ModelView) -> str:
+    """How the pattern was recomputed, in words (for the reason when it does not match)."""
+    parts = ["ln1", "W_Q/W_K" + (" and biases" if view.has_weight("b_Q") else "")]
+    if view.positional == "rotary":
+        parts.append("rotary (apply_rope)" if _native_rope(view) is not None else "rotary (rotate-half, cos/sin hooks)")
+    if float(getattr(view.cfg, "attn_scores_soft_cap", -1.0) or -1.0) > 0:
+        parts.append("the soft cap")
+    parts.append(f"scale {attention_scale(view):.3g}")
+    parts.append("a causal mask" if view.causal else "no mask")
+    return ", ".join(parts)
 
 
 def finish_path_ablation(context: CheckContext, partials: list[dict[str, torch.Tensor]]) -> Scores:
@@ -304,7 +406,9 @@ def _json(value: torch.Tensor) -> float | None:
 
 
 def path_ablation_hooks(params: PathAblationParams, model: ModelView) -> list[str]:
-    templates = (RESID_HOOK, Z_HOOK, PATTERN_HOOK)
+    templates: tuple[str, ...] = (RESID_HOOK, Z_HOOK, PATTERN_HOOK)
+    if unsupported(model) is None and model.positional == "rotary" and _native_rope(model) is None:
+        templates += (COS_HOOK, SIN_HOOK)  # a Hugging Face rotary model: the tables its attention used
     return [template.format(layer) for layer in range(model.n_layers) for template in templates]
 
 
