@@ -26,6 +26,14 @@ cosine of the two. By ``measure``:
   ``2 ln V / V`` for a random direction (0.13 for 63 tokens).
 - ``cosine``: the largest cosine, ``max_t cos[t]``: how closely the weights point along one token's embedding.
 
+On a post-LN model (BERT), a layer's MLP reads the output of the norm after its attention (``ln1``): that
+norm's scale is the one folded into ``W_in``, and the embedding reaches it through every norm before (the
+embedding norm, then ``ln1`` and ``ln2`` of each earlier layer), so the token side is carried through those
+(each centres and scales by its weight) before the cosine. With parallel attention and MLP (GPT-NeoX) ``ln2``
+still feeds the MLP: nothing changes. On a gated MLP (SwiGLU: act(x W_gate) * (x W_in)) a neuron reads two
+directions, and ``embedding_read`` is not applicable, with that reason; ``token_selectivity`` reads
+``hook_post``, the product, on every MLP.
+
 This is the **direct path** (Elhage et al. 2021, "A Mathematical Framework for Transformer Circuits": the
 residual stream carries the embedding to every layer). For layer 0 it is all of a neuron's token-specific
 input apart from what attention moves in; for later layers it leaves out what earlier layers write (an MLP0
@@ -89,7 +97,8 @@ def _usable(context: CheckContext) -> torch.Tensor:
 
 def _selectivity_step(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per batch: the token ids it holds ``[k]``, the activation sums per id ``[layers, k, d_mlp]`` and the
-    counts ``[k]`` (only the ids present, so memory follows the probe, not the vocabulary)."""
+    counts ``[k]`` (only the ids present, so memory follows the probe, not the vocabulary). ``hook_post`` is
+    the input of ``W_out``: on a gated MLP the product act(x W_gate) * (x W_in), the neuron's activation."""
     probe = context.probe
     assert probe is not None and probe.tokens is not None
     post = context.stacked(POST_HOOK).float()  # [layers, batch, pos, d_mlp]
@@ -156,13 +165,14 @@ def _direct_read(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor, tor
     with it, the sum of the squared cosines, and the norms of the folded weights. Tokens are taken
     ``READ_CHUNK`` at a time, so memory does not grow with the vocabulary."""
     model = context.model
-    if model.d_mlp is None:
-        raise NotApplicable("the model has no MLPs")
+    refuse_unreadable(model)
     ids = _usable(context)
     w_in = model.weight("W_in").float()  # [layers, d_model, d_mlp]
+    chain = _post_ln_chain(model)
+    feeding = "ln2" if chain is None else "ln1"  # the norm whose output the MLP reads (post-LN: after attention)
     norm = model.normalization
     if norm in ("LN", "LNPre", "RMS", "RMSPre"):
-        scales = [model.ln_weight(layer, "ln2") for layer in range(model.n_layers)]
+        scales = [model.ln_weight(layer, feeding) for layer in range(model.n_layers)]
         present = [scale for scale in scales if scale is not None]
         if len(present) == len(scales):
             w_in = w_in * torch.stack(present).float()[:, :, None]
@@ -175,17 +185,71 @@ def _direct_read(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor, tor
     token = torch.zeros(best.shape, dtype=torch.long, device=w_in.device)
     squares = torch.zeros(best.shape, device=w_in.device)
     for chunk in ids.to(w_in.device).split(READ_CHUNK):
-        embedding = model.weight("W_E")[chunk].float()  # [c, d_model]
+        embedding = model.weight("W_E")[chunk].float().to(w_in.device)  # [c, d_model]
+        if chain is not None:  # post-LN: the token's direction where it meets each MLP's norm [layers, c, d]
+            embedding = _through_norms(embedding, chain)
         if centered:
             embedding = embedding - embedding.mean(-1, keepdim=True)
         embedding = embedding / embedding.norm(dim=-1, keepdim=True).clamp_min(EPS)
-        cosines = torch.einsum("vd,ldn->lvn", embedding, w_in)  # [layers, c, d_mlp]
+        if embedding.dim() == 2:
+            cosines = torch.einsum("vd,ldn->lvn", embedding, w_in)  # [layers, c, d_mlp]
+        else:
+            cosines = torch.einsum("lvd,ldn->lvn", embedding, w_in)
         value, where = cosines.max(1)
         better = value > best  # ties keep the earlier token, as one max over all tokens would
         best = torch.where(better, value, best)
         token = torch.where(better, chunk[where], token)
         squares += cosines.pow(2).sum(1)
     return best.cpu(), token.cpu(), squares.cpu(), norms[:, 0].cpu()
+
+
+def refuse_unreadable(model: ModelView) -> None:
+    """Not applicable, with the reason, where a neuron's input is not one direction of the residual stream."""
+    if model.d_mlp is None:
+        raise NotApplicable("the model has no MLPs")
+    if getattr(model.cfg, "gated_mlp", False):
+        raise NotApplicable(
+            "the model's MLPs are gated (e.g. SwiGLU): a neuron's activation act(x W_gate) * (x W_in) reads two "
+            "directions of its input, so no single cosine with a token's embedding measures its read"
+        )
+    if not model.has_weight("W_in"):
+        raise NotApplicable("the model's MLPs expose no input weights W_in (e.g. a mixture of experts)")
+
+
+def _post_ln_chain(model: ModelView) -> list[torch.Tensor | None] | None:
+    """On a post-LN model (BERT), the weights of the norms a token's embedding passes through on its direct path:
+    the embedding norm, then per layer the norm after attention (``ln1``, which feeds that layer's MLP) and the
+    norm after the MLP (``ln2``); None on a pre-LN model."""
+    from defcheck_plugins.circuits import post_ln
+
+    if not post_ln(model):
+        return None
+    embed_ln = getattr(getattr(model.model, "embed_ln", None), "weight", None)
+    chain: list[torch.Tensor | None] = [None if embed_ln is None else embed_ln.detach().float()]
+    for layer in range(model.n_layers):
+        for which in ("ln1", "ln2"):
+            weight = model.ln_weight(layer, which)
+            chain.append(None if weight is None else weight.float())
+    return chain
+
+
+def _through_norms(embedding: torch.Tensor, chain: list[torch.Tensor | None]) -> torch.Tensor:
+    """``[layers, c, d_model]``: each token's direction where it reaches layer L's MLP norm (``ln1``) on a
+    post-LN model, i.e. after the embedding norm and ``ln1``, ``ln2`` of every earlier layer. Each norm centres
+    its input and scales it by its weight: the division by the standard deviation is a positive factor (no
+    change of direction), and the bias adds the same vector for every token (left out, as the pre-LN read
+    leaves out ``ln2``'s bias)."""
+
+    def norm(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        x = x - x.mean(-1, keepdim=True)
+        return x if weight is None else x * weight.to(x)
+
+    x = norm(embedding, chain[0])
+    arriving = []
+    for layer in range((len(chain) - 1) // 2):  # sequential by nature: each norm acts on the previous one's output
+        arriving.append(x)
+        x = norm(norm(x, chain[1 + 2 * layer]), chain[2 + 2 * layer])  # this layer's ln1, then its ln2
+    return torch.stack(arriving)
 
 
 def _embedding_read(context: CheckContext) -> Scores:
