@@ -115,6 +115,11 @@ class OrdinalParams(BaseModel):
 def build_ordinal(request: ProbeRequest) -> ProbeBatch:
     """Runs of consecutive ordinal tokens (``3 4 5 6``), each from one sequence, at random starts."""
     params: OrdinalParams = request.params
+    if request.n_ctx and params.length > request.n_ctx:  # fit policy not_applicable: a run is not cut
+        raise NotApplicable(
+            f"ordinal_sequences: length {params.length} needs {params.length} tokens; the model's context is "
+            f"{request.n_ctx}"
+        )
     groups = [g for g in ordinal_groups(request.tokenizer) if len(g) > params.length]
     if not groups:
         raise NotApplicable(f"no run of more than {params.length} ordinal tokens in the vocabulary")

@@ -120,6 +120,13 @@ def test_token_file_chunks_are_cut_to_the_context(tmp_path):
         build_file(_request(FileParams(path=str(path), length=64, bos=False, fit="not_applicable")))
 
 
+def test_ordinal_sequences_declare_not_applicable():
+    from defcheck_plugins.successor import OrdinalParams, build_ordinal
+
+    with pytest.raises(NotApplicable, match="ordinal_sequences: length 6 needs 6 tokens; the model's context is 4"):
+        build_ordinal(ProbeRequest(OrdinalParams(length=6), SPACE, 0, 4))
+
+
 def test_an_unset_fit_leaves_the_probe_key_as_it_was():
     params = RepeatedParams(n=32, length=[8, 13, 21]).model_dump(mode="json")
     assert "fit" not in params
