@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from importlib import resources
 from pathlib import Path
@@ -273,19 +274,34 @@ def _hub_reachable() -> str | None:
 
 
 def tokenizer_metadata(tokenizer: Any, d_vocab: int) -> dict[str, Any]:
-    """BOS id, special ids and the usable id range from a Hugging Face tokenizer."""
+    """BOS id, special ids and the usable id range from a Hugging Face tokenizer.
+
+    BOS is the tokenizer's BOS token, else (an encoder such as BERT) its CLS token, else none: never the UNK id
+    that TransformerLens's tokenizer set-up gives a tokenizer without BOS (BERT's ``[UNK]``, id 100). Special ids
+    include the vocabulary's never-trained placeholders (``[unused12]``, ``<unused3>``); the usable range stops at
+    ``min(len(tokenizer), d_vocab)`` (a model's vocabulary may be padded past its tokenizer's)."""
     if tokenizer is None:
         return {}
-    bos = getattr(tokenizer, "bos_token_id", None)
+    unk = getattr(tokenizer, "unk_token_id", None)
+
+    def real(token_id: Any) -> int | None:
+        ok = isinstance(token_id, int) and not isinstance(token_id, bool) and 0 <= token_id < d_vocab
+        return int(token_id) if ok and token_id != unk else None
+
+    bos = real(getattr(tokenizer, "bos_token_id", None))
+    if bos is None:
+        bos = real(getattr(tokenizer, "cls_token_id", None))
     size = min(len(tokenizer), d_vocab) if hasattr(tokenizer, "__len__") else d_vocab
-    special = [
-        int(i) for i in (getattr(tokenizer, "all_special_ids", None) or []) if i is not None and 0 <= i < d_vocab
-    ]
-    return {
-        "bos_token_id": int(bos) if bos is not None and 0 <= bos < d_vocab else None,
-        "token_ids": (0, size),
-        "special_ids": special,
-    }
+    special = {int(i) for i in (getattr(tokenizer, "all_special_ids", None) or []) if real(i) is not None}
+    if unk is not None and 0 <= unk < d_vocab:
+        special.add(int(unk))
+    unused = re.compile(r"^[\[<]unused\d+[\]>]$")
+    try:  # placeholders a vocabulary reserves but never trains ([unused0] in BERT's)
+        vocab = tokenizer.get_vocab()
+    except (AttributeError, NotImplementedError, TypeError):
+        vocab = {}
+    special.update(int(i) for token, i in vocab.items() if 0 <= i < d_vocab and unused.match(token))
+    return {"bos_token_id": bos, "token_ids": (0, size), "special_ids": sorted(special)}
 
 
 def _official_name(name: str) -> str:
