@@ -20,12 +20,14 @@ from defcheck.engine.probe_data import ProbeBatch, ProbeRequest, probe_generator
 from defcheck.engine.scores import NotApplicable, Scores, safe_ratio
 from defcheck.engine.units import Units
 from defcheck.hooks.declarations import (
+    FIT_POLICIES,
     ActivationsFunction,
     BuildFunction,
     Checker,
     CheckpointsFunction,
     ConceptFolder,
     FinishFunction,
+    FitPolicy,
     LoadFunction,
     MatchesFunction,
     ModelLoader,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from defcheck.report import Report
 
 __all__ = [
+    "FIT_POLICIES",
     "ActivationsFunction",
     "BuildFunction",
     "CheckContext",
@@ -56,6 +59,7 @@ __all__ = [
     "ConceptFolder",
     "DefcheckError",
     "FinishFunction",
+    "FitPolicy",
     "LoadFunction",
     "MatchesFunction",
     "ModelLoader",

@@ -84,8 +84,8 @@ def _download(name: str) -> Path:
     unreachable = _hub_reachable()
     if unreachable:
         raise DefcheckError(
-            f"could not download '{name}' from the Hugging Face hub: no network? ({unreachable}); give a local "
-            "folder instead (--model path/to/folder), or set HF_HUB_OFFLINE=1 with a copy in the local cache"
+            f"'{name}' is not a folder here, and the Hugging Face hub cannot be reached to download it (no network? "
+            f"{unreachable}); give a local model folder, or set HF_HUB_OFFLINE=1 with a copy in the local cache"
         )
     from huggingface_hub import snapshot_download
 
@@ -94,7 +94,9 @@ def _download(name: str) -> Path:
         return Path(snapshot_download(name, allow_patterns=patterns))
     except Exception as error:  # the hub client's errors have no common base class worth naming
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DefcheckError(f"could not download '{name}' from the Hugging Face hub: {reason}") from None
+        raise DefcheckError(
+            f"'{name}' is not a folder here, and the Hugging Face hub did not give it: {reason}"
+        ) from None
 
 
 def load_folder(folder: Path, reference: str, options: dict[str, Any]) -> ModelView:
@@ -236,7 +238,9 @@ def _hf_model(
     adapter.prepare_loading(name, kwargs)
     model_class = _concrete_class(get_hf_model_class_for_architecture(architecture), config)
     try:
-        model, loading = model_class.from_pretrained(None, state_dict=state, output_loading_info=True, **kwargs)
+        with torch.random.fork_rng(devices=[]):  # weights the checkpoint lacks: the same on every load
+            torch.manual_seed(0)
+            model, loading = model_class.from_pretrained(None, state_dict=state, output_loading_info=True, **kwargs)
     except (RuntimeError, ValueError, KeyError, TypeError, OSError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DefcheckError(f"the weights in {shown} do not fit its config.json: {reason}") from None

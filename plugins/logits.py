@@ -228,6 +228,16 @@ def token_columns(context: CheckContext) -> torch.Tensor:
     return torch.einsum("mn,nbk->mbk", transform, view.weight("W_U").to(transform)[:, tokens] - mean[:, None, None])
 
 
+def head_values(context: CheckContext, layer: int) -> torch.Tensor:
+    """``[b, k, H, d_head]``: each query head's values; grouped K/V heads (GQA) repeated for the heads that share
+    them, as the attention does."""
+    values = context.activation(V_HOOK.format(layer))
+    heads = context.model.n_heads
+    if values.shape[2] != heads:
+        values = values.repeat_interleave(heads // values.shape[2], dim=2)
+    return values
+
+
 def source_cosines(context: CheckContext, layer: int, columns: torch.Tensor) -> torch.Tensor:
     """``[b, k, H]``: for every source position ``k`` and head, the cosine between the direct logit effect of the
     head's value, ``ell = v[b, k, h] @ W_O[l, h] @ final`` (vocabulary-centered), and the centered one-hot of the
@@ -243,7 +253,7 @@ def source_cosines(context: CheckContext, layer: int, columns: torch.Tensor) -> 
     circuit_gram = context.shared(
         f"logits.ov_gram.{layer}", lambda: w_o @ final_gram @ w_o.transpose(1, 2)
     )  # [H, d_head, d_head]
-    values = context.activation(V_HOOK.format(layer)).to(transform)  # [b, k, H, d_head]
+    values = head_values(context, layer).to(transform)  # [b, k, H, d_head]
     own = torch.einsum("bkhd,hdm,mbk->bkh", values, w_o, columns)
     norm = torch.einsum("bkhd,hde,bkhe->bkh", values, circuit_gram, values).clamp_min(0).sqrt()
     vocabulary = view.weight("W_U").shape[1]
@@ -265,7 +275,7 @@ def source_shares(context: CheckContext, layer: int) -> tuple[torch.Tensor, torc
     assert probe is not None and probe.tokens is not None
     final = context.shared("logits.final_unembed", lambda: final_unembed(view))  # [d_model, V]
     tokens = probe.tokens.to(final.device)
-    values = context.activation(V_HOOK.format(layer))  # [b, k, H, d_head]
+    values = head_values(context, layer)  # [b, k, H, d_head]
     # ell = v @ W_O @ final: multiply in d_head space, one [V, d_head] matrix per head, vocabulary-major, so that
     # each chunk's product [V, rows] is a tall GEMM and its |.|_1 a reduction over contiguous columns
     circuits = torch.einsum("hdm,mv->hvd", view.weight("W_O")[layer].to(final), final).contiguous()  # [H, V, d_head]

@@ -209,3 +209,30 @@ def test_qk_positional_refuses_ahead_on_a_causal_model():
 
     with pytest.raises(NotApplicable, match="causal"):
         score_qk_positional(CheckContext(make_view(0), PositionalParams(offset=-1)))
+
+
+def test_grouped_query_heads_copy_as_their_own_group():
+    """``copying`` reads each query head's values through its K/V group: the same scores as the model with one
+    K/V head per query head."""
+    import dataclasses
+
+    from defcheck.api import check
+    from defcheck.models import TokenSpace
+
+    reports = []
+    for view in _llama_views():
+        view = dataclasses.replace(view, tokens=TokenSpace(64, bos_token_id=0))
+        reports.append(check(view, definitions=["induction_head.prefix_matching_and_copying"]))
+    scores = [
+        next(
+            criterion["scores"]
+            for criterion in report.data["concepts"]["induction_head"]["definitions"]["prefix_matching_and_copying"][
+                "criteria"
+            ]
+            if criterion["checker"] == "copying"
+        )
+        for report in reports
+    ]
+    assert scores[0].keys() == scores[1].keys() and len(scores[0]) == 8
+    assert all(math.isclose(scores[0][unit], scores[1][unit], abs_tol=1e-5) for unit in scores[0])
+    assert len({round(value, 4) for value in scores[0].values()}) > 1  # heads differ: a wrong group would show

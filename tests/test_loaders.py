@@ -69,11 +69,11 @@ def test_the_three_loaders_are_plugins(extensions):
 def test_an_unknown_reference_lists_the_loaders(extensions):
     with pytest.raises(
         DefcheckError,
-        match=r"unknown model loader 'bultin'.*did you mean 'builtin'.*builtin, checkpoint, gridworld, tl",
+        match=r"unknown model loader 'bultin'.*did you mean 'builtin'.*builtin, checkpoint, gridworld, hf, tl",
     ):
         load_model("bultin:toy-induction", extensions)
     with pytest.raises(
-        DefcheckError, match=r"no model loader understands 'gpt2'.*loaders: builtin, checkpoint, gridworld, tl"
+        DefcheckError, match=r"no model loader understands 'gpt2'.*loaders: builtin, checkpoint, gridworld, hf, tl"
     ):
         load_model("gpt2", extensions)
 

@@ -15,6 +15,7 @@ from defcheck_plugins.probes import (
 
 from defcheck.diagnostics import DefcheckError
 from defcheck.engine.probe_data import ProbeRequest
+from defcheck.engine.scores import NotApplicable
 from defcheck.models.view import TokenSpace
 
 SPACE = TokenSpace(64, bos_token_id=63, special_ids=(62,))
@@ -61,8 +62,8 @@ def test_bos_requested_but_unknown_is_a_clear_error():
         build_random(_request(RandomParams(n=2, length=9, bos=True), TokenSpace(10)))
 
 
-def test_probe_longer_than_context_is_refused():
-    with pytest.raises(DefcheckError, match="context is 16"):
+def test_probe_longer_than_context_is_not_applicable():
+    with pytest.raises(NotApplicable, match="context is 16"):
         build_repeated(_request(RepeatedParams(n=2, length=10), n_ctx=16))
 
 
