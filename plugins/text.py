@@ -16,7 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from defcheck_plugins.probes import _draw_key, _Params, _shortened, fitted_length
+from pydantic import Field, field_validator
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
 from defcheck.plugin import DefcheckError, Probe, ProbeBatch, ProbeRequest, hookimpl, probe_generator
@@ -27,18 +28,14 @@ BUILTIN_FILE = "kjv.txt.gz"
 MAX_CORPUS_BYTES = 64 * 1024 * 1024
 
 
-class TextParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class TextParams(_Params):
     n: int = Field(32, ge=1, le=100_000, description="Sequences.")
     length: int = Field(64, ge=2, description="Tokens per sequence (after BOS).")
     corpus: str = Field(BUILTIN, description="A text file, a folder of .txt files, a glob, or 'builtin'.")
     bos: bool | None = Field(None, description="Start with BOS; default: when the model has a BOS token.")
 
 
-class RepeatedTextParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class RepeatedTextParams(_Params):
     n: int = Field(32, ge=1, le=100_000, description="Sequences per segment length.")
     length: int | list[int] = Field(32, description="Tokens L in the segment; a list for several lengths.")
     repeats: int = Field(2, ge=2, le=16, description="How many times the segment appears.")
@@ -158,11 +155,6 @@ def _with_bos(tokens: torch.Tensor, request: ProbeRequest, bos: bool) -> torch.T
     return torch.cat([torch.full((tokens.shape[0], 1), bos_id, dtype=tokens.dtype), tokens], dim=1)
 
 
-def _check_fits(total: int, request: ProbeRequest, what: str) -> None:
-    if request.n_ctx and total > request.n_ctx:
-        raise DefcheckError(f"{what}: the probe needs {total} positions but the model's context is {request.n_ctx}")
-
-
 # -- the probes --------------------------------------------------------------------------------------------
 
 
@@ -170,12 +162,14 @@ def build_text(request: ProbeRequest) -> ProbeBatch:
     """``n`` windows of ``length`` consecutive corpus tokens, at seeded random offsets."""
     params: TextParams = request.params
     bos = _use_bos(request, params.bos)
-    _check_fits(params.length + int(bos), request, "text")
+    how = "with BOS" if bos else ""
+    length = fitted_length(request, "text", params.length, 1, int(bos), 2, how)
     ids = corpus_ids(request, params.corpus)
-    generator = probe_generator(request.seed, "text", params.model_dump(mode="json"))
-    starts = _starts(ids, params.n, params.length, generator, "text")
-    tokens = ids[starts[:, None] + torch.arange(params.length)[None, :]]
-    return ProbeBatch("text", {}, _with_bos(tokens, request, bos), bos=bos, info={"offset": starts})
+    generator = probe_generator(request.seed, "text", _draw_key(params))
+    starts = _starts(ids, params.n, length, generator, "text")
+    tokens = ids[starts[:, None] + torch.arange(length)[None, :]]
+    note = _shortened(request, "text", params.length, length, int(bos), how)
+    return ProbeBatch("text", {}, _with_bos(tokens, request, bos), bos=bos, info={"offset": starts}, note=note)
 
 
 def build_repeated_text(request: ProbeRequest) -> ProbeBatch:
@@ -183,12 +177,21 @@ def build_repeated_text(request: ProbeRequest) -> ProbeBatch:
     before it in the corpus, so that every sequence has one length. The layout of ``repeated_random_tokens``
     (``info['length']``, ``info['start']``), so the same checkers read it."""
     params: RepeatedTextParams = request.params
-    lengths = params.length if isinstance(params.length, list) else [params.length]
+    asked = params.length if isinstance(params.length, list) else [params.length]
     bos = _use_bos(request, params.bos)
+    how = f"{params.repeats} repeats" + (" and BOS" if bos else "")
+    longest = fitted_length(request, "repeated_text", max(asked), params.repeats, int(bos), 1, how)
+    lengths = sorted({min(length, longest) for length in asked})
+    note = None
+    if longest < max(asked):
+        needed = max(asked) * params.repeats + int(bos)
+        note = (
+            f"shortened: repeated_text length {max(asked)} needs {needed} tokens ({how}); the model's context is "
+            f"{request.n_ctx}, so length {longest} was used for every length above it"
+        )
     total = max(lengths) * params.repeats
-    _check_fits(total + int(bos), request, "repeated_text")
     ids = corpus_ids(request, params.corpus)
-    generator = probe_generator(request.seed, "repeated_text", params.model_dump(mode="json"))
+    generator = probe_generator(request.seed, "repeated_text", _draw_key(params))
     rows, row_lengths = [], []
     for length in lengths:
         lead = total - length * params.repeats  # text before the segment, so shorter segments pad to one length
@@ -204,17 +207,25 @@ def build_repeated_text(request: ProbeRequest) -> ProbeBatch:
         tokens.long(),
         bos=bos,
         info={"length": torch.tensor(row_lengths), "start": tokens.shape[1] - total},
+        note=note,
     )
 
 
 @hookimpl
 def defcheck_probes() -> list[Probe]:
     return [
-        Probe("text", build_text, TextParams, "Windows of real text (a corpus file, folder, glob or the built-in)"),
+        Probe(
+            "text",
+            build_text,
+            TextParams,
+            "Windows of real text (a corpus file, folder, glob or the built-in)",
+            fit="shorten",
+        ),
         Probe(
             "repeated_text",
             build_repeated_text,
             RepeatedTextParams,
             "A segment of real text repeated: [text][S][S] (Olsson et al.'s repeated natural text)",
+            fit="shorten",
         ),
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from defcheck_plugins.applicability import refuse_untrained
+from defcheck_plugins.circuits import refuse_different_vocabularies
 from pydantic import BaseModel, ConfigDict, Field
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
@@ -109,6 +110,7 @@ def _transformer(context: CheckContext) -> tuple[ModelView, ProbeBatch]:
     if not isinstance(model, ModelView) or probe is None or probe.tokens is None:
         raise NotApplicable("needs a transformer and a probe of token sequences")
     refuse_untrained(model, OUTPUT_PARTS, "the loss")
+    refuse_different_vocabularies(model, "the loss (the next input token read as an output id)")
     return model, probe
 
 

@@ -40,7 +40,8 @@ def _byte_view(seed: int = 0, **overrides):
 
 
 def _request(view, params, seed=0):
-    return ProbeRequest(params, view.tokens, seed=seed, n_ctx=view.n_ctx, model=view)
+    """What the runner hands the probe: the text probes declare fit: shorten."""
+    return ProbeRequest(params, view.tokens, seed=seed, n_ctx=view.n_ctx, model=view, fit="shorten")
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +173,16 @@ def test_ablation_loss_is_not_applicable_without_a_trained_output_head(byte_view
 
     with pytest.raises(NotApplicable, match="does not contain"):
         score_ablation_loss(context)
+
+
+def test_text_probes_longer_than_the_context_shorten_or_are_not_applicable(byte_view):
+    from defcheck.engine.scores import NotApplicable
+
+    shortened = build_repeated_text(_request(byte_view, RepeatedTextParams(n=2, length=[8, 40])))
+    assert shortened.tokens.shape == (4, 63) and shortened.info["length"].tolist() == [8, 8, 31, 31]
+    assert "length 40 needs 81 tokens" in shortened.note and "context is 64" in shortened.note
+    text = build_text(_request(byte_view, TextParams(n=2, length=100)))
+    assert text.tokens.shape == (2, 64) and "length 63 was used" in text.note
+    assert build_text(_request(byte_view, TextParams(n=2, length=10))).note is None
+    with pytest.raises(NotApplicable, match="context is 64"):
+        build_text(_request(byte_view, TextParams(n=2, length=100, fit="not_applicable")))
