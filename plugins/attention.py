@@ -44,6 +44,11 @@ class PatternParams(BaseModel):
         description="mean over sequences; min: the lowest per-repeat-length mean, so the behavior must hold "
         "at every length of the probe.",
     )
+    relative_to: Literal["none", "chance"] = Field(
+        "none",
+        description="chance: the score divided by what a head attending uniformly to every position it may "
+        "attend to scores on the same sequence (1 = chance), so that one cut-off means the same at any length.",
+    )
 
     @field_validator("pattern")
     @classmethod
@@ -151,7 +156,27 @@ def step_attention_pattern(context: CheckContext) -> torch.Tensor:
         exclude_bos=params.exclude_bos,
         exclude_current_token=params.exclude_current_token,
     )
+    if params.relative_to == "chance":
+        per_sequence = per_sequence / chance_scores(context.model, targets, probe.bos, params).to(per_sequence)
     return per_sequence.cpu()
+
+
+def chance_scores(model: ModelView, targets: torch.Tensor, bos: bool, params: PatternParams) -> torch.Tensor:
+    """``[1, batch, 1]``: the score of a head attending uniformly to every position its mask allows (causal:
+    ``k <= q``; bidirectional: all), with the same targets and exclusions: the chance level of the pattern."""
+    size = targets.shape[-1]
+    causal = getattr(model.cfg, "attention_dir", "causal") != "bidirectional"
+    allowed = torch.ones(size, size, device=targets.device)
+    if causal:
+        allowed = allowed.tril()
+    uniform = (allowed / allowed.sum(-1, keepdim=True))[None, None, None]  # [1, 1, 1, q, k]
+    return pattern_scores(
+        uniform.expand(1, targets.shape[0], 1, size, size),
+        targets,
+        bos=bos,
+        exclude_bos=params.exclude_bos,
+        exclude_current_token=params.exclude_current_token,
+    )
 
 
 def refuse_ahead_on_causal(pattern: str, model: ModelView) -> None:

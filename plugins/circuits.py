@@ -541,16 +541,20 @@ def composition_scores(
 
 
 @lru_cache(maxsize=32)
-def random_baseline(d_model: int, d_head: int, samples: int = BASELINE_SAMPLES, seed: int = 0) -> float:
+def random_baseline(
+    d_model: int, d_head: int, samples: int = BASELINE_SAMPLES, seed: int = 0, rank_a: int | None = None
+) -> float:
     """The mean composition score of random matrices with a head's shapes (SAMPLED, as ARENA 1.2 does).
 
     ``W_A = A_1 A_2^T`` and ``W_B = B_1 B_2^T`` with ``A_i, B_i [d_model, d_head]`` of i.i.d. uniform entries
     (ARENA uses ``kaiming_uniform_``; the ratio does not depend on the scale), ``samples`` draws from a
     generator seeded with ``seed``; the score is the same ratio as :func:`composition_scores`. It is close to
     ``1/sqrt(d_model)`` (the ratio of expectations for Gaussian entries), a little above it for small ``d_model``.
+    ``rank_a`` gives ``A_i`` that many columns instead (the sum of ``k`` heads' OV circuits: ``k d_head``).
     """
     generator = torch.Generator().manual_seed(seed)
-    a1, a2, b1, b2 = (torch.rand(samples, d_model, d_head, generator=generator).mul_(2).sub_(1) for _ in range(4))
+    a1, a2 = (torch.rand(samples, d_model, rank_a or d_head, generator=generator).mul_(2).sub_(1) for _ in range(2))
+    b1, b2 = (torch.rand(samples, d_model, d_head, generator=generator).mul_(2).sub_(1) for _ in range(2))
     # W_A = a1 a2^T, W_B = b1 b2^T. With Gram matrices G = a^T a and C = a2^T b1 (all d_head x d_head):
     # ||W_A W_B||^2 = tr(G_a1 C G_b2 C^T), ||W_A||^2 = tr(G_a1 G_a2), ||W_B||^2 = tr(G_b1 G_b2).
     g_a1, g_a2, g_b1, g_b2 = ((m.transpose(-2, -1) @ m).to(torch.float64) for m in (a1, a2, b1, b2))
@@ -576,8 +580,11 @@ class CompositionParams(BaseModel):
         f"baseline; {BASELINE_SAMPLES} seeded samples): subtract it (0 = chance) or divide by it (1 = chance, "
         "comparable across model widths, since the baseline shrinks like 1/sqrt(d_model)); none: the raw ratio.",
     )
-    aggregate: Literal["max", "sum"] = Field(
-        "max", description="How a head's scores against its eligible partners combine: the best one, or the sum."
+    aggregate: Literal["max", "sum", "joint"] = Field(
+        "max",
+        description="How a head's eligible partners count: the best one's score (max), the sum of their scores, "
+        "or joint: one score against the sum of their OV circuits (what they write together), with the random "
+        "baseline of a circuit of that many heads' rank.",
     )
 
 
@@ -592,6 +599,8 @@ def score_composition(context: CheckContext) -> Scores:
     names = view.unit_names()
     shape = (view.n_layers, view.n_heads)
     members = context.related_mask()
+    if params.aggregate == "joint":
+        return joint_composition(context, members)
     key = "".join("1" if member else "0" for member in members.flatten().tolist())
     ratio, _, right_zero = context.shared(
         f"{_SHARED}composition:{params.type}:{key}", lambda: _composition(view, params.type, torch.float32, members)
@@ -634,6 +643,64 @@ def score_composition(context: CheckContext) -> Scores:
         scores.evidence[names[index]] = {
             "partner": names[partner],
             "partner_score": float(best_value.flatten()[index]),
+        }
+    return scores
+
+
+def joint_composition_ratios(view: ModelView, type: CompositionType, members: torch.Tensor) -> torch.Tensor:
+    """``[L, H]``: for every head B, ``||W_J M_B||_F / (||W_J||_F ||M_B||_F)`` with ``W_J`` the sum of the OV
+    circuits ``W_V W_O`` of the ``members`` in layers before B's (norms folded, as :func:`composition_factors`);
+    NaN where no member is earlier, or where either matrix is zero."""
+    _, right, _, right_zero = composition_factors(view, type)
+    w_v, w_o = head_weight(view, "W_V"), head_weight(view, "W_O")  # [L, H, d, d_head], [L, H, d_head, d]
+    out = torch.full(tuple(members.shape), float("nan"), dtype=torch.float64)
+    joint = torch.zeros(w_v.shape[2], w_v.shape[2], dtype=w_v.dtype, device=w_v.device)
+    for layer in range(1, view.n_layers):  # W_J of layer l: the members of layers < l
+        heads = torch.nonzero(members[layer - 1]).flatten().to(w_v.device)
+        if heads.numel():  # sum_h W_V^h W_O^h as one product: [d, k d_head] @ [k d_head, d]
+            joint = joint + w_v[layer - 1, heads].permute(1, 0, 2).flatten(1) @ w_o[layer - 1, heads].flatten(0, 1)
+        norm = torch.linalg.matrix_norm(joint)
+        if not bool(members[:layer].any()) or float(norm) == 0.0:
+            continue
+        reads = right[layer]  # [H, d, r]
+        ratio = torch.linalg.matrix_norm(joint @ reads) / (norm * torch.linalg.matrix_norm(reads))
+        out[layer] = torch.where(right_zero[layer], torch.full_like(ratio, float("nan")), ratio).cpu()
+    return out
+
+
+def joint_composition(context: CheckContext, members: torch.Tensor) -> Scores:
+    """``aggregate: joint``: each head against the earlier ``with:`` members together (the sum of their OV
+    circuits), divided by (or minus) the random baseline for a circuit of their summed rank."""
+    params: CompositionParams = context.params
+    view = context.model
+    names = view.unit_names()
+    key = "".join("1" if member else "0" for member in members.flatten().tolist())
+    ratio = context.shared(
+        f"{_SHARED}joint:{params.type}:{key}", lambda: joint_composition_ratios(view, params.type, members)
+    )
+    counts = members.sum(1).cumsum(0) - members.sum(1)  # members in earlier layers, per layer
+    values = ratio.clone()
+    if params.baseline != "none":
+        for layer in range(view.n_layers):
+            count = int(counts[layer])
+            if count == 0:
+                continue
+            rank = min(view.d_model, count * view.d_head)
+            baseline = context.shared(
+                f"{_SHARED}baseline:{view.d_model}x{view.d_head}x{rank}:{context.seed}",
+                lambda rank=rank: random_baseline(view.d_model, view.d_head, seed=context.seed, rank_a=rank),
+            )
+            values[layer] = ratio[layer] - baseline if params.baseline == "subtract" else ratio[layer] / baseline
+    scores = Scores(values.float())
+    definitions = ", ".join(sorted(context.related)) or "the `with:` definitions"
+    earlier = (counts > 0)[:, None].expand(view.n_layers, view.n_heads)
+    scores.mark_undefined(~earlier, f"no earlier member of {definitions}", names)
+    scores.mark_undefined(earlier & torch.isnan(ratio), "undefined: 0/0, a zero circuit", names)
+    member_names = [name for name, member in zip(names, members.flatten().tolist(), strict=True) if member]
+    for index in torch.nonzero(earlier.flatten() & ~torch.isnan(ratio.flatten())).flatten().tolist():
+        layer = index // view.n_heads
+        scores.evidence[names[index]] = {
+            "partners": [name for name in member_names if int(name.split(".")[0]) < layer],
         }
     return scores
 

@@ -142,3 +142,43 @@ def test_a_constructed_previous_token_head_scores_about_one_and_ranks_first(rand
     scores = score_attention_pattern(_context(view, probe, pattern="previous_token")).values
     assert scores[0, 2] > 0.95
     assert scores.flatten().argmax().item() == 2
+
+
+def test_chance_is_what_a_uniform_head_scores():
+    """relative_to: chance divides by a uniform head's score: (1/2 + 1/3 + 1/4) / 3 for the previous token on
+    [BOS] a b c under a causal mask, every key of every row on a bidirectional model."""
+    from types import SimpleNamespace
+
+    from defcheck_plugins.attention import PatternParams, chance_scores, target_mask
+
+    tokens = torch.tensor([[9, 1, 2, 3]])
+    params = PatternParams(pattern="previous_token", relative_to="chance")
+    targets = target_mask("previous_token", tokens, True)
+    causal = SimpleNamespace(cfg=SimpleNamespace(attention_dir="causal"))
+    assert chance_scores(causal, targets, True, params).item() == pytest.approx((1 / 2 + 1 / 3 + 1 / 4) / 3)
+    both = SimpleNamespace(cfg=SimpleNamespace(attention_dir="bidirectional"))
+    assert chance_scores(both, targets, True, params).item() == pytest.approx(1 / 4)
+    no_bos = PatternParams(pattern="previous_token", exclude_bos=True)
+    assert chance_scores(causal, targets, True, no_bos).item() == pytest.approx((1 / 3 + 1 / 4) / (2 / 3 + 3 / 4))
+
+
+def test_relative_to_chance_is_the_raw_score_over_the_uniform_heads(random_view):
+    """Per sequence: the raw score over the uniform head's, computed here row by row; then the mean."""
+    from defcheck_plugins.attention import pattern_scores, score_attention_pattern
+
+    probe = _probe(random_view, n=4, length=[5, 9])
+    relative = score_attention_pattern(
+        _context(random_view, probe, pattern="prefix_matching", relative_to="chance")
+    ).values
+    names = [PATTERN_HOOK.format(layer) for layer in range(random_view.n_layers)]
+    _, activations = random_view.run(probe.tokens, names)
+    patterns = torch.stack([activations[name] for name in names]).float()
+    targets = target_mask("prefix_matching", probe.tokens, probe.bos)
+    raw = pattern_scores(patterns, targets, bos=True, exclude_bos=False, exclude_current_token=False)
+    chance = []
+    for sequence in targets:
+        shares = [sequence[q, : q + 1].sum().item() / (q + 1) for q in range(sequence.shape[0]) if sequence[q].any()]
+        chance.append(sum(shares) / len(shares))
+    expected = (raw / torch.tensor(chance)[None, :, None]).mean(1)
+    assert torch.allclose(relative, expected, rtol=1e-4)
+    assert (relative - 1).abs().max() < 0.05  # a random model's near-uniform heads are at chance

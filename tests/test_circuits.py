@@ -378,3 +378,48 @@ def test_zero_value_weights_are_zero_ov_everywhere():
     composed = score_composition(_context(view, CompositionParams(), {"c.d": torch.ones(2, 8, dtype=torch.bool)}))
     assert composed.undefined["1.4"] == "undefined: 0/0, the head's W_K W_Q^T (K-side matrix) is zero"
     assert composed.evidence["1.0"]["partner"] != "0.3"
+
+
+def _joint_context(view, members, **params):
+    from defcheck_plugins.circuits import CompositionParams
+
+    context = CheckContext(view, CompositionParams(**params))
+    context.related = {"x.partners": members}
+    return context
+
+
+def test_joint_composition_is_the_composition_with_the_summed_ov_circuits():
+    """Brute force: W_J = sum of the earlier members' W_V W_O, full d_model x d_model products."""
+    from conftest import make_view
+    from defcheck_plugins.circuits import head_weight, score_composition
+
+    view = make_view(5, n_layers=3, normalization_type="LN")
+    members = torch.zeros(3, view.n_heads, dtype=torch.bool)
+    members[0, [0, 2]] = True
+    members[1, 1] = True
+    scores = score_composition(_joint_context(view, members, type="K", aggregate="joint", baseline="none"))
+    w_q, w_k, w_v, w_o = (head_weight(view, name).double() for name in ("W_Q", "W_K", "W_V", "W_O"))
+    for layer in (1, 2):
+        joint = sum(w_v[a, b] @ w_o[a, b] for a, b in torch.nonzero(members).tolist() if a < layer)
+        for head in range(view.n_heads):
+            m = w_k[layer, head] @ w_q[layer, head].T
+            expected = (joint @ m).norm() / (joint.norm() * m.norm())
+            assert scores.values[layer, head].item() == pytest.approx(expected.item(), rel=1e-4)
+    assert torch.isnan(scores.values[0]).all()  # no earlier member
+    assert scores.evidence["2.0"]["partners"] == ["0.0", "0.2", "1.1"]
+
+
+def test_joint_composition_with_one_partner_is_the_pairwise_score():
+    from conftest import make_view
+    from defcheck_plugins.circuits import random_baseline, score_composition
+
+    view = make_view(6, n_layers=2)
+    members = torch.zeros(2, view.n_heads, dtype=torch.bool)
+    members[0, 3] = True
+    for baseline in ("none", "divide"):
+        joint = score_composition(_joint_context(view, members, type="Q", aggregate="joint", baseline=baseline))
+        best = score_composition(_joint_context(view, members, type="Q", aggregate="max", baseline=baseline))
+        assert torch.allclose(joint.values[1], best.values[1], rtol=1e-4)
+    assert random_baseline(view.d_model, view.d_head, rank_a=view.d_head) == random_baseline(view.d_model, view.d_head)
+    # about 1/sqrt(d_model) whatever the rank of the earlier circuit: a sum of heads is not favoured by chance
+    assert random_baseline(64, 8, rank_a=32) == pytest.approx(random_baseline(64, 8), rel=0.05)
