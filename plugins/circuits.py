@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Literal
 
 from defcheck_plugins.applicability import refuse_untrained
@@ -688,7 +688,7 @@ def joint_composition(context: CheckContext, members: torch.Tensor) -> Scores:
             rank = min(view.d_model, count * view.d_head)
             baseline = context.shared(
                 f"{_SHARED}baseline:{view.d_model}x{view.d_head}x{rank}:{context.seed}",
-                lambda rank=rank: random_baseline(view.d_model, view.d_head, seed=context.seed, rank_a=rank),
+                partial(random_baseline, view.d_model, view.d_head, seed=context.seed, rank_a=rank),
             )
             values[layer] = ratio[layer] - baseline if params.baseline == "subtract" else ratio[layer] / baseline
     scores = Scores(values.float())

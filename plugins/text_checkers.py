@@ -41,9 +41,9 @@ class AblationParams(BaseModel):
         "learning score, early/late/window as in_context_learning), 'second_copy' (the loss on the repeated "
         "copies of a repeated probe), 'specific' (that rise minus the first copy's rise).",
     )
-    early: int = Field(10, ge=1)
-    late: int = -1
-    window: int = Field(5, ge=1)
+    early: int = Field(10, ge=1, description="For measure: icl, the early token (as in_context_learning).")
+    late: int = Field(-1, description="For measure: icl, the late token; negative counts from the end.")
+    window: int = Field(5, ge=1, description="For measure: icl, positions averaged at each of the two tokens.")
 
 
 # -- losses ------------------------------------------------------------------------------------------------
