@@ -580,11 +580,12 @@ class CompositionParams(BaseModel):
         f"baseline; {BASELINE_SAMPLES} seeded samples): subtract it (0 = chance) or divide by it (1 = chance, "
         "comparable across model widths, since the baseline shrinks like 1/sqrt(d_model)); none: the raw ratio.",
     )
-    aggregate: Literal["max", "sum", "joint"] = Field(
+    aggregate: Literal["max", "sum", "joint", "weighted"] = Field(
         "max",
         description="How a head's eligible partners count: the best one's score (max), the sum of their scores, "
-        "or joint: one score against the sum of their OV circuits (what they write together), with the random "
-        "baseline of a circuit of that many heads' rank.",
+        "joint: one score against the sum of their OV circuits (what they write together), or weighted: the "
+        "same with each partner's OV circuit weighted by its score on the with: definition's first criterion "
+        "(a partner that attends to the previous token half the time writes half the signal).",
     )
 
 
@@ -599,7 +600,7 @@ def score_composition(context: CheckContext) -> Scores:
     names = view.unit_names()
     shape = (view.n_layers, view.n_heads)
     members = context.related_mask()
-    if params.aggregate == "joint":
+    if params.aggregate in ("joint", "weighted"):
         return joint_composition(context, members)
     key = "".join("1" if member else "0" for member in members.flatten().tolist())
     ratio, _, right_zero = context.shared(
@@ -647,36 +648,53 @@ def score_composition(context: CheckContext) -> Scores:
     return scores
 
 
-def joint_composition_ratios(view: ModelView, type: CompositionType, members: torch.Tensor) -> torch.Tensor:
-    """``[L, H]``: for every head B, ``||W_J M_B||_F / (||W_J||_F ||M_B||_F)`` with ``W_J`` the sum of the OV
-    circuits ``W_V W_O`` of the ``members`` in layers before B's (norms folded, as :func:`composition_factors`);
-    NaN where no member is earlier, or where either matrix is zero."""
+def joint_composition_ratios(view: ModelView, type: CompositionType, weights: torch.Tensor) -> torch.Tensor:
+    """``[L, H]``: for every head B, ``||W_J M_B||_F / (||W_J||_F ||M_B||_F)`` with ``W_J = sum_A w_A W_V^A W_O^A``
+    over the heads A in layers before B's (``weights`` ``[L, H]``, zero for non-partners; norms folded, as
+    :func:`composition_factors`); NaN where no partner is earlier, or where either matrix is zero."""
     _, right, _, right_zero = composition_factors(view, type)
     w_v, w_o = head_weight(view, "W_V"), head_weight(view, "W_O")  # [L, H, d, d_head], [L, H, d_head, d]
-    out = torch.full(tuple(members.shape), float("nan"), dtype=torch.float64)
+    out = torch.full(tuple(weights.shape), float("nan"), dtype=torch.float64)
     joint = torch.zeros(w_v.shape[2], w_v.shape[2], dtype=w_v.dtype, device=w_v.device)
-    for layer in range(1, view.n_layers):  # W_J of layer l: the members of layers < l
-        heads = torch.nonzero(members[layer - 1]).flatten().to(w_v.device)
-        if heads.numel():  # sum_h W_V^h W_O^h as one product: [d, k d_head] @ [k d_head, d]
-            joint = joint + w_v[layer - 1, heads].permute(1, 0, 2).flatten(1) @ w_o[layer - 1, heads].flatten(0, 1)
+    for layer in range(1, view.n_layers):  # W_J of layer l: the partners of layers < l
+        heads = torch.nonzero(weights[layer - 1]).flatten()
+        if heads.numel():  # sum_h w_h W_V^h W_O^h as one product: [d, k d_head] @ [k d_head, d]
+            scale = weights[layer - 1, heads].to(w_v)[:, None, None]
+            reads = (w_v[layer - 1, heads.to(w_v.device)] * scale).permute(1, 0, 2).flatten(1)
+            joint = joint + reads @ w_o[layer - 1, heads.to(w_v.device)].flatten(0, 1)
         norm = torch.linalg.matrix_norm(joint)
-        if not bool(members[:layer].any()) or float(norm) == 0.0:
+        if not bool((weights[:layer] != 0).any()) or float(norm) == 0.0:
             continue
-        reads = right[layer]  # [H, d, r]
-        ratio = torch.linalg.matrix_norm(joint @ reads) / (norm * torch.linalg.matrix_norm(reads))
+        right_b = right[layer]  # [H, d, r]
+        ratio = torch.linalg.matrix_norm(joint @ right_b) / (norm * torch.linalg.matrix_norm(right_b))
         out[layer] = torch.where(right_zero[layer], torch.full_like(ratio, float("nan")), ratio).cpu()
     return out
 
 
+def partner_weights(context: CheckContext, members: torch.Tensor) -> torch.Tensor:
+    """``[L, H]`` float: 1 per ``with:`` member (``joint``), or its primary score on the ``with:`` definitions,
+    the largest where several, negative and undefined scores counting 0 (``weighted``)."""
+    params: CompositionParams = context.params
+    if params.aggregate == "joint":
+        return members.double()
+    scores = [value.double() for value in context.related_scores.values() if tuple(value.shape) == tuple(members.shape)]
+    if not scores:
+        raise DefcheckError("aggregate: weighted needs the scores of the with: definitions, which were not given")
+    best = torch.stack(scores).nan_to_num(0.0).clamp_min(0.0).amax(0)
+    return torch.where(members, best, torch.zeros_like(best))
+
+
 def joint_composition(context: CheckContext, members: torch.Tensor) -> Scores:
-    """``aggregate: joint``: each head against the earlier ``with:`` members together (the sum of their OV
-    circuits), divided by (or minus) the random baseline for a circuit of their summed rank."""
+    """``aggregate: joint`` / ``weighted``: each head against the earlier ``with:`` members together (the sum of
+    their OV circuits, weighted by their scores for ``weighted``), divided by (or minus) the random baseline for a
+    circuit of their summed rank."""
     params: CompositionParams = context.params
     view = context.model
     names = view.unit_names()
-    key = "".join("1" if member else "0" for member in members.flatten().tolist())
+    weights = partner_weights(context, members)
+    key = ",".join(f"{weight:.9g}" for weight in weights.flatten().tolist())
     ratio = context.shared(
-        f"{_SHARED}joint:{params.type}:{key}", lambda: joint_composition_ratios(view, params.type, members)
+        f"{_SHARED}joint:{params.type}:{key}", lambda: joint_composition_ratios(view, params.type, weights)
     )
     counts = members.sum(1).cumsum(0) - members.sum(1)  # members in earlier layers, per layer
     values = ratio.clone()
@@ -699,9 +717,11 @@ def joint_composition(context: CheckContext, members: torch.Tensor) -> Scores:
     member_names = [name for name, member in zip(names, members.flatten().tolist(), strict=True) if member]
     for index in torch.nonzero(earlier.flatten() & ~torch.isnan(ratio.flatten())).flatten().tolist():
         layer = index // view.n_heads
-        scores.evidence[names[index]] = {
-            "partners": [name for name in member_names if int(name.split(".")[0]) < layer],
-        }
+        partners = [name for name in member_names if int(name.split(".")[0]) < layer]
+        scores.evidence[names[index]] = {"partners": partners}
+        if params.aggregate == "weighted":
+            flat = weights.flatten().tolist()
+            scores.evidence[names[index]]["weights"] = [round(flat[names.index(name)], 6) for name in partners]
     return scores
 
 

@@ -79,6 +79,8 @@ def _from_files(
         info["training"] = jsonable(block["training"])
     if block.get("summary"):
         info["summary"] = str(block["summary"])
+    if block.get("tokenizer") == "bytes":  # ids 0-255 are bytes: the text probes tokenize text byte by byte
+        info["tokenizer"] = "bytes"
     return ModelView(model, tokens, name=reference, info=info)
 
 
@@ -393,7 +395,8 @@ def defcheck_model_loaders() -> list[ModelLoader]:
         ModelLoader(
             "builtin",
             load_builtin,
-            "Models shipped with defcheck: builtin:toy-induction, builtin:toy-shortcut, builtin:toy-mlp",
+            "Models shipped with defcheck: builtin:toy-induction, builtin:toy-shortcut, builtin:toy-mlp, "
+            "builtin:toy-text",
             matches=lambda reference: reference.startswith("builtin:"),
             checkpoints=builtin_series,
         ),

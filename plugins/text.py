@@ -20,7 +20,7 @@ from defcheck_plugins.probes import _draw_key, _Params, _shortened, fitted_lengt
 from pydantic import Field, field_validator
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
-from defcheck.plugin import DefcheckError, Probe, ProbeBatch, ProbeRequest, hookimpl, probe_generator
+from defcheck.plugin import DefcheckError, NotApplicable, Probe, ProbeBatch, ProbeRequest, hookimpl, probe_generator
 
 BUILTIN = "builtin"
 CORPUS_PACKAGE = "defcheck_plugins.corpus"
@@ -111,8 +111,8 @@ def corpus_ids(request: ProbeRequest, corpus: str) -> torch.Tensor:
         ids = torch.frombuffer(bytearray(text.encode("utf-8")), dtype=torch.uint8).long()
     elif request.tokenizer is not None:
         ids = torch.tensor(_encode(request.tokenizer, text), dtype=torch.long)
-    else:
-        raise DefcheckError(
+    else:  # not the user's mistake: a model without a tokenizer cannot be asked about text
+        raise NotApplicable(
             "text probes need a way to turn text into the model's tokens: the model has no tokenizer (a Hugging Face "
             "folder brings one) and is not byte-level (`tokenizer: bytes` in its config's defcheck: block)"
         )

@@ -423,3 +423,27 @@ def test_joint_composition_with_one_partner_is_the_pairwise_score():
     assert random_baseline(view.d_model, view.d_head, rank_a=view.d_head) == random_baseline(view.d_model, view.d_head)
     # about 1/sqrt(d_model) whatever the rank of the earlier circuit: a sum of heads is not favoured by chance
     assert random_baseline(64, 8, rank_a=32) == pytest.approx(random_baseline(64, 8), rel=0.05)
+
+
+def test_weighted_composition_weighs_each_partner_by_its_score():
+    """W_J = sum of w_A W_V^A W_O^A, w_A the partner's primary score (negative and NaN count 0)."""
+    from conftest import make_view
+    from defcheck_plugins.circuits import head_weight, score_composition
+
+    view = make_view(7, n_layers=2)
+    members = torch.zeros(2, view.n_heads, dtype=torch.bool)
+    members[0, [1, 4, 6]] = True
+    primary = torch.full((2, view.n_heads), 0.5)
+    primary[0, 1], primary[0, 4], primary[0, 6] = 3.0, 0.25, float("nan")
+    context = _joint_context(view, members, type="K", aggregate="weighted", baseline="none")
+    context.related_scores = {"x.partners": primary}
+    scores = score_composition(context)
+    w_q, w_k, w_v, w_o = (head_weight(view, name).double() for name in ("W_Q", "W_K", "W_V", "W_O"))
+    joint = 3.0 * w_v[0, 1] @ w_o[0, 1] + 0.25 * w_v[0, 4] @ w_o[0, 4]
+    for head in range(view.n_heads):
+        m = w_k[1, head] @ w_q[1, head].T
+        expected = (joint @ m).norm() / (joint.norm() * m.norm())
+        assert scores.values[1, head].item() == pytest.approx(expected.item(), rel=1e-4)
+    assert scores.evidence["1.0"] == {"partners": ["0.1", "0.4", "0.6"], "weights": [3.0, 0.25, 0.0]}
+    equal = score_composition(_joint_context(view, members, type="K", aggregate="joint", baseline="none"))
+    assert not torch.allclose(equal.values[1], scores.values[1])  # the weights changed the scores

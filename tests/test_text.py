@@ -27,6 +27,7 @@ from defcheck_plugins.text_checkers import (
 from defcheck.diagnostics import DefcheckError
 from defcheck.engine.context import CheckContext
 from defcheck.engine.probe_data import ProbeRequest
+from defcheck.engine.scores import NotApplicable
 from defcheck.engine.units import Units
 from defcheck.models import TokenSpace
 
@@ -92,8 +93,8 @@ def test_text_probes_refuse_what_they_cannot_do(tmp_path, byte_view):
     (tmp_path / "folder").mkdir()
     with pytest.raises(DefcheckError, match=r"no \.txt files"):
         build_text(_request(byte_view, TextParams(corpus=str(tmp_path / "folder"), length=16)))
-    view = make_view(0)  # ids 0..63, no tokenizer, not byte-level
-    with pytest.raises(DefcheckError, match="no tokenizer"):
+    view = make_view(0)  # ids 0..63, no tokenizer, not byte-level: its text criteria are not applicable
+    with pytest.raises(NotApplicable, match="no tokenizer"):
         build_text(_request(view, TextParams(length=8)))
 
 

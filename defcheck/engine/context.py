@@ -26,8 +26,9 @@ class CheckContext:
     ``activations`` holds the hook activations the checker asked for (via ``Checker.activations``) on the
     probe's tokens, from the one forward pass shared by every checker on that probe; ``logits`` the model's
     logits there. ``related`` maps each ``with:`` definition id to a boolean mask of its members, in the shape
-    of that definition's own unit kind (``[n_layers, n_heads]`` for heads). ``memo`` is shared by all checkers
-    in a run, for work worth doing once.
+    of that definition's own unit kind (``[n_layers, n_heads]`` for heads), and ``related_scores`` to its primary
+    scores (its first criterion's; NaN where undefined), for checkers that weigh partners. ``memo`` is shared by
+    all checkers in a run, for work worth doing once.
     For a streamed checker (``Checker.streamed``), ``rows`` is the slice of the probe's sequences that the
     current batch holds (None for the whole probe) and ``prepared`` the results of its ``prepare`` pass.
     """
@@ -38,6 +39,7 @@ class CheckContext:
     logits: torch.Tensor | None = None
     activations: dict[str, torch.Tensor] = field(default_factory=dict)
     related: dict[str, torch.Tensor] = field(default_factory=dict)
+    related_scores: dict[str, torch.Tensor] = field(default_factory=dict)
     seed: int = 0
     memo: dict[str, Any] = field(default_factory=dict)
     rows: slice | None = None

@@ -51,7 +51,7 @@ from defcheck.engine.criterion_tasks import (
 )
 from defcheck.engine.probe_data import ProbeBatch, ProbeRequest
 from defcheck.engine.results import CriterionResult, DefinitionResult, RunResult, scored
-from defcheck.engine.scheduling import concept_units, related_ids, related_members, selected
+from defcheck.engine.scheduling import concept_units, related_ids, related_members, related_scores, selected
 from defcheck.engine.scores import NotApplicable, Scores
 from defcheck.engine.units import Units
 from defcheck.hooks.declarations import Streamed
@@ -204,6 +204,7 @@ class _Run:
         params = validated(task.checker.params, task.criterion.params)
         context = CheckContext(self.model, params, probe=probe, seed=self.seed, memo=self.memo, units=task.units)
         context.related = related_members(task.related, self.results, self.skipped)
+        context.related_scores = related_scores(task.related, self.results)
         return context
 
     def _score(self, outcome: Computed, units: Units, compute: Callable[..., Any], *args: Any) -> None:

@@ -84,3 +84,14 @@ def related_members(
             raise DefcheckError(f"'{target}' has no members because it errored")
         related[target] = upstream.members
     return related
+
+
+def related_scores(targets: list[str], results: dict[str, DefinitionResult]) -> dict[str, torch.Tensor]:
+    """The primary scores (first criterion's values) of each ``with:`` target that has them."""
+    scores = {}
+    for target in targets:
+        upstream = results.get(target)
+        primary = upstream.scores if upstream is not None else None
+        if primary is not None:
+            scores[target] = primary.values
+    return scores
