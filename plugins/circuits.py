@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache, partial
-from typing import Literal
+from typing import Any, Literal
 
 from defcheck_plugins.applicability import refuse_untrained
 from pydantic import BaseModel, ConfigDict, Field
@@ -648,27 +648,38 @@ def score_composition(context: CheckContext) -> Scores:
     return scores
 
 
-def joint_composition_ratios(view: ModelView, type: CompositionType, weights: torch.Tensor) -> torch.Tensor:
+def joint_composition_ratios(
+    view: ModelView, type: CompositionType, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``[L, H]``: for every head B, ``||W_J M_B||_F / (||W_J||_F ||M_B||_F)`` with ``W_J = sum_A w_A W_V^A W_O^A``
     over the heads A in layers before B's (``weights`` ``[L, H]``, zero for non-partners; norms folded, as
-    :func:`composition_factors`); NaN where no partner is earlier, or where either matrix is zero."""
+    :func:`composition_factors`); NaN where no partner is earlier, or where either matrix is zero. Also the
+    masks of heads whose ``M_B`` is zero (``[L, H]``) and of layers whose ``W_J`` is zero (``[L]``)."""
     _, right, _, right_zero = composition_factors(view, type)
     w_v, w_o = head_weight(view, "W_V"), head_weight(view, "W_O")  # [L, H, d, d_head], [L, H, d_head, d]
     out = torch.full(tuple(weights.shape), float("nan"), dtype=torch.float64)
+    joint_zero = torch.zeros(view.n_layers, dtype=torch.bool)
     joint = torch.zeros(w_v.shape[2], w_v.shape[2], dtype=w_v.dtype, device=w_v.device)
+    scale = torch.zeros((), dtype=w_v.dtype, device=w_v.device)  # sum of |w_A| ||W_V^A|| ||W_O^A||: the zero tolerance
     for layer in range(1, view.n_layers):  # W_J of layer l: the partners of layers < l
         heads = torch.nonzero(weights[layer - 1]).flatten()
         if heads.numel():  # sum_h w_h W_V^h W_O^h as one product: [d, k d_head] @ [k d_head, d]
-            scale = weights[layer - 1, heads].to(w_v)[:, None, None]
-            reads = (w_v[layer - 1, heads.to(w_v.device)] * scale).permute(1, 0, 2).flatten(1)
-            joint = joint + reads @ w_o[layer - 1, heads.to(w_v.device)].flatten(0, 1)
+            on = heads.to(w_v.device)
+            factor = weights[layer - 1, heads].to(w_v)[:, None, None]
+            joint = joint + (w_v[layer - 1, on] * factor).permute(1, 0, 2).flatten(1) @ w_o[layer - 1, on].flatten(0, 1)
+            scale = (
+                scale + (factor.flatten().abs() * _frobenius(w_v[layer - 1, on]) * _frobenius(w_o[layer - 1, on])).sum()
+            )
+        if not bool((weights[:layer] != 0).any()):
+            continue
         norm = torch.linalg.matrix_norm(joint)
-        if not bool((weights[:layer] != 0).any()) or float(norm) == 0.0:
+        if float(norm) <= 1e-6 * float(scale):
+            joint_zero[layer] = True
             continue
         right_b = right[layer]  # [H, d, r]
         ratio = torch.linalg.matrix_norm(joint @ right_b) / (norm * torch.linalg.matrix_norm(right_b))
         out[layer] = torch.where(right_zero[layer], torch.full_like(ratio, float("nan")), ratio).cpu()
-    return out
+    return out, right_zero.cpu(), joint_zero
 
 
 def partner_weights(context: CheckContext, members: torch.Tensor) -> torch.Tensor:
@@ -693,7 +704,7 @@ def joint_composition(context: CheckContext, members: torch.Tensor) -> Scores:
     names = view.unit_names()
     weights = partner_weights(context, members)
     key = ",".join(f"{weight:.9g}" for weight in weights.flatten().tolist())
-    ratio = context.shared(
+    ratio, right_zero, joint_zero = context.shared(
         f"{_SHARED}joint:{params.type}:{key}", lambda: joint_composition_ratios(view, params.type, weights)
     )
     counts = members.sum(1).cumsum(0) - members.sum(1)  # members in earlier layers, per layer
@@ -711,17 +722,34 @@ def joint_composition(context: CheckContext, members: torch.Tensor) -> Scores:
             values[layer] = ratio[layer] - baseline if params.baseline == "subtract" else ratio[layer] / baseline
     scores = Scores(values.float())
     definitions = ", ".join(sorted(context.related)) or "the `with:` definitions"
-    earlier = (counts > 0)[:, None].expand(view.n_layers, view.n_heads)
+    shape = (view.n_layers, view.n_heads)
+    earlier = (counts > 0)[:, None].expand(*shape)
     scores.mark_undefined(~earlier, f"no earlier member of {definitions}", names)
-    scores.mark_undefined(earlier & torch.isnan(ratio), "undefined: 0/0, a zero circuit", names)
+    weighted = params.aggregate == "weighted"
+    weighted_earlier = torch.tensor([bool((weights[:layer] != 0).any()) for layer in range(view.n_layers)])
+    zero_partners = earlier & (joint_zero | ~weighted_earlier)[:, None].expand(*shape)
+    scores.mark_undefined(
+        zero_partners,
+        f"undefined: 0/0, every earlier member of {definitions} has a zero OV circuit"
+        + (" or a score of 0 or less (its weight)" if weighted else ""),
+        names,
+    )
+    matrix = "W_V W_O" if params.type == "V" else ("W_Q W_K^T" if params.type == "Q" else "W_K W_Q^T")
+    scores.mark_undefined(
+        earlier & ~zero_partners & right_zero,
+        f"undefined: 0/0, the head's {matrix} ({params.type}-side matrix) is zero",
+        names,
+    )
+    flat = weights.flatten().tolist()
     member_names = [name for name, member in zip(names, members.flatten().tolist(), strict=True) if member]
-    for index in torch.nonzero(earlier.flatten() & ~torch.isnan(ratio.flatten())).flatten().tolist():
+    for index in torch.nonzero(~torch.isnan(ratio.flatten())).flatten().tolist():
         layer = index // view.n_heads
         partners = [name for name in member_names if int(name.split(".")[0]) < layer]
-        scores.evidence[names[index]] = {"partners": partners}
-        if params.aggregate == "weighted":
-            flat = weights.flatten().tolist()
-            scores.evidence[names[index]]["weights"] = [round(flat[names.index(name)], 6) for name in partners]
+        evidence: dict[str, Any] = {"partners": partners}
+        if weighted:
+            evidence["weights"] = [round(flat[names.index(name)], 6) for name in partners]
+            evidence["partner"] = max(partners, key=lambda name: flat[names.index(name)])  # the strongest
+        scores.evidence[names[index]] = evidence
     return scores
 
 

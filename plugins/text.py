@@ -116,8 +116,10 @@ def corpus_ids(request: ProbeRequest, corpus: str) -> torch.Tensor:
             "text probes need a way to turn text into the model's tokens: the model has no tokenizer (a Hugging Face "
             "folder brings one) and is not byte-level (`tokenizer: bytes` in its config's defcheck: block)"
         )
+    if ids.numel() == 0:  # a tokenizer of another kind of input (numbers, say): this model does not read text
+        raise NotApplicable(f"the model's tokenizer turns the text of {corpus} into no tokens: it does not read text")
     space = request.vocabulary()
-    if ids.numel() and int(ids.max()) >= space.d_vocab:
+    if int(ids.max()) >= space.d_vocab:
         raise DefcheckError(
             f"the tokenized corpus has id {int(ids.max())}, outside the vocabulary 0..{space.d_vocab - 1}"
         )

@@ -77,7 +77,7 @@ def page(summary: dict[str, Any]) -> str:
     previous = summary["concepts"]["previous_token_head"]
     defs = summary["definitions"]
     b, m = induction["first_step"]["behavioral"], induction["first_step"]["mechanistic"]
-    pb, pm = previous["first_step"]["behavioral"], previous["first_step"]["mechanistic"]
+    pm = previous["first_step"]["mechanistic"]
     same = "do" if b == m else "do not"
     loss = summary["metrics"]["repeat_loss"]
     steepest = steepest_fall(steps, loss)
@@ -103,11 +103,7 @@ def page(summary: dict[str, Any]) -> str:
         )
     kcomp = defs["induction_head.k_composition"]
     path = defs["induction_head.previous_token_path"]
-    undefined_until = [
-        steps[i]
-        for i, reason in enumerate(kcomp["no_score"])
-        if reason and "no earlier member of previous_token_head.attends_previous" in reason
-    ]
+    carries = defs["previous_token_head.carries_previous"]
     lines = [
         "# Sweeps over training checkpoints",
         "",
@@ -151,21 +147,24 @@ def page(summary: dict[str, Any]) -> str:
         f"({_fmt(loss[steepest])} to {_fmt(loss[steepest + 1])}); the behavioral definition first admits a head at "
         f"step {_fmt(b)}: {_crossing(summary, 'induction_head.prefix_matching_and_copying')}.",
         "",
-        "Why the mechanistic definitions come later here, as far as the reports show it: `k_composition` and",
-        "`previous_token_path` ask for composition with the members of `previous_token_head.attends_previous`",
-        "(a `with:` reference), and that behavioral definition admits its first heads only at step "
-        f"{_fmt(pb)} ({', '.join(attends['first_members'])}). Before it, their first criterion is undefined, not",
-        'low ("no earlier member of previous_token_head.attends_previous", at steps '
-        f"{', '.join(map(str, undefined_until)) or 'none'}), so no head could be a mechanistic member, whatever",
-        f"its weights. From step {_fmt(pb)} the scores are defined and rise to their thresholds: "
-        f"`previous_token_path` first admits heads at step {_fmt(path['first_step'])} and `k_composition` at step "
-        f"{_fmt(kcomp['first_step'])}; `q_composition` never does (no head passes `duplicate_token_head."
-        "attends_duplicates`, so its composition stays undefined). So part of the lag is when a head first passes",
-        f"the previous-token definition's threshold (`{attends['threshold']}` on `{attends['score']}`), on which",
-        "the mechanistic definitions are conditioned, and the rest is the composition and ablation scores",
-        "crossing their own cut-offs; the sweep does not say that the circuit forms after the behavior, only that",
-        "these definitions, as written, admit heads later. The previous-token heads' own two kinds: behavioral",
-        f"first at step {_fmt(pb)}, mechanistic (`positional_qk`) first at step {_fmt(pm)}:",
+        "Which kind comes first, as far as the reports show it: `previous_token_path` and `k_composition` are",
+        "conditioned on `previous_token_head.carries_previous` (a `with:` reference: the heads that attend to the",
+        f"previous token at least {carries['threshold'].removeprefix('>= ')} times as much as uniform attention "
+        "would), which admits "
+        f"its first heads at step {_fmt(carries['first_step'])} ({', '.join(carries['first_members']) or 'none'});",
+        f"the fixed cut-off of `attends_previous` (`{attends['threshold']}`) admits its first at step "
+        f"{_fmt(attends['first_step'])}. "
+        f"`previous_token_path` first admits heads at step {_fmt(path['first_step'])} "
+        f"({', '.join(path['first_members']) or 'none'}): ablating those partners together already removes",
+        "a quarter of the head's prefix matching, while its prefix matching is still below the behavioral",
+        f"cut-off (the behavioral definition first admits a head at step {_fmt(b)}). `k_composition` (K-composition",
+        "with the partners' OV circuits summed, each weighted by its score) first admits heads at step "
+        f"{_fmt(kcomp['first_step'])}: early on every layer-0 head is a weak partner, and the summed circuit crosses",
+        "1.5 times chance only once the previous-token heads dominate it. `q_composition` never does (no head passes",
+        "`duplicate_token_head.attends_duplicates`, so its composition stays undefined). The sweep does not say",
+        "that the circuit forms before or after the behavior, only when these definitions, as written, admit heads.",
+        "The previous-token heads' own two kinds: behavioral (`attends_previous`)",
+        f"first at step {_fmt(attends['first_step'])}, mechanistic (`positional_qk`) first at step {_fmt(pm)}:",
         "",
         f"![previous_token_head over training](img/{FIGURES['previous_token_head']})",
         "",

@@ -49,8 +49,8 @@ definitions:
     source: Elhage et al. 2021
     all:
       - checker: composition
-        params: {type: K, baseline: divide}
-        with: previous_token_head.attends_previous
+        params: {type: K, baseline: divide, aggregate: weighted}
+        with: previous_token_head.carries_previous
         threshold: ">= 1.5"
       - {checker: ov_eigenvalue_copying, threshold: ">= 0.5"}
   previous_token_path:
@@ -60,7 +60,7 @@ definitions:
       - checker: path_ablation
         params: {path: k, ablation: mean, pattern: prefix_matching}
         probe: {name: repeated_random_tokens, n: 32, length: [8, 13, 21]}
-        with: previous_token_head.attends_previous
+        with: previous_token_head.carries_previous
         threshold: ">= 0.25"
       - {checker: ov_eigenvalue_copying, threshold: ">= 0.5"}
 """

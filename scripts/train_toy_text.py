@@ -51,7 +51,7 @@ CONFIG: dict[str, Any] = {
     "d_mlp": 512,
     "d_vocab": 257,
     "d_vocab_out": 257,
-    "n_ctx": 256,
+    "n_ctx": 128,
     "act_fn": "relu",
     "attn_only": True,
     "normalization_type": "LN",
@@ -116,12 +116,14 @@ class AttnOnly(torch.nn.Module):
 
 def batch_of(
     corpus: torch.Tensor, size: int, length: int, generator: torch.Generator, repeat_share: float = 0.0
-) -> torch.Tensor:
-    """``size`` sequences of BOS + ``length`` consecutive corpus bytes. In a ``repeat_share`` of them (drawn per
-    sequence), a later stretch of the window is replaced by a copy of an earlier stretch of the same window, as
-    quotation and refrains repeat text: real text still, with more to gain from copying than 4 MB of it offers."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``size`` sequences of BOS + ``length`` consecutive corpus bytes, and the mask ``[size, length + 1]`` of the
+    positions whose byte is a copy. In a ``repeat_share`` of them (drawn per sequence), a later stretch of the
+    window is replaced by a copy of an earlier stretch of the same window, as quotation and refrains repeat
+    text: real text still, with more to gain from copying than 4 MB of it offers."""
     starts = torch.randint(0, corpus.numel() - length, (size,), generator=generator)
     rows = corpus[starts[:, None] + torch.arange(length)[None, :]]
+    inside = torch.zeros(size, length, dtype=torch.bool)
     if repeat_share > 0:
         chosen = torch.rand(size, generator=generator) < repeat_share
         span = torch.randint(8, length // 3, (size,), generator=generator)
@@ -131,7 +133,8 @@ def batch_of(
         inside = chosen[:, None] & (index >= target[:, None]) & (index < (target + span)[:, None])
         from_index = torch.where(inside, index - target[:, None] + source[:, None], index)
         rows = rows.gather(1, from_index)
-    return torch.cat([torch.full((size, 1), BOS), rows], dim=1)
+    tokens = torch.cat([torch.full((size, 1), BOS), rows], dim=1)
+    return tokens, torch.cat([torch.zeros(size, 1, dtype=torch.bool), inside], dim=1)
 
 
 def repeated_text(corpus: torch.Tensor, n: int, segment: int, seed: int) -> torch.Tensor:
@@ -147,10 +150,10 @@ def evaluate(model: torch.nn.Module, held_out: torch.Tensor, seed: int = 1) -> d
     """Held-out loss (nats per byte) and the loss on the first and second copy of repeated held-out text."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
-    tokens = batch_of(held_out, 64, CONFIG["n_ctx"] - 1, generator)
+    tokens, _ = batch_of(held_out, 64, CONFIG["n_ctx"] - 1, generator)
     logits = model(tokens)
     loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1)).item()
-    late = F.cross_entropy(logits[:, 200:-1].transpose(1, 2), tokens[:, 201:]).item()
+    late = F.cross_entropy(logits[:, -20:-1].transpose(1, 2), tokens[:, -19:]).item()
     early = F.cross_entropy(logits[:, 1:20].transpose(1, 2), tokens[:, 2:21]).item()
     rep = repeated_text(held_out, 128, SEGMENT, seed)
     rl = F.cross_entropy(model(rep)[:, :-1].transpose(1, 2), rep[:, 1:], reduction="none")
@@ -166,7 +169,7 @@ def evaluate(model: torch.nn.Module, held_out: torch.Tensor, seed: int = 1) -> d
 
 
 def train(
-    steps: int, batch: int, lr: float, seed: int, threads: int, snapshots: int, repeat_share: float
+    steps: int, batch: int, lr: float, seed: int, threads: int, snapshots: int, repeat_share: float, objective: str
 ) -> dict[str, Any]:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -195,9 +198,13 @@ def train(
             print(json.dumps(log[-1]), flush=True)
         if step == steps:
             break
-        tokens = batch_of(train_bytes, batch, CONFIG["n_ctx"] - 1, generator, repeat_share)
+        tokens, copied = batch_of(train_bytes, batch, CONFIG["n_ctx"] - 1, generator, repeat_share)
         logits = model(tokens)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+        per_byte = F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none")
+        loss = per_byte.mean()
+        target = copied[:, 1:] & copied[:, :-1]  # copied bytes after the copy's first (the predictable ones)
+        if objective == "both" and bool(target.any()):
+            loss = loss + per_byte[target].mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -229,15 +236,23 @@ def check_bridge(state: dict[str, torch.Tensor], model: torch.nn.Module) -> floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10000)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--repeat-share", type=float, default=0.5, help="share of sequences with a copied stretch")
+    parser.add_argument(
+        "--objective",
+        choices=("all", "both"),
+        default="both",
+        help="all: next-byte loss on every position; both: plus the mean loss on the copied bytes",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--snapshots", type=int, default=13, help="checkpoints kept for `defcheck sweep`")
+    parser.add_argument("--snapshots", type=int, default=9, help="checkpoints kept for `defcheck sweep`")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     args = parser.parse_args(argv)
-    result = train(args.steps, args.batch, args.lr, args.seed, args.threads, args.snapshots, args.repeat_share)
+    result = train(
+        args.steps, args.batch, args.lr, args.seed, args.threads, args.snapshots, args.repeat_share, args.objective
+    )
     state = {key: value.detach().clone() for key, value in result["model"].state_dict().items()}
     gap = check_bridge(state, result["model"])
     if gap > 1e-3:
@@ -262,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sequence": CONFIG["n_ctx"],
                 "lr": args.lr,
                 "repeat_share": args.repeat_share,
+                "objective": args.objective,
                 "threads": args.threads,
                 "torch": torch.__version__,
                 "wall_seconds": result["wall_seconds"],

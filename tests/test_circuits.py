@@ -444,6 +444,6 @@ def test_weighted_composition_weighs_each_partner_by_its_score():
         m = w_k[1, head] @ w_q[1, head].T
         expected = (joint @ m).norm() / (joint.norm() * m.norm())
         assert scores.values[1, head].item() == pytest.approx(expected.item(), rel=1e-4)
-    assert scores.evidence["1.0"] == {"partners": ["0.1", "0.4", "0.6"], "weights": [3.0, 0.25, 0.0]}
+    assert scores.evidence["1.0"] == {"partners": ["0.1", "0.4", "0.6"], "weights": [3.0, 0.25, 0.0], "partner": "0.1"}
     equal = score_composition(_joint_context(view, members, type="K", aggregate="joint", baseline="none"))
     assert not torch.allclose(equal.values[1], scores.values[1])  # the weights changed the scores

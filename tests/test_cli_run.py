@@ -68,7 +68,7 @@ def test_quiet_run_prints_one_line_per_model_and_what_failed(cli, project):
         code, out, err = cli(*arguments)
         assert code == 1 and err == ""
         lines = out.splitlines()
-        assert lines[0] == "toy-induction: 1 concept, 2 definitions, 0 errors; expectations 1/2 passed"
+        assert lines[0] == "toy-induction: 1 concept, 3 definitions, 0 errors; expectations 1/2 passed"
         assert len(lines) == 2 and lines[1].startswith(f"  FAILED  defcheck.yaml:5: {CONCEPT}: jaccard >= 0.99: ")
     code, out, _ = cli("run")  # without -q: the whole report, then the expectations
     assert (

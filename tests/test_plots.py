@@ -57,11 +57,11 @@ def test_the_figure_shows_each_definition_the_overlap_and_the_loss(swept):
             "training",
         ]
         assert figure._suptitle.get_text().startswith(
-            "induction_head: behavioral first at 1000, mechanistic first at 1600 (600 steps apart)"
+            "induction_head: behavioral first at 1000, mechanistic first at 800 (200 steps apart)"
         )
         for axis in titled:  # the two first steps cross every panel
             vertical = {line.get_xdata()[0] for line in axis.get_lines() if len(set(line.get_xdata())) == 1}
-            assert {1000, 1600} <= vertical, axis.get_title(loc="left")
+            assert {800, 1000} <= vertical, axis.get_title(loc="left")
         behavioral = titled[0]
         admitted = {line.get_label() for line in behavioral.get_lines() if not line.get_label().startswith("_")}
         first = swept.summary["definitions"]["induction_head.prefix_matching_and_copying"]["units"]

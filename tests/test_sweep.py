@@ -210,21 +210,22 @@ def test_the_summary_answers_when_each_kind_appears(first_sweep):
     assert first_sweep.ran == [800, 1000, 1600] and not first_sweep.skipped and not first_sweep.failed
     assert summary["steps"] == [800, 1000, 1600] and summary["seed"] == 0 and summary["step_unit"] == "step"
     concept = summary["concepts"]["induction_head"]
-    assert concept["first_step"] == {"behavioral": 1000, "mechanistic": 1600}
-    assert concept["step_before"] == {"behavioral": 800, "mechanistic": 1000}
-    assert concept["behavioral"] == ["prefix_matching_and_copying"]
+    # the previous-token path into 1.2 is there at 800, before its prefix matching reaches the 0.4 cut-off
+    assert concept["first_step"] == {"behavioral": 1000, "mechanistic": 800}
+    assert concept["step_before"] == {"behavioral": 800, "mechanistic": None}
+    assert concept["behavioral"] == ["prefix_matching_and_copying", "prefix_matching_on_text"]
     assert concept["mechanistic"] == ["k_composition", "previous_token_path", "q_composition"]
     assert concept["answer"].startswith(
-        "induction_head: not at the same step: the behavioral definitions first admit a unit at step 1000 "
-        "(none at 800, the checkpoint before), the mechanistic ones at step 1600 (none at 1000, the checkpoint "
-        "before), 600 steps later."
+        "induction_head: not at the same step: the mechanistic definitions first admit a unit at step 800 "
+        "(the first checkpoint), the behavioral ones at step 1000 (none at 800, the checkpoint before), 200 steps "
+        "later."
     )
     assert concept["answer"] in summary["summary"]
     # the overlap against step partitions the 16 heads at every step
     for i in range(3):
         parts = [concept[key][i] for key in ("both", "behavioral_only", "mechanistic_only", "neither")]
         assert sum(parts) == 16
-    assert concept["both"][0] == 0 and concept["jaccard"][0] is None  # both sets empty: undefined, not 1
+    assert concept["both"][0] == 0 and concept["jaccard"][0] == 0  # only the mechanistic set has a member at 800
     behavioral = summary["definitions"]["induction_head.prefix_matching_and_copying"]
     assert behavioral["first_step"] == 1000 and behavioral["first_members"] == behavioral["members"][1]
     head = behavioral["first_members"][0]
@@ -443,7 +444,7 @@ def test_the_command_prints_the_answer_and_writes_every_output(cli, tmp_path, mo
     assert code == 0, err
     assert "sweeping 3 checkpoints of builtin:toy-induction@* on local into sweep" in err
     assert "first step at which each definition admits a unit" in out
-    assert "induction_head: not at the same step: the behavioral definitions first admit a unit at step 1000" in out
+    assert "induction_head: not at the same step: the mechanistic definitions first admit a unit at step 800" in out
     assert "3 checkpoint(s) checked, 0 skipped" in out
     written = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "sweep").rglob("*") if p.is_file())
     assert "sweep/summary.json" in written and "sweep/summary.html" in written

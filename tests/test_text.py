@@ -187,3 +187,33 @@ def test_text_probes_longer_than_the_context_shorten_or_are_not_applicable(byte_
     assert build_text(_request(byte_view, TextParams(n=2, length=10))).note is None
     with pytest.raises(NotApplicable, match="context is 64"):
         build_text(_request(byte_view, TextParams(n=2, length=100, fit="not_applicable")))
+
+
+def test_the_kind_lint_counts_an_ablation_as_mechanism(tmp_path):
+    """docs/writing-definitions.md: an intervention observes mechanism, even where it then reads the loss."""
+    from defcheck.hooks.manager import load_plugins
+    from defcheck.language.registry import load_registry
+
+    text = """\
+concept: text_heads
+unit: attention_head
+summary: Heads whose ablation hurts copying on text.
+definitions:
+  hurts:
+    kind: {kind}
+    source: tests
+    all:
+      - checker: ablation_loss
+        probe: {{name: repeated_text, n: 4, length: 8}}
+        threshold: ">= 0.1"
+"""
+    path = tmp_path / "text_heads.yaml"
+    extensions = load_plugins()
+    path.write_text(text.format(kind="behavioral"), encoding="utf-8")
+    registry = load_registry([path], extensions, include_builtin=False)
+    assert [(d.severity, d.code) for d in registry.diagnostics if d.code.startswith("kind")] == [
+        ("warning", "kind-mixed")
+    ]
+    path.write_text(text.format(kind="mechanistic"), encoding="utf-8")
+    registry = load_registry([path], extensions, include_builtin=False)
+    assert not [d for d in registry.diagnostics if d.code.startswith("kind")]

@@ -143,6 +143,9 @@ def test_the_whole_registry_runs_without_an_error(tracr_report):
 def test_criteria_comparing_input_and_output_ids_are_not_applicable_and_the_others_scored(tracr_report):
     by_checker: dict[str, set[str]] = {}
     for _, _, criterion in _criteria(tracr_report):
+        if (criterion["probe"] or "").startswith(("text(", "repeated_text(")):  # no tokenizer: no text
+            assert "text probes need a way to turn text into the model's tokens" in criterion["not_applicable"]
+            continue
         state = "not_applicable" if criterion["not_applicable"] else "scored"
         by_checker.setdefault(criterion["checker"], set()).add(state)
         if criterion["checker"] in ("copying", "direct_logit_attribution", "ov_successor"):

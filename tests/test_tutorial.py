@@ -22,6 +22,6 @@ def test_the_page_quotes_the_tools_verdict_on_every_case():
     assert "prefix_matching_and_copying x q_composition 1" in page  # model 4: found by q_composition
     assert "1 head is a copy suppression head in both senses (1.0)" in page  # model 3
     assert "1 head is a q composition induction head in both senses (1.0)" in page  # model 4, Q-composition
-    assert "every earlier member of previous_token_head.attends_previous has a zero OV circuit" in page  # model 5
+    assert "every earlier member of previous_token_head.carries_previous has a zero OV circuit" in page  # model 5
     # composition's limit: the old fixed difference fails a perfect circuit at 128 tokens, the ratio passes it
     assert "| `induction` with 128 tokens | 0.088 |" in page and "| **no** | 1.95 | yes |" in page

@@ -252,7 +252,7 @@ concept: previous_token_head
 builtin: replace
 summary: Mine.
 definitions:
-  attends_previous:
+  carries_previous:
     kind: behavioral
     source: tests
     all:
@@ -266,16 +266,16 @@ definitions:
     assert registry.errors == []
     assert registry.files["previous_token_head"].path == path
     assert [d for d in registry.definition_ids() if d.startswith("previous_token_head.")] == [
-        "previous_token_head.attends_previous"
+        "previous_token_head.carries_previous"
     ]
     # a replacement without a definition that built-in concepts name is reported in the user's file
-    _write(tmp_path, "previous.yaml", text.replace("  attends_previous:", "  attends_prev:"))
+    _write(tmp_path, "previous.yaml", text.replace("  carries_previous:", "  carries_prev:"))
     registry = load_registry([path], extensions)
     assert {(d.file, d.field, d.code) for d in registry.errors} == {
         (registry.errors[0].file, "definitions", "dangling-reference")
     }
     assert registry.errors[0].file.endswith("previous.yaml")
-    assert "define 'attends_previous' here" in registry.errors[0].message
+    assert "define 'carries_previous' here" in registry.errors[0].message
 
 
 def test_builtin_rule_without_a_builtin_of_that_name(tmp_path, extensions):

@@ -89,6 +89,7 @@ def concept_figure(summary: Mapping[str, Any], concept: str) -> Any:
         (definition_id, record)
         for definition_id, record in summary["definitions"].items()
         if record["concept"] == concept
+        and any(status != "not_applicable" for status in record["status"])  # no panel for a definition never applicable
     ]
     records.sort(key=lambda item: (item[1]["kind"] != "behavioral", item[1]["definition"]))
     metrics = {name: values for name, values in summary["metrics"].items() if any(v is not None for v in values)}
