@@ -115,7 +115,12 @@ class AttnOnly(torch.nn.Module):
 
 
 def batch_of(
-    corpus: torch.Tensor, size: int, length: int, generator: torch.Generator, repeat_share: float = 0.0
+    corpus: torch.Tensor,
+    size: int,
+    length: int,
+    generator: torch.Generator,
+    repeat_share: float = 0.0,
+    layout: str = "anywhere",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``size`` sequences of BOS + ``length`` consecutive corpus bytes, and the mask ``[size, length + 1]`` of the
     positions whose byte is a copy. In a ``repeat_share`` of them (drawn per sequence), a later stretch of the
@@ -127,8 +132,12 @@ def batch_of(
     if repeat_share > 0:
         chosen = torch.rand(size, generator=generator) < repeat_share
         span = torch.randint(8, length // 3, (size,), generator=generator)
-        source = (torch.rand(size, generator=generator) * (length // 2 - span)).long()
-        target = length // 2 + (torch.rand(size, generator=generator) * (length // 2 - span)).long()
+        if layout == "halves":  # toy-text-far: the source in the first half, the copy in the second
+            source = (torch.rand(size, generator=generator) * (length // 2 - span)).long()
+            target = length // 2 + (torch.rand(size, generator=generator) * (length // 2 - span)).long()
+        else:  # anywhere after its source's end: every distance from span to length - span
+            target = span + (torch.rand(size, generator=generator) * (length - 2 * span + 1)).long()
+            source = (torch.rand(size, generator=generator) * (target - span + 1)).long()
         index = torch.arange(length)[None, :].expand(size, -1)
         inside = chosen[:, None] & (index >= target[:, None]) & (index < (target + span)[:, None])
         from_index = torch.where(inside, index - target[:, None] + source[:, None], index)
@@ -169,7 +178,15 @@ def evaluate(model: torch.nn.Module, held_out: torch.Tensor, seed: int = 1) -> d
 
 
 def train(
-    steps: int, batch: int, lr: float, seed: int, threads: int, snapshots: int, repeat_share: float, objective: str
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    threads: int,
+    snapshots: int,
+    repeat_share: float,
+    objective: str,
+    layout: str = "anywhere",
 ) -> dict[str, Any]:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -198,7 +215,7 @@ def train(
             print(json.dumps(log[-1]), flush=True)
         if step == steps:
             break
-        tokens, copied = batch_of(train_bytes, batch, CONFIG["n_ctx"] - 1, generator, repeat_share)
+        tokens, copied = batch_of(train_bytes, batch, CONFIG["n_ctx"] - 1, generator, repeat_share, layout)
         logits = model(tokens)
         per_byte = F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none")
         loss = per_byte.mean()
@@ -245,13 +262,29 @@ def main(argv: list[str] | None = None) -> int:
         default="both",
         help="all: next-byte loss on every position; both: plus the mean loss on the copied bytes",
     )
+    parser.add_argument(
+        "--copy-layout",
+        choices=("anywhere", "halves"),
+        default="anywhere",
+        help="where a copied stretch goes: anywhere after its source (toy-text), or from the window's first half "
+        "to its second (toy-text-far, which then copies only across long distances)",
+    )
+    parser.add_argument("--name", default=NAME, help="the files' name: NAME.pt, NAME.json, ...")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--snapshots", type=int, default=9, help="checkpoints kept for `defcheck sweep`")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     args = parser.parse_args(argv)
     result = train(
-        args.steps, args.batch, args.lr, args.seed, args.threads, args.snapshots, args.repeat_share, args.objective
+        args.steps,
+        args.batch,
+        args.lr,
+        args.seed,
+        args.threads,
+        args.snapshots,
+        args.repeat_share,
+        args.objective,
+        args.copy_layout,
     )
     state = {key: value.detach().clone() for key, value in result["model"].state_dict().items()}
     gap = check_bridge(state, result["model"])
@@ -259,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the bridge's logits differ from the trained model's by {gap}", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.save(state, args.out / f"{NAME}.pt")
+    torch.save(state, args.out / f"{args.name}.pt")
     config = {
         **CONFIG,
         "seed": args.seed,
@@ -267,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             "bos_token_id": BOS,
             "token_ids": [0, 256],
             "tokenizer": "bytes",
-            "summary": "2-layer attention-only transformer trained on the bytes of the King James Bible",
+            "summary": "2-layer attention-only transformer trained on the bytes of the King James Bible"
+            + (", copies only from the first half of a window to the second" if args.copy_layout == "halves" else ""),
             "training": {
                 "script": "scripts/train_toy_text.py",
                 "corpus": "plugins/corpus/kjv.txt.gz (first 90%; the last 10% held out)",
@@ -278,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 "lr": args.lr,
                 "repeat_share": args.repeat_share,
                 "objective": args.objective,
+                "copy_layout": args.copy_layout,
                 "threads": args.threads,
                 "torch": torch.__version__,
                 "wall_seconds": result["wall_seconds"],
@@ -288,14 +323,14 @@ def main(argv: list[str] | None = None) -> int:
             },
         },
     }
-    (args.out / f"{NAME}.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    (args.out / f"{args.name}.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     if result["snapshots"]:
-        torch.save(result["snapshots"], args.out / f"{NAME}-checkpoints.pt")
+        torch.save(result["snapshots"], args.out / f"{args.name}-checkpoints.pt")
         metrics = {str(step): values for step, values in result["metrics"].items()}
-        (args.out / f"{NAME}-checkpoints.metrics.json").write_text(
+        (args.out / f"{args.name}-checkpoints.metrics.json").write_text(
             json.dumps({"metrics": metrics}, indent=2) + "\n", encoding="utf-8"
         )
-    (args.out / f"{NAME}.log.json").write_text(json.dumps(result["log"], indent=1) + "\n", encoding="utf-8")
+    (args.out / f"{args.name}.log.json").write_text(json.dumps(result["log"], indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result["final"]), f"wall {result['wall_seconds']} s, bridge gap {gap:.2g}")
     return 0
 

@@ -214,7 +214,12 @@ def test_the_summary_answers_when_each_kind_appears(first_sweep):
     assert concept["first_step"] == {"behavioral": 1000, "mechanistic": 800}
     assert concept["step_before"] == {"behavioral": 800, "mechanistic": None}
     assert concept["behavioral"] == ["prefix_matching_and_copying", "prefix_matching_on_text"]
-    assert concept["mechanistic"] == ["k_composition", "previous_token_path", "q_composition"]
+    assert concept["mechanistic"] == [
+        "k_composition",
+        "previous_token_path",
+        "previous_token_path_on_text",
+        "q_composition",
+    ]
     assert concept["answer"].startswith(
         "induction_head: not at the same step: the mechanistic definitions first admit a unit at step 800 "
         "(the first checkpoint), the behavioral ones at step 1000 (none at 800, the checkpoint before), 200 steps "

@@ -53,7 +53,7 @@ def test_run_stops_before_any_forward_pass_with_one_error(cli, bare):
     code, out, err = cli("run", "--no-config", "-m", model)
     assert code == 2
     line = _the_one_error(err, model)
-    assert "probes of 14 selected definitions" in line  # every built-in definition with a probe, counted once
+    assert "probes of 15 selected definitions" in line  # every built-in definition with a probe, counted once
     assert out == ""
 
 
