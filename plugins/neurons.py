@@ -95,32 +95,65 @@ def _usable(context: CheckContext) -> torch.Tensor:
     return tokens.usable_ids()
 
 
+def _counted_ids(context: CheckContext, min_count: int) -> torch.Tensor:
+    """The usable ids the whole probe holds at least ``min_count`` times, sorted: the only ones whose mean
+    activation the scores use, so the only ones accumulated (on a 20k-id vocabulary, a few dozen of them)."""
+    probe = context.full_probe or context.probe
+    assert probe is not None and probe.tokens is not None
+    every = probe.tokens
+
+    def compute() -> torch.Tensor:
+        tokens = every.reshape(-1).cpu()
+        tokens = tokens[torch.isin(tokens, _usable(context))]
+        ids, counts = torch.unique(tokens, return_counts=True)
+        return ids[counts >= min_count]
+
+    return context.shared(f"neurons.counted:{probe.key}:{min_count}", compute)
+
+
 def _selectivity_step(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per batch: the token ids it holds ``[k]``, the activation sums per id ``[layers, k, d_mlp]`` and the
-    counts ``[k]`` (only the ids present, so memory follows the probe, not the vocabulary). ``hook_post`` is
-    the input of ``W_out``: on a gated MLP the product act(x W_gate) * (x W_in), the neuron's activation."""
+    """Per batch: the counted ids ``[k]`` (:func:`_counted_ids`), the activation sums per id ``[layers, k,
+    d_mlp]`` and the counts ``[k]``. Only the positions of counted ids are read, one layer at a time, so memory
+    follows those positions, not the probe or the vocabulary; ``share`` and ``selectivity`` on the same probe
+    share the sums. ``hook_post`` is the input of ``W_out``: on a gated MLP the product act(x W_gate) * (x W_in),
+    the neuron's activation."""
+    params: SelectivityParams = context.params
     probe = context.probe
     assert probe is not None and probe.tokens is not None
-    post = context.stacked(POST_HOOK).float()  # [layers, batch, pos, d_mlp]
-    tokens = probe.tokens.to(post.device).reshape(-1)
-    kept = torch.isin(tokens, _usable(context).to(post.device))
-    flat = post.reshape(post.shape[0], -1, post.shape[-1])[:, kept]  # [layers, positions, d_mlp]
-    ids, where = torch.unique(tokens[kept], return_inverse=True)
-    sums = torch.zeros(post.shape[0], ids.numel(), post.shape[-1], dtype=torch.float64, device=post.device)
-    sums.index_add_(1, where, flat.double())
-    counts = torch.bincount(where, minlength=ids.numel()).to(torch.float64)
-    return ids.cpu(), sums.cpu(), counts.cpu()
+    ids = _counted_ids(context, params.min_count)
+    whole = context.full_probe or probe
+    key = f"neurons.sums:{whole.key}:{params.min_count}:{context.rows}"
+    batch_tokens = probe.tokens
+
+    def compute() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        model = context.model
+        first = context.activation(POST_HOOK.format(0))
+        tokens = batch_tokens.reshape(-1).to(first.device)
+        counted = ids.to(first.device)
+        if counted.numel():
+            where = torch.searchsorted(counted, tokens).clamp_max(counted.numel() - 1)
+            kept = counted[where] == tokens
+        else:
+            where, kept = torch.zeros_like(tokens), torch.zeros_like(tokens, dtype=torch.bool)
+        index = where[kept]
+        sums = torch.zeros(model.n_layers, counted.numel(), first.shape[-1], dtype=torch.float64)
+        for layer in range(model.n_layers):
+            post = context.activation(POST_HOOK.format(layer))
+            rows = post.reshape(-1, post.shape[-1])[kept].double()  # [kept positions, d_mlp]
+            sums[layer].index_add_(0, index.cpu(), rows.cpu())
+        counts = torch.bincount(index.cpu(), minlength=counted.numel()).to(torch.float64)
+        return ids, sums, counts
+
+    return context.shared(key, compute)
 
 
 def _selectivity_finish(
     context: CheckContext, partials: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 ) -> Scores:
     params: SelectivityParams = context.params
-    ids, where = torch.unique(torch.cat([part[0] for part in partials]), return_inverse=True)
-    layers, _, d_mlp = partials[0][1].shape
-    sums = torch.zeros(layers, ids.numel(), d_mlp, dtype=torch.float64)
-    sums.index_add_(1, where, torch.cat([part[1] for part in partials], dim=1))
-    counts = torch.zeros(ids.numel(), dtype=torch.float64).index_add_(0, where, torch.cat([p[2] for p in partials]))
+    ids = partials[0][0]
+    sums = torch.stack([part[1] for part in partials]).sum(0)
+    counts = torch.stack([part[2] for part in partials]).sum(0)
     seen = torch.nonzero(counts >= params.min_count).flatten()
     if seen.numel() < 2:
         raise NotApplicable(
@@ -181,9 +214,13 @@ def _direct_read(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor, tor
         w_in = w_in - w_in.mean(1, keepdim=True)
     norms = w_in.norm(dim=1, keepdim=True)  # [layers, 1, d_mlp]
     w_in = w_in / norms.clamp_min(EPS)
-    best = torch.full((w_in.shape[0], w_in.shape[2]), -2.0, device=w_in.device)
+    layers, d_model, d_mlp = w_in.shape
+    best = torch.full((layers, d_mlp), -2.0, device=w_in.device)
     token = torch.zeros(best.shape, dtype=torch.long, device=w_in.device)
-    squares = torch.zeros(best.shape, device=w_in.device)
+    # sum_t cos[t]^2 = w^T (E^T E) w over the unit token directions E: one [d, d] Gram matrix per layer, no
+    # vocabulary-sized product (only the max needs one)
+    gram = torch.zeros(layers if chain is not None else 1, d_model, d_model, dtype=torch.float64, device=w_in.device)
+    product = torch.empty(min(READ_CHUNK, ids.numel()), d_mlp, device=w_in.device)
     for chunk in ids.to(w_in.device).split(READ_CHUNK):
         embedding = model.weight("W_E")[chunk].float().to(w_in.device)  # [c, d_model]
         if chain is not None:  # post-LN: the token's direction where it meets each MLP's norm [layers, c, d]
@@ -191,15 +228,21 @@ def _direct_read(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor, tor
         if centered:
             embedding = embedding - embedding.mean(-1, keepdim=True)
         embedding = embedding / embedding.norm(dim=-1, keepdim=True).clamp_min(EPS)
-        if embedding.dim() == 2:
-            cosines = torch.einsum("vd,ldn->lvn", embedding, w_in)  # [layers, c, d_mlp]
-        else:
-            cosines = torch.einsum("lvd,ldn->lvn", embedding, w_in)
-        value, where = cosines.max(1)
-        better = value > best  # ties keep the earlier token, as one max over all tokens would
-        best = torch.where(better, value, best)
-        token = torch.where(better, chunk[where], token)
-        squares += cosines.pow(2).sum(1)
+        per_layer = embedding if embedding.dim() == 3 else embedding[None]
+        gram += per_layer.transpose(1, 2).double() @ per_layer.double()
+        out = product[: chunk.numel()]
+        for layer in range(layers):  # one [c, d_mlp] product at a time, into one buffer
+            torch.mm(per_layer[layer if per_layer.shape[0] > 1 else 0], w_in[layer], out=out)
+            value, where = out.max(0)
+            better = value > best[layer]  # ties keep the earlier token, as one max over all tokens would
+            best[layer] = torch.where(better, value, best[layer])
+            token[layer] = torch.where(better, chunk[where], token[layer])
+    squares = torch.stack(
+        [
+            (w_in[layer].double() * (gram[min(layer, gram.shape[0] - 1)] @ w_in[layer].double())).sum(0)
+            for layer in range(layers)
+        ]
+    ).float()
     return best.cpu(), token.cpu(), squares.cpu(), norms[:, 0].cpu()
 
 

@@ -30,7 +30,8 @@ class CheckContext:
     scores (its first criterion's; NaN where undefined), for checkers that weigh partners. ``memo`` is shared by
     all checkers in a run, for work worth doing once.
     For a streamed checker (``Checker.streamed``), ``rows`` is the slice of the probe's sequences that the
-    current batch holds (None for the whole probe) and ``prepared`` the results of its ``prepare`` pass.
+    current batch holds (None for the whole probe), ``full_probe`` the whole probe (``probe`` is the batch's
+    part of it), and ``prepared`` the results of its ``prepare`` pass.
     """
 
     model: ModelView | Any
@@ -45,6 +46,7 @@ class CheckContext:
     rows: slice | None = None
     prepared: list[Any] = field(default_factory=list)
     units: Units | None = None
+    full_probe: ProbeBatch | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -345,6 +345,7 @@ class _Run:
                     activations={name: activations[name] for name in job.names},
                     rows=rows,
                     prepared=job.prepared,
+                    full_probe=batch,
                 )
                 function, kept_in = (declaration.prepare, job.prepared) if prepare else (declaration.step, job.partials)
                 assert function is not None  # prepare passes run only for jobs that have one (wants_prepare)
