@@ -3,6 +3,7 @@ check each model through the :class:`~defcheck.session.Session` and show its rep
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.table import Table
@@ -53,7 +54,9 @@ def check_models(
     console = stdout_console()
     reports = []
     for target in targets:
+        started = time.perf_counter()
         view = session.load_model(target.reference, **target.options)
+        loading = time.perf_counter() - started
         session.require_tokens(view)  # before any forward pass: one error, not one per criterion
         compared = None
         if baseline is not None:
@@ -65,7 +68,7 @@ def check_models(
         reports.append(report)
         show_model(settings, console, plan, report, target.name, len(targets) > 1)
         if params["profile"]:
-            print_profile(result.timings)
+            print_profile(result.timings, loading, floor_of(view, result, session.config.batch_size))
         if plan.terminal or "github" not in plan.stdout:  # github annotations carry the errors already
             for definition in (d for d in result.definitions.values() if d.error):
                 stderr_console().print(f"error: {definition.id}: {definition.error}", style="red", markup=False)
@@ -75,12 +78,30 @@ def check_models(
     return {status(report.data) for report in reports}
 
 
-def print_profile(timings: dict[str, float]) -> None:
-    """Where the time went (``--profile``), slowest first, on stderr."""
+def floor_of(view: Any, result: Any, batch_size: int | None) -> dict[str, float]:
+    """The run's forward-pass floor per probe (:mod:`defcheck.engine.floor`); empty for a model without tokens."""
+    from defcheck.engine.floor import forward_floor
+    from defcheck.models.view import ModelView
+
+    return forward_floor(view, result.probes, batch_size) if isinstance(view, ModelView) else {}
+
+
+def print_profile(timings: dict[str, float], loading: float = 0.0, floor: dict[str, float] | None = None) -> None:
+    """Where the time went (``--profile``), slowest first, on stderr; then the floor (model load plus one plain
+    forward pass per distinct probe, measured after the run in this process) and the ratio of the two."""
     table = Table(title="where the time went", title_justify="left")
     table.add_column("step")
     table.add_column("seconds", justify="right")
     for step, seconds in sorted(timings.items(), key=lambda item: -item[1]):
         table.add_row(step, f"{seconds:.3f}")
-    table.add_row("total", f"{sum(timings.values()):.3f}")
-    stderr_console().print(table)
+    total = sum(timings.values())
+    table.add_row("total", f"{total:.3f}")
+    if floor is not None:
+        table.add_row("model load", f"{loading:.3f}")
+        for key, seconds in sorted(floor.items(), key=lambda item: -item[1]):
+            table.add_row(f"floor: forward pass of {key} (no hooks, no unembedding)", f"{seconds:.3f}")
+        least = loading + sum(floor.values())
+        table.add_row("floor: model load + one forward pass per probe", f"{least:.3f}")
+        ratio = (loading + total) / least if least > 0 else float("nan")
+        table.add_row("(model load + total) / floor", f"{ratio:.2f}")
+    stderr_console().print(table, markup=False)

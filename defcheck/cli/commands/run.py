@@ -59,7 +59,11 @@ FILE = click.Path(dir_okay=False, path_type=Path)
     metavar="DIR",
     help="Write each chosen format to DIR/report.SUFFIX (the JSON report if -f chose none to write).",
 )
-@click.option("--profile", is_flag=True, help="Print where the time went: probes, forward passes, each checker.")
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Print where the time went (probes, forward passes, each checker), then the run's floor and the ratio.",
+)
 @file_option("--baseline", "baseline", "Compare with this stored JSON report; any difference exits 1.")
 @file_option("--write-baseline", "write_baseline", "Store this run's JSON report here, for later --baseline runs.")
 @click.option(
