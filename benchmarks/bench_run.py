@@ -8,7 +8,8 @@ and reports wall time and peak resident memory (and CUDA's peak allocation on ``
 Methods, on the same model, the same probes (built by defcheck's probe plugins with the same seed) and the
 same heads:
 
-- ``defcheck full``: the built-in registry's attention-head concepts (``load_plugins`` + ``load_registry`` +
+- ``defcheck full``: the whole built-in registry as ``defcheck run`` runs it (every concept that applies to the
+  model, MLP neurons included, each probe at its file's own size; ``load_plugins`` + ``load_registry`` +
   ``runner.evaluate``), probes run in batches of ``--batch-size`` sequences.
 - ``defcheck peer-set``: only what the peer computes, as defcheck definitions: previous-token, duplicate-token
   and prefix-matching attention scores on the registry's probes, and K and Q composition of every head pair.
@@ -248,23 +249,21 @@ def _registry_folder(args: argparse.Namespace, kind: str) -> Path:
     if kind == "peer":
         (folder / "peer_set.yaml").write_text(PEER_SET.replace("n: N", f"n: {n}"))
         return folder
-    write_registry_copies(folder, args.copies, n)
+    # the whole registry at the files' own probe sizes, as `defcheck run` runs it; resized only to scale
+    write_registry_copies(folder, args.copies, n if (args.copies > 1 or args.n is not None) else None)
     return folder
 
 
 def write_registry_copies(folder: Path, copies: int, n: int | None) -> int:
-    """Write ``copies`` copies of the built-in attention-head concept files into ``folder``, concepts renamed
-    ``NAME_cK`` (with: references renamed with them; one copy keeps the names), every probe's ``n`` set to ``n``.
-    Returns the number of definitions.
-
-    Concepts of other unit kinds (MLP neurons, policies) are left out: the peer has nothing to compare them with,
-    and their cost is shown by ``defcheck run --profile`` (see docs/performance.md)."""
+    """Write ``copies`` copies of the built-in concept files of transformer units (attention heads, MLP neurons)
+    into ``folder``, concepts renamed ``NAME_cK`` (with: references renamed with them; one copy keeps the names),
+    every probe's ``n`` set to ``n`` (None: the files' own). Returns the number of definitions."""
     import yaml
 
     builtin = [
         path
         for path in sorted((ROOT / "definitions").glob("*.yaml"))
-        if yaml.safe_load(path.read_text()).get("unit", "attention_head") == "attention_head"
+        if yaml.safe_load(path.read_text()).get("unit", "attention_head") in ("attention_head", "mlp_neuron")
     ]
     names = [yaml.safe_load(path.read_text())["concept"] for path in builtin]
     count = 0
@@ -930,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per measurement")
     parser.add_argument("--memory-limit-gb", type=float, default=24.0, help="skip what is estimated above 80%% of it")
     parser.add_argument(
-        "--gpt2-n", type=int, default=16, help="probe sequences per repeat length on gpt2 (registry 32)"
+        "--gpt2-n", type=int, default=32, help="probe sequences per repeat length on gpt2 (registry 32)"
     )
     parser.add_argument("--big-n", type=int, default=4, help="probe sequences per repeat length on big (registry 32)")
     parser.add_argument(
