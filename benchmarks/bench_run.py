@@ -674,7 +674,8 @@ def compare_models(args: argparse.Namespace, models: list[str]) -> list[dict[str
 def _computes(method: str, result: dict[str, Any]) -> str:
     if method == "defcheck-full":
         return (
-            f"built-in registry, attention heads: {result.get('definitions')} definitions, "
+            "whole built-in registry (heads and MLP neurons, probes at their files' sizes): "
+            f"{result.get('definitions')} definitions, "
             f"{result.get('criteria')} criteria"
         )
     if method == "defcheck-peer":
