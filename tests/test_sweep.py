@@ -554,3 +554,12 @@ def test_the_python_example_in_docs_sweep_runs(tmp_path, monkeypatch):
     exec(compile(blocks[0], "docs/sweep.md", "exec"), {})
     summary = json.loads((tmp_path / "sweep" / "summary.json").read_text())
     assert summary["concepts"]["induction_head"]["first_step"]["behavioral"] == 1000
+
+
+def test_a_definition_never_applicable_is_said_so_not_never(first_sweep):
+    from defcheck.sweep.summary import first_step_text
+
+    records = first_sweep.summary["definitions"]
+    assert first_step_text(records["induction_head.prefix_matching_on_text"]) == "not applicable"  # no tokenizer
+    assert first_step_text(records["induction_head.q_composition"]) == "never"  # scored (undefined), never a member
+    assert first_step_text(records["induction_head.prefix_matching_and_copying"]) == "1000"

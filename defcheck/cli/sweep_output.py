@@ -90,18 +90,18 @@ def require_tokens(session: Session, series: Series) -> None:
 def print_outcome(console: Console, outcome: Any, no_plots: bool) -> None:
     """The first step at which each definition admits a unit, the summary's text, and what was done."""
     from defcheck.sweep.plots import matplotlib_missing
+    from defcheck.sweep.summary import first_step_text
 
     summary = outcome.summary
     table = Table(title="first step at which each definition admits a unit", title_justify="left")
     for column in ("concept", "definition", "kind", f"first {summary['step_unit']}", "members then"):
         table.add_column(column, overflow="fold")
     for record in summary["definitions"].values():
-        first = record["first_step"]
         table.add_row(
             record["concept"],
             record["definition"],
             record["kind"],
-            "never" if first is None else str(first),
+            first_step_text(record),
             ", ".join(record["first_members"]) or "—",
         )
     console.print(table)

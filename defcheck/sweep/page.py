@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 from defcheck.report.common import number
+from defcheck.sweep.summary import first_step_text
 
 __all__ = ["render_sweep_html"]
 
@@ -86,7 +87,7 @@ def _concept(summary: Mapping[str, Any], name: str, entry: Mapping[str, Any], im
         rows.append(
             f"<tr><td>{escape(record['definition'])}</td><td class='{escape(str(record['kind']))}'>"
             f"{escape(str(record['kind']))}</td><td>{escape(str(record.get('score')))} "
-            f"{escape(str(record.get('threshold')))}</td><td class='num'>{_step(record['first_step'])}</td>"
+            f"{escape(str(record.get('threshold')))}</td><td class='num'>{first_step_text(record)}</td>"
             f"<td>{escape(', '.join(record['first_members']) or '—')}</td>"
             f"<td class='num'>{_step(record['stable_from'])}</td></tr>"
         )

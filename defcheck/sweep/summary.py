@@ -324,3 +324,12 @@ def summary_text(summary: Mapping[str, Any]) -> str:
                 f"({values[i]:.3g} to {values[i + 1]:.3g})."
             )
     return "\n".join(lines)
+
+
+def first_step_text(record: Mapping[str, Any]) -> str:
+    """A definition's first step with a member, as tables show it: the step, "never", or "not applicable" when
+    the definition was not applicable at any checkpoint (a text probe on a model without a tokenizer, say)."""
+    statuses = record.get("status") or []
+    if record.get("first_step") is None and statuses and all(status == "not_applicable" for status in statuses):
+        return "not applicable"
+    return "never" if record.get("first_step") is None else str(record["first_step"])
