@@ -566,6 +566,10 @@ def random_baseline(
     return float(scores.mean())
 
 
+# The matrix of the later head that composition reads the earlier head's output through, by type.
+READS = {"K": "W_K W_Q^T", "Q": "W_Q W_K^T", "V": "W_V W_O"}
+
+
 class CompositionParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -630,7 +634,7 @@ def score_composition(context: CheckContext) -> Scores:
     has_eligible = eligible.permute(2, 3, 0, 1).reshape(*shape, -1).any(-1)
     definitions = ", ".join(sorted(context.related)) or "the `with:` definitions"
     scores.mark_undefined(~has_eligible, f"no earlier member of {definitions}", names)
-    matrix = "W_V W_O" if params.type == "V" else ("W_Q W_K^T" if params.type == "Q" else "W_K W_Q^T")
+    matrix = READS[params.type]
     scores.mark_undefined(
         has_eligible & right_zero, f"undefined: 0/0, the head's {matrix} ({params.type}-side matrix) is zero", names
     )
@@ -670,10 +674,8 @@ def joint_composition_ratios(
             scale = (
                 scale + (factor.flatten().abs() * _frobenius(w_v[layer - 1, on]) * _frobenius(w_o[layer - 1, on])).sum()
             )
-        if not bool((weights[:layer] != 0).any()):
-            continue
         norm = torch.linalg.matrix_norm(joint)
-        if float(norm) <= 1e-6 * float(scale):
+        if float(norm) <= 1e-6 * float(scale):  # also no partner with a nonzero weight yet: 0 <= 0
             joint_zero[layer] = True
             continue
         right_b = right[layer]  # [H, d, r]
@@ -726,29 +728,26 @@ def joint_composition(context: CheckContext, members: torch.Tensor) -> Scores:
     earlier = (counts > 0)[:, None].expand(*shape)
     scores.mark_undefined(~earlier, f"no earlier member of {definitions}", names)
     weighted = params.aggregate == "weighted"
-    weighted_earlier = torch.tensor([bool((weights[:layer] != 0).any()) for layer in range(view.n_layers)])
-    zero_partners = earlier & (joint_zero | ~weighted_earlier)[:, None].expand(*shape)
+    zero_partners = earlier & joint_zero[:, None].expand(*shape)
     scores.mark_undefined(
         zero_partners,
         f"undefined: 0/0, every earlier member of {definitions} has a zero OV circuit"
         + (" or a score of 0 or less (its weight)" if weighted else ""),
         names,
     )
-    matrix = "W_V W_O" if params.type == "V" else ("W_Q W_K^T" if params.type == "Q" else "W_K W_Q^T")
     scores.mark_undefined(
         earlier & ~zero_partners & right_zero,
-        f"undefined: 0/0, the head's {matrix} ({params.type}-side matrix) is zero",
+        f"undefined: 0/0, the head's {READS[params.type]} ({params.type}-side matrix) is zero",
         names,
     )
     flat = weights.flatten().tolist()
-    member_names = [name for name, member in zip(names, members.flatten().tolist(), strict=True) if member]
+    member_indices = torch.nonzero(members.flatten()).flatten().tolist()
     for index in torch.nonzero(~torch.isnan(ratio.flatten())).flatten().tolist():
-        layer = index // view.n_heads
-        partners = [name for name in member_names if int(name.split(".")[0]) < layer]
-        evidence: dict[str, Any] = {"partners": partners}
+        earlier_members = [i for i in member_indices if i // view.n_heads < index // view.n_heads]
+        evidence: dict[str, Any] = {"partners": [names[i] for i in earlier_members]}
         if weighted:
-            evidence["weights"] = [round(flat[names.index(name)], 6) for name in partners]
-            evidence["partner"] = max(partners, key=lambda name: flat[names.index(name)])  # the strongest
+            evidence["weights"] = [round(flat[i], 6) for i in earlier_members]
+            evidence["partner"] = names[max(earlier_members, key=lambda i: flat[i])]  # the strongest
         scores.evidence[names[index]] = evidence
     return scores
 

@@ -228,20 +228,19 @@ def _direct_read(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor, tor
         if centered:
             embedding = embedding - embedding.mean(-1, keepdim=True)
         embedding = embedding / embedding.norm(dim=-1, keepdim=True).clamp_min(EPS)
-        per_layer = embedding if embedding.dim() == 3 else embedding[None]
-        gram += per_layer.transpose(1, 2).double() @ per_layer.double()
+        shared = embedding if embedding.dim() == 3 else embedding[None]  # [1 or layers, c, d]
+        gram += shared.transpose(1, 2).double() @ shared.double()
+        per_layer = shared.expand(layers, -1, -1)
         out = product[: chunk.numel()]
         for layer in range(layers):  # one [c, d_mlp] product at a time, into one buffer
-            torch.mm(per_layer[layer if per_layer.shape[0] > 1 else 0], w_in[layer], out=out)
+            torch.mm(per_layer[layer], w_in[layer], out=out)
             value, where = out.max(0)
             better = value > best[layer]  # ties keep the earlier token, as one max over all tokens would
             best[layer] = torch.where(better, value, best[layer])
             token[layer] = torch.where(better, chunk[where], token[layer])
+    grams = gram.expand(layers, -1, -1)
     squares = torch.stack(
-        [
-            (w_in[layer].double() * (gram[min(layer, gram.shape[0] - 1)] @ w_in[layer].double())).sum(0)
-            for layer in range(layers)
-        ]
+        [(w_in[layer].double() * (grams[layer] @ w_in[layer].double())).sum(0) for layer in range(layers)]
     ).float()
     return best.cpu(), token.cpu(), squares.cpu(), norms[:, 0].cpu()
 

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from defcheck_plugins.probes import _draw_key, _Params, _shortened, fitted_length
+from defcheck_plugins.probes import _draw_key, _Params, _shortened, _use_bos, _with_bos, fitted_length
 from pydantic import Field, field_validator
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
@@ -134,13 +134,6 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
         return list(tokenizer.encode(text))
 
 
-def _use_bos(request: ProbeRequest, wanted: bool | None) -> bool:
-    bos_id = request.vocabulary().bos_token_id
-    if wanted and bos_id is None:
-        raise DefcheckError("bos: true, but the model has no BOS token id (give --bos-token-id)")
-    return bos_id is not None if wanted is None else wanted
-
-
 def _starts(ids: torch.Tensor, n: int, span: int, generator: torch.Generator, what: str) -> torch.Tensor:
     """``n`` seeded start offsets of windows of ``span`` tokens in ``ids``."""
     room = ids.numel() - span
@@ -149,21 +142,13 @@ def _starts(ids: torch.Tensor, n: int, span: int, generator: torch.Generator, wh
     return torch.randint(0, room + 1, (n,), generator=generator)
 
 
-def _with_bos(tokens: torch.Tensor, request: ProbeRequest, bos: bool) -> torch.Tensor:
-    if not bos:
-        return tokens
-    bos_id = request.vocabulary().bos_token_id
-    assert bos_id is not None
-    return torch.cat([torch.full((tokens.shape[0], 1), bos_id, dtype=tokens.dtype), tokens], dim=1)
-
-
 # -- the probes --------------------------------------------------------------------------------------------
 
 
 def build_text(request: ProbeRequest) -> ProbeBatch:
     """``n`` windows of ``length`` consecutive corpus tokens, at seeded random offsets."""
     params: TextParams = request.params
-    bos = _use_bos(request, params.bos)
+    bos = _use_bos(request.vocabulary(), params.bos)
     how = "with BOS" if bos else ""
     length = fitted_length(request, "text", params.length, 1, int(bos), 2, how)
     ids = corpus_ids(request, params.corpus)
@@ -171,7 +156,9 @@ def build_text(request: ProbeRequest) -> ProbeBatch:
     starts = _starts(ids, params.n, length, generator, "text")
     tokens = ids[starts[:, None] + torch.arange(length)[None, :]]
     note = _shortened(request, "text", params.length, length, int(bos), how)
-    return ProbeBatch("text", {}, _with_bos(tokens, request, bos), bos=bos, info={"offset": starts}, note=note)
+    return ProbeBatch(
+        "text", {}, _with_bos(tokens, request.vocabulary(), bos), bos=bos, info={"offset": starts}, note=note
+    )
 
 
 def build_repeated_text(request: ProbeRequest) -> ProbeBatch:
@@ -180,7 +167,7 @@ def build_repeated_text(request: ProbeRequest) -> ProbeBatch:
     (``info['length']``, ``info['start']``), so the same checkers read it."""
     params: RepeatedTextParams = request.params
     asked = params.length if isinstance(params.length, list) else [params.length]
-    bos = _use_bos(request, params.bos)
+    bos = _use_bos(request.vocabulary(), params.bos)
     how = f"{params.repeats} repeats" + (" and BOS" if bos else "")
     longest = fitted_length(request, "repeated_text", max(asked), params.repeats, int(bos), 1, how)
     lengths = sorted({min(length, longest) for length in asked})
@@ -202,7 +189,7 @@ def build_repeated_text(request: ProbeRequest) -> ProbeBatch:
         segment = window[:, lead:]
         rows.append(torch.cat([window[:, :lead], segment.repeat(1, params.repeats)], dim=1))
         row_lengths += [length] * params.n
-    tokens = _with_bos(torch.cat(rows), request, bos)
+    tokens = _with_bos(torch.cat(rows), request.vocabulary(), bos)
     return ProbeBatch(
         "repeated_text",
         {},

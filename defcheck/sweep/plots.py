@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from defcheck.sweep.store import atomic_write
+from defcheck.sweep.summary import never_applicable
 
 __all__ = ["concept_figure", "matplotlib_missing", "plot_sweep"]
 
@@ -88,8 +89,7 @@ def concept_figure(summary: Mapping[str, Any], concept: str) -> Any:
     records = [
         (definition_id, record)
         for definition_id, record in summary["definitions"].items()
-        if record["concept"] == concept
-        and any(status != "not_applicable" for status in record["status"])  # no panel for a definition never applicable
+        if record["concept"] == concept and not never_applicable(record)
     ]
     records.sort(key=lambda item: (item[1]["kind"] != "behavioral", item[1]["definition"]))
     metrics = {name: values for name, values in summary["metrics"].items() if any(v is not None for v in values)}

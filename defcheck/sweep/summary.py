@@ -326,10 +326,15 @@ def summary_text(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def first_step_text(record: Mapping[str, Any]) -> str:
-    """A definition's first step with a member, as tables show it: the step, "never", or "not applicable" when
-    the definition was not applicable at any checkpoint (a text probe on a model without a tokenizer, say)."""
+def never_applicable(record: Mapping[str, Any]) -> bool:
+    """Whether a definition was not applicable at every checkpoint (a text probe on a model without a tokenizer,
+    say): tables say so, and the plots give it no panel."""
     statuses = record.get("status") or []
-    if record.get("first_step") is None and statuses and all(status == "not_applicable" for status in statuses):
-        return "not applicable"
-    return "never" if record.get("first_step") is None else str(record["first_step"])
+    return bool(statuses) and all(status == "not_applicable" for status in statuses)
+
+
+def first_step_text(record: Mapping[str, Any]) -> str:
+    """A definition's first step with a member, as tables show it: the step, "never", or "not applicable"."""
+    if record.get("first_step") is None:
+        return "not applicable" if never_applicable(record) else "never"
+    return str(record["first_step"])
