@@ -464,3 +464,21 @@ def test_every_run_option_is_documented_in_ci_or_cli_docs():
     help_text = textwrap.dedent(main.commands["run"].help or "")
     assert "0 every expectation holds" in help_text and "1 an expectation fails" in help_text
     assert "2 a usage, input or" in help_text
+
+
+def test_ci_examples_install_defcheck_from_where_it_exists():
+    """defcheck is not on PyPI and has no release tags: the CI examples install it from its repository at a
+    commit, and the pre-commit example pins a commit, not a tag."""
+    from packaging.requirements import Requirement
+
+    guide = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    commands = [shlex.split(line.strip().removeprefix("- ")) for line in guide.splitlines() if "pip install" in line]
+    installs = [words[2:] for words in commands if words[:2] == ["pip", "install"]]
+    defcheck = [words for words in installs if not any(word.startswith("torch") for word in words)]
+    assert len(defcheck) == 2, installs
+    for words in defcheck:
+        (argument,) = words
+        requirement = Requirement(argument)
+        assert requirement.name == "defcheck" and (requirement.url or "").startswith("git+https://"), argument
+    (repo,) = _doc_yaml("# .pre-commit-config.yaml")["repos"]
+    assert repo["rev"] == "COMMIT" and "full commit SHA" in guide
