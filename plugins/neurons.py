@@ -220,7 +220,9 @@ def _direct_read(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor, tor
     # sum_t cos[t]^2 = w^T (E^T E) w over the unit token directions E: one [d, d] Gram matrix per layer, no
     # vocabulary-sized product (only the max needs one)
     gram = torch.zeros(layers if chain is not None else 1, d_model, d_model, dtype=torch.float64, device=w_in.device)
-    product = torch.empty(min(READ_CHUNK, ids.numel()), d_mlp, device=w_in.device)
+    # neurons by rows: each neuron's max runs along a contiguous row (3x faster here than down columns)
+    rows = w_in.transpose(1, 2).contiguous()  # [layers, d_mlp, d_model]
+    product = torch.empty(d_mlp, min(READ_CHUNK, ids.numel()), device=w_in.device)
     for chunk in ids.to(w_in.device).split(READ_CHUNK):
         embedding = model.weight("W_E")[chunk].float().to(w_in.device)  # [c, d_model]
         if chain is not None:  # post-LN: the token's direction where it meets each MLP's norm [layers, c, d]
@@ -231,10 +233,10 @@ def _direct_read(context: CheckContext) -> tuple[torch.Tensor, torch.Tensor, tor
         shared = embedding if embedding.dim() == 3 else embedding[None]  # [1 or layers, c, d]
         gram += shared.transpose(1, 2).double() @ shared.double()
         per_layer = shared.expand(layers, -1, -1)
-        out = product[: chunk.numel()]
-        for layer in range(layers):  # one [c, d_mlp] product at a time, into one buffer
-            torch.mm(per_layer[layer], w_in[layer], out=out)
-            value, where = out.max(0)
+        out = product[:, : chunk.numel()]
+        for layer in range(layers):  # one [d_mlp, c] product at a time, into one buffer
+            torch.mm(rows[layer], per_layer[layer].transpose(0, 1), out=out)
+            value, where = out.max(1)
             better = value > best[layer]  # ties keep the earlier token, as one max over all tokens would
             best[layer] = torch.where(better, value, best[layer])
             token[layer] = torch.where(better, chunk[where], token[layer])
