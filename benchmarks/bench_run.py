@@ -351,7 +351,9 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     from defcheck.session import RunConfig, Session
 
     rss_imports = _status_kb("VmRSS") or _maxrss_kb()
+    loading = time.perf_counter()
     view, note = _view(args)
+    model_seconds = time.perf_counter() - loading
     model = view.model
     setup: dict[str, Any] = {}
     method = args.worker
@@ -363,6 +365,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         config = RunConfig(
             definition_paths=(str(folder.resolve()),),
             include_builtin=False,
+            selection=tuple(args.concept.split(",")) if method == "defcheck-concept" else (),
             seed=args.seed,
             batch_size=args.batch_size,
             device=args.device,
@@ -395,6 +398,10 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
             result = session.evaluate(view)
             output["errors"] = {key: d.error for key, d in result.definitions.items() if d.error}
             output["timings"] = result.timings
+            if method in ("defcheck-full", "defcheck-concept"):
+                from defcheck.engine.floor import forward_floor
+
+                output["floor"] = forward_floor(view, result.probes, args.batch_size)
             output["largest_batch_bytes"] = largest["bytes"]
             output["batches"] = largest["batches"]
             if method == "defcheck-peer":
@@ -436,6 +443,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         "warm_seconds": warm,
         "times": times,
         "setup_seconds": setup_seconds,
+        "model_seconds": model_seconds,
         "rss_imports_mb": rss_imports / 1024,
         "rss_setup_mb": rss_setup / 1024,
         "peak_mb": peak / 1024,
@@ -586,10 +594,11 @@ def measure(args: argparse.Namespace, method: str, model: str, **extra: Any) -> 
     batch_size = extra.get("batch_size", args.batch_size)
     if batch_size is not None:
         command += ["--batch-size", str(batch_size)]
-    for key in ("copies", "n"):
+    for key in ("copies", "n", "concept"):
         if extra.get(key) is not None:
             command += [f"--{key}", str(extra[key])]
     started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=args.timeout, check=False, env=_worker_environment()
@@ -597,12 +606,15 @@ def measure(args: argparse.Namespace, method: str, model: str, **extra: Any) -> 
     except subprocess.TimeoutExpired:
         return {"method": method, "model": model, "failed": f"timed out after {args.timeout} s"}
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         return {"method": method, "model": model, "failed": f"exit {done.returncode}: {' | '.join(tail)}"}
     result = json.loads(lines[-1][len("RESULT ") :])
-    result["process_seconds"] = wall
+    result["process_seconds"] = wall  # the whole process: start, imports, model, probes, the method
+    result["process_user"] = after.ru_utime - before.ru_utime
+    result["process_sys"] = after.ru_stime - before.ru_stime
     return result
 
 
@@ -831,8 +843,10 @@ def composition_section(args: argparse.Namespace, rows: list[dict[str, Any]], mo
         sys.stdout.flush()
 
 
-def scaling_section(args: argparse.Namespace) -> None:
+def scaling_section(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Time and memory as definitions and probes grow; returns the probe-size rows."""
     model = args.scaling_model
+    sized: list[dict[str, Any]] = []
     print(f"\n## 2. Scaling of defcheck on {model} (batch size {args.batch_size})\n")
     print("Definitions: copies of the built-in registry (concepts renamed); probes shared, identical criteria once.\n")
     print("| copies | definitions | criteria | wall s | warm s | peak RSS MB | delta MB | load 1m |")
@@ -860,6 +874,7 @@ def scaling_section(args: argparse.Namespace) -> None:
     for batch_size in (args.batch_size, None):
         for n in sizes:
             result = measure(args, "defcheck-copies", model, copies=1, n=n, batch_size=batch_size or 0)
+            sized.append({"n": n, "batch_size": batch_size, **result})
             if "seconds" not in result:
                 print(f"| {n} | {batch_size or 'whole'} | {result.get('failed')} | | | | | | |")
                 continue
@@ -870,6 +885,7 @@ def scaling_section(args: argparse.Namespace) -> None:
                 f"{result['load'][0]:.1f} |"
             )
             sys.stdout.flush()
+    return sized
 
 
 def profile_section(rows: list[dict[str, Any]]) -> None:
@@ -917,6 +933,136 @@ def targets_section(rows: list[dict[str, Any]]) -> None:
     )
 
 
+def registry_concepts() -> dict[str, str]:
+    """The built-in concepts of transformer units, by name: their unit kind."""
+    import yaml
+
+    units: dict[str, str] = {}
+    for path in sorted((ROOT / "definitions").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        unit = data.get("unit", "attention_head")
+        if unit in ("attention_head", "mlp_neuron"):
+            units[data["concept"]] = unit
+    return units
+
+
+def concepts_section(args: argparse.Namespace, models: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """One row per concept of the whole registry (each its own process, its own probes), plus every
+    attention-head concept together, so that a slow concept cannot hide in a total."""
+    units = registry_concepts()
+    if args.concept_names:
+        units = {name: unit for name, unit in units.items() if name in args.concept_names.split(",")}
+    heads = ",".join(name for name, unit in units.items() if unit == "attention_head")
+    rows: dict[str, dict[str, dict[str, Any]]] = {}
+    print("\n## 4. The whole registry, concept by concept (each in its own process, probes at the files' sizes)\n")
+    print("| model | concept | wall s | of it, forward passes s | floor s | process s | sys s | peak RSS MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for model in models:
+        rows[model] = {}
+        for label, selection in [*((name, name) for name in units), ("all attention-head concepts", heads)]:
+            result = measure(args, "defcheck-concept", model, concept=selection)
+            rows[model][label] = result
+            if "seconds" not in result:
+                print(f"| {model} | {label} | {result.get('failed')} | | | | | |")
+                continue
+            forward = sum(v for k, v in result.get("timings", {}).items() if k.startswith("probe "))
+            print(
+                f"| {model} | {label} | {_s(result['seconds'])} | {_s(forward)} | "
+                f"{_s(sum(result.get('floor', {}).values()))} | {_s(result['process_seconds'])} | "
+                f"{_s(result['process_sys'])} | {_mb(result['peak_mb'])} |"
+            )
+            sys.stdout.flush()
+    return rows
+
+
+def _floor_ratio(result: dict[str, Any]) -> float | None:
+    """(model load + run) / (model load + one plain forward pass per probe), as ``--profile`` prints it."""
+    if "floor" not in result:
+        return None
+    least = result["model_seconds"] + sum(result["floor"].values())
+    return (result["model_seconds"] + result["seconds"]) / least if least > 0 else None
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**NOT met**"
+
+
+def targets_16_section(
+    rows: list[dict[str, Any]],
+    concepts: dict[str, dict[str, dict[str, Any]]],
+    sized: list[dict[str, Any]],
+) -> None:
+    """Issue 16's targets, each from measurements of this run."""
+    print("\n## Issue 16 targets (ratios from this run)\n")
+    by_model = {row["model"]: row["results"] for row in rows}
+    gpt2 = by_model.get("gpt2", {})
+    full = gpt2.get("defcheck-full", {})
+    parts = [gpt2.get(m, {}) for m in ("peer-detect", "peer-composition-K", "peer-composition-Q")]
+    if "seconds" in full and all("process_seconds" in part for part in parts):
+        peer = sum(part["process_seconds"] for part in parts)
+        speedup = peer / full["process_seconds"]
+        print(
+            f"- gpt2, whole processes: the whole registry {full['process_seconds']:.1f} s, the peer's way "
+            f"{peer:.1f} s (3 processes): {speedup:.2f}x faster; target 3x: {_verdict(speedup >= 3)}"
+        )
+    if "seconds" in full:
+        ratio = _floor_ratio(full)
+        if ratio is not None:
+            least = full["model_seconds"] + sum(full["floor"].values())
+            print(
+                f"- gpt2: (model load + run) / floor = ({full['model_seconds']:.1f} + {full['seconds']:.1f}) / "
+                f"{least:.1f} = {ratio:.2f}; target <= 1.3: {_verdict(ratio <= 1.3)}"
+            )
+        checkers = {k: v for k, v in full.get("timings", {}).items() if not k.startswith("probe ")}
+        if checkers:
+            name, most = max(checkers.items(), key=lambda kv: kv[1])
+            share = most / full["seconds"]
+            print(
+                f"- gpt2: the largest criterion is {name}, {most:.1f} s = {share:.0%} of the run; target <= 10%: "
+                f"{_verdict(share <= 0.10)}"
+            )
+        sys_share = full["process_sys"] / full["process_seconds"]
+        print(
+            f"- gpt2: time in the kernel (sys) {full['process_sys']:.1f} s of {full['process_seconds']:.1f} s wall = "
+            f"{sys_share:.0%}; target < 15%: {_verdict(sys_share < 0.15)}"
+        )
+        bound = 2 * (full["model_mb"] + full.get("largest_batch_bytes", 0) / 2**20)
+        own = full["peak_mb"] - full["rss_imports_mb"]
+        print(
+            f"- gpt2: peak RSS above the imported interpreter {own:,.0f} MB; 2 x (model {full['model_mb']:,.0f} MB + "
+            f"one batch's activations {full.get('largest_batch_bytes', 0) / 2**20:,.0f} MB) = {bound:,.0f} MB: "
+            f"{_verdict(own <= bound)}"
+        )
+    per_concept = concepts.get("gpt2", {})
+    neuron, heads = per_concept.get("token_detector_neuron", {}), per_concept.get("all attention-head concepts", {})
+    if "seconds" in neuron and "seconds" in heads:
+        ratio = neuron["seconds"] / heads["seconds"]
+        print(
+            f"- gpt2: token_detector_neuron {neuron['seconds']:.1f} s vs the attention-head concepts together "
+            f"{heads['seconds']:.1f} s = {ratio:.2f}x; target <= 2x: {_verdict(ratio <= 2)}"
+        )
+    big = by_model.get("big", {})
+    if "seconds" in big.get("defcheck-peer", {}) and "seconds" in big.get("peer-detect", {}):
+        ours, theirs = big["defcheck-peer"]["seconds"], big["peer-detect"]["seconds"]
+        print(
+            f"- big: defcheck-peer {ours:.1f} s vs detect_head alone {theirs:.1f} s; target faster: "
+            f"{_verdict(ours < theirs)}"
+        )
+    if "seconds" in big.get("defcheck-full", {}):
+        ratio = _floor_ratio(big["defcheck-full"])
+        if ratio is not None:
+            print(f"- big: the whole registry / its floor = {ratio:.2f}; target <= 1.5: {_verdict(ratio <= 1.5)}")
+    batched = {r["n"]: r for r in sized if r.get("batch_size") is not None and "delta_mb" in r}
+    pairs = [(n, 8 * n) for n in batched if 8 * n in batched]
+    for small, large in pairs:
+        growth = batched[large]["delta_mb"] / max(batched[small]["delta_mb"], 1e-9) - 1
+        print(
+            f"- {sized[0].get('model')}: peak memory above setup at n={small} {batched[small]['delta_mb']:,.0f} MB, "
+            f"at n={large} {batched[large]['delta_mb']:,.0f} MB (batch size {batched[small]['batch_size']}): "
+            f"{growth:+.0%}; target flat within 10%: {_verdict(abs(growth) <= 0.10)}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -925,7 +1071,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (0: whole probe)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in every worker")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sections", default="compare,scaling,composition", help="which parts to run")
+    parser.add_argument(
+        "--sections", default="compare,scaling,composition,concepts", help="which parts to run (comma-separated)"
+    )
+    parser.add_argument("--concept-models", default="gpt2", help="models of the concept-by-concept section")
+    parser.add_argument("--concept-names", default="", help="only these concepts in that section (default: all)")
     parser.add_argument("--scaling-model", default="toy", choices=tuple(MODELS))
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per measurement")
     parser.add_argument("--memory-limit-gb", type=float, default=24.0, help="skip what is estimated above 80%% of it")
@@ -948,6 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="toy", help=argparse.SUPPRESS)
     parser.add_argument("--copies", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--concept", help=argparse.SUPPRESS)
     parser.add_argument("--out-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.batch_size == 0:
@@ -965,6 +1116,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import transformer_lens
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("# defcheck benchmark: --device cuda asked for, but torch sees no CUDA device here: GPU row skipped")
+        return 0
+
     started = time.perf_counter()
     print("# defcheck benchmark (issue 7)\n")
     print(
@@ -979,15 +1134,20 @@ def main(argv: list[str] | None = None) -> int:
         reduced = " (the built-in registry's is 32)" if n != 32 else ""
         print(f"- {MODELS[model]['summary']}; probes of n={n} sequences per repeat length{reduced}")
     rows: list[dict[str, Any]] = []
+    sized: list[dict[str, Any]] = []
+    concepts: dict[str, dict[str, dict[str, Any]]] = {}
     if "compare" in sections:
         rows = compare_models(args, models)
         print_ratios(rows)
         profile_section(rows)
         targets_section(rows)
     if "scaling" in sections:
-        scaling_section(args)
+        sized = scaling_section(args)
     if "composition" in sections:
         composition_section(args, rows, [m for m in models if m != "toy"] or models)
+    if "concepts" in sections:
+        concepts = concepts_section(args, [m.strip() for m in args.concept_models.split(",") if m.strip() in models])
+    targets_16_section(rows, concepts, sized)
     print(
         f"\ntotal benchmark wall time {time.perf_counter() - started:.0f} s; load average at end "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"

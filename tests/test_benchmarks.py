@@ -15,7 +15,10 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_run.py"
 @pytest.mark.slow
 def test_quick_toy_run_prints_the_ratio_table(tmp_path):
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--models", "toy", "--json", str(tmp_path / "rows.json")],
+        [
+            *(sys.executable, str(SCRIPT), "--quick", "--models", "toy", "--json", str(tmp_path / "rows.json")),
+            *("--concept-models", "toy", "--concept-names", "previous_token_head,induction_head"),
+        ],
         capture_output=True,
         text=True,
         timeout=900,
@@ -38,6 +41,23 @@ def test_quick_toy_run_prints_the_ratio_table(tmp_path):
     diffs = re.findall(r"^\| toy \| [KQ] \| .* \| ([0-9.e+-]+) \|$", out, re.MULTILINE)
     assert diffs and all(float(d) <= 1e-4 for d in diffs), diffs
     assert (tmp_path / "rows.json").is_file()
+    # concept by concept, each in its own process, with the attention-head concepts together
+    section = out.split("## 4. The whole registry, concept by concept", 1)[1]
+    for label in ("previous_token_head", "induction_head", "all attention-head concepts"):
+        assert re.search(rf"^\| toy \| {label} \| [0-9.]+ \|", section, re.MULTILINE), label
+    assert "## Issue 16 targets" in out
+
+
+def test_a_gpu_run_without_a_gpu_says_so_and_skips():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the benchmark runs there instead of skipping")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--device", "cuda"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no CUDA device here" in done.stdout and "## 1." not in done.stdout
 
 
 def test_the_performance_page_quotes_a_committed_run_unchanged():
