@@ -104,6 +104,19 @@ def check(
     """
     from defcheck.session import RunConfig, Session
 
+    _check_arguments(
+        concepts=concepts,
+        definitions=definitions,
+        seed=seed,
+        paths=paths,
+        include_builtin=include_builtin,
+        plugins=plugins,
+        batch_size=batch_size,
+        bos_token_id=bos_token_id,
+        token_ids=token_ids,
+        name=name,
+        model_info=model_info,
+    )
     view = as_view(model, name=name, bos_token_id=bos_token_id, token_ids=token_ids)
     config = RunConfig(
         definition_paths=tuple(str(Path(p).resolve()) for p in paths),
@@ -116,6 +129,68 @@ def check(
     session = Session(config, extra_plugins=[p for p in plugins if not isinstance(p, str)], token_hint=API_TOKEN_HINT)
     session.require_tokens(view)
     return session.check(view, model_info=model_info)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _names(value: Any, what: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise DefcheckError(f"{what}= takes a list of names, e.g. {what}=['induction_head'], not {value!r}")
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise DefcheckError(f"{what}= takes names (non-empty strings), not {item!r}")
+
+
+def _check_arguments(**arguments: Any) -> None:
+    """Refuse what ``defcheck run`` would refuse on its command line: a wrong type or a number out of range, as
+    a :class:`DefcheckError` naming the argument (``TypeError`` and friends from deep inside are not for users)."""
+    from defcheck.session.config import MAX_SEED
+
+    _names(arguments["concepts"], "concepts")
+    _names(arguments["definitions"], "definitions")
+    seed = arguments["seed"]
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise DefcheckError(f"seed= must be an integer from 0 to 2**32 - 1, not {seed!r}")
+    batch = arguments["batch_size"]
+    if batch is not None and (not _is_int(batch) or batch < 1):
+        raise DefcheckError(f"batch_size= must be an integer >= 1 (or None: a whole probe), not {batch!r}")
+    bos = arguments["bos_token_id"]
+    if bos is not None and (not _is_int(bos) or bos < 0):
+        raise DefcheckError(f"bos_token_id= must be an integer >= 0, not {bos!r}")
+    ids = arguments["token_ids"]
+    if ids is not None and not (
+        isinstance(ids, Sequence) and len(ids) == 2 and all(_is_int(i) for i in ids) and 0 <= ids[0] < ids[1]
+    ):
+        raise DefcheckError(
+            f"token_ids= must be a half-open range (start, stop) of ids, 0 <= start < stop, not {ids!r}"
+        )
+    paths = arguments["paths"]
+    if isinstance(paths, (str, Path)) or not isinstance(paths, Sequence):
+        raise DefcheckError(f"paths= takes a list of concept files or folders, not {paths!r}")
+    for path in paths:
+        if not isinstance(path, (str, Path)) or not str(path).strip():
+            raise DefcheckError(f"paths= takes concept files or folders (str or Path), not {path!r}")
+    if not isinstance(arguments["include_builtin"], bool):
+        raise DefcheckError(f"include_builtin= must be True or False, not {arguments['include_builtin']!r}")
+    plugins = arguments["plugins"]
+    if isinstance(plugins, str) or not isinstance(plugins, Sequence):
+        raise DefcheckError(f"plugins= takes a list of module names or plugin objects, not {plugins!r}")
+    for plugin in plugins:
+        if isinstance(plugin, str) and plugin.strip():
+            continue
+        if plugin is None or isinstance(plugin, (str, bytes, bool, int, float, complex, list, tuple, dict, set)):
+            raise DefcheckError(
+                f"plugins= takes module names (as --plugin does) or plugin objects (a module or a class with "
+                f"@hookimpl methods), not {plugin!r}"
+            )
+    if arguments["name"] is not None and (not isinstance(arguments["name"], str) or not arguments["name"].strip()):
+        raise DefcheckError(f"name= must be a non-empty string, not {arguments['name']!r}")
+    if arguments["model_info"] is not None and not isinstance(arguments["model_info"], dict):
+        raise DefcheckError(f"model_info= must be a dict, not {arguments['model_info']!r}")
 
 
 def load_model(reference: str, **options: Any) -> ModelView | Any:

@@ -272,7 +272,10 @@ def test_a_file_that_is_not_utf8_is_refused(tmp_path, monkeypatch, only_fixture_
     (tmp_path / "latin1.yaml").write_bytes("concept: caf\xe9\nsummary: x\n".encode("latin-1"))
     monkeypatch.chdir(tmp_path)
     registry = load_registry([Path("latin1.yaml")], only_fixture_plugin, include_builtin=False)
-    assert [str(d) for d in registry.errors] == ["latin1.yaml: the file is not UTF-8 text (byte 12 cannot be decoded)"]
+    assert [str(d) for d in registry.errors] == [
+        "latin1.yaml:1:13: the file is not UTF-8 text: the byte 0xe9 here cannot be decoded (Latin-1 or another "
+        "encoding?); save the file as UTF-8"
+    ]
 
 
 def test_a_good_file_validates(cli):
@@ -446,7 +449,7 @@ def test_a_refused_mapping_key_is_located_at_the_key(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _, problems = load_concept_file(Path("keys.yaml"))
     assert sorted(str(d) for d in problems) == [
-        "keys.yaml:3:1: [3]: Keys should be strings; got int 3",
+        "keys.yaml:3:1: [3]: a key must be a string; got int 3 (write it in quotes)",
         "keys.yaml:5:3: definitions[7]: must be a string; got int 7",
         "keys.yaml:7:10: definitions[7].all: needs at least 1 item(s); got an empty list",
     ]

@@ -155,7 +155,8 @@ def test_binary_and_non_utf8_files_are_refused(tmp_path):
     assert str(read_yaml(tmp_path / "bin.yaml", "bin.yaml")[1][0]) == "bin.yaml: this is a binary file, not YAML text"
     assert (
         str(read_yaml(tmp_path / "latin.yaml", "latin.yaml")[1][0])
-        == "latin.yaml: the file is not UTF-8 text (byte 6 cannot be decoded)"
+        == "latin.yaml:1:7: the file is not UTF-8 text: the byte 0xe9 here cannot be decoded (Latin-1 or another "
+        "encoding?); save the file as UTF-8"
     )
 
 

@@ -45,6 +45,8 @@ def looks_like_concept_file(path: Path) -> bool:
     import yaml
     from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+    from defcheck.language.yaml_source import compose_documents
+
     try:
         raw = path.read_bytes()
     except OSError:
@@ -59,7 +61,7 @@ def looks_like_concept_file(path: Path) -> bool:
         return {str(k.value): v for k, v in node.value if isinstance(k, ScalarNode)}
 
     try:
-        documents = [node for node in yaml.compose_all(text, Loader=yaml.SafeLoader) if node is not None]
+        documents = compose_documents(text)  # nesting bounded: a deep file is refused, not a RecursionError
     except yaml.YAMLError:
         return bool(_MENTIONS_CONCEPT.search(text))
     if not documents:

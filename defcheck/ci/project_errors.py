@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from defcheck.ci.project_schema import EXPECTATION_KEYS, PATTERN_HELP
 from defcheck.diagnostics import Diagnostic, did_you_mean
 from defcheck.language.concept_file import _message, allowed_keys, key_diagnostic
+from defcheck.language.salvage import actual_location
 from defcheck.language.yaml_source import FieldPath, YamlDocument, format_field
 
 
@@ -118,12 +119,12 @@ def _raw(document: YamlDocument, lines: list[str], where: FieldPath, value: Any)
 
 
 def _diagnostic(document: YamlDocument, error: Any, root: type[BaseModel], prefix: FieldPath) -> Diagnostic:
-    loc: FieldPath = (*prefix, *_clean_loc(error["loc"]))
+    loc: FieldPath = actual_location(document.data, (*prefix, *_clean_loc(error["loc"])))
     kind = error["type"]
     value = error.get("input")
     if kind in ("missing", "extra_forbidden"):
         return key_diagnostic(document, loc, kind, allowed_keys(loc[len(prefix) :], root))
-    line, column = document.position(loc) or (None, None)
+    line, column = document.position(loc, key=kind == "invalid_key") or (None, None)
     pattern = error.get("ctx", {}).get("pattern") if kind == "string_pattern_mismatch" else None
     if pattern in PATTERN_HELP:
         return Diagnostic(document.file, line, column, format_field(loc), f"got {value!r}; {PATTERN_HELP[pattern]}")

@@ -12,6 +12,8 @@ from defcheck.language.thresholds import Comparison, parse_threshold
 
 PROJECT_FILE_NAMES = ("defcheck.yaml", "defcheck.yml")
 DEFAULT_TOLERANCE = 1e-3
+MAX_SEED = 2**32 - 1  # seeds are 32-bit: within what torch.manual_seed and NumPy's generators accept
+DEFAULT_CHECKER_TIMEOUT = 600.0
 CATEGORIES = ("both", "behavioral", "mechanistic", "behavioral_only", "mechanistic_only", "neither")
 METRICS = ("jaccard", "precision", "recall", "spearman")
 UNIT_PATTERN = r"^(\d+(\.\d+)?|[A-Za-z][A-Za-z0-9._-]*)$"  # L.H / L.N, L, or a model's name
@@ -209,8 +211,16 @@ class Project(_Strict):
     concepts: list[Annotated[str, Field(pattern=REFERENCE_PATTERN)]] = Field(
         default_factory=list, description="Only these concepts or concept.definitions (default: all)."
     )
-    seed: int = Field(0, ge=0, description="Seed of the probes.")
-    tolerance: float = Field(DEFAULT_TOLERANCE, ge=0, description="How far a score may move from the baseline.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the probes (0 to 2**32 - 1).")
+    tolerance: float = Field(
+        DEFAULT_TOLERANCE, ge=0, allow_inf_nan=False, description="How far a score may move from the baseline."
+    )
+    checker_timeout: float = Field(
+        DEFAULT_CHECKER_TIMEOUT,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds one checker may take before it is stopped as its definition's error (0: no limit).",
+    )
     expectations: list[Any] = Field(default_factory=list, description="What must hold (see docs/ci.md).")
 
     @field_validator("definitions", "concepts", mode="before")

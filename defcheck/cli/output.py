@@ -1,4 +1,10 @@
-"""Where commands print and write: the stdout and stderr consoles, diagnostics, and files."""
+"""Where commands print and write: the stdout and stderr consoles, diagnostics, and files.
+
+Every console here prints user text as text: the formats and tables escape it where they build it (names,
+summaries, sources, messages are never Rich markup), and under that each console has a render hook
+(:class:`ShownText`) that shows control characters instead of sending them and keeps any line from starting a
+GitHub workflow command, whatever printed it (an ``error:`` line with an exception's message included).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderHook, RenderResult
+from rich.measure import Measurement
+from rich.segment import Segment
 
 from defcheck.cli.settings import Settings
 from defcheck.diagnostics import DefcheckError, Diagnostic
+from defcheck.report.escaping import neutralise_commands, printable
 
 PIPE_WIDTH = 200
 """The width of what is printed into a pipe or a file when ``$COLUMNS`` does not say (wide, for CI logs)."""
@@ -31,12 +40,48 @@ def output_width() -> int | None:
     return None if sys.stdout.isatty() else PIPE_WIDTH
 
 
+class _Shown:
+    """A renderable printed with its text's control characters shown and no line starting a workflow command."""
+
+    def __init__(self, renderable: ConsoleRenderable):
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        line_start = True
+        for segment in console.render(self.renderable, options):
+            if segment.control:
+                yield segment
+                continue
+            text = printable(segment.text)
+            if "::" in text or "##[" in text:
+                text = neutralise_commands(("\n" if line_start else "-") + text)[1:]
+            line_start = text.endswith("\n") or (line_start and not text.strip(" \t"))
+            yield Segment(text, segment.style)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.renderable)
+
+
+class ShownText(RenderHook):
+    """The render hook of every console the CLI prints with (see the module's docstring)."""
+
+    def process_renderables(self, renderables: list[ConsoleRenderable]) -> list[ConsoleRenderable]:
+        return [_Shown(renderable) for renderable in renderables]
+
+
+def make_console(**options: Any) -> Console:
+    """A Rich console (``options`` as for :class:`rich.console.Console`) that prints through :class:`ShownText`."""
+    made = Console(**options)
+    made.push_render_hook(ShownText())
+    return made
+
+
 def stdout_console() -> Console:
-    return Console(highlight=False, width=output_width())
+    return make_console(highlight=False, width=output_width())
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return make_console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def threshold_text(threshold: str | dict[str, Any]) -> str:
@@ -48,7 +93,7 @@ def threshold_text(threshold: str | dict[str, Any]) -> str:
 def print_diagnostics(console: Console, diagnostics: list[Diagnostic]) -> None:
     for diagnostic in diagnostics:
         style = "red" if diagnostic.severity == "error" else "yellow"
-        console.print(str(diagnostic), style=style, markup=False)
+        console.print(printable(diagnostic), style=style, markup=False)
 
 
 def report_plugin_problems(settings: Settings, *, failures: bool = True) -> None:
@@ -105,5 +150,5 @@ def output_console(settings: Settings, target: Path | None) -> Iterator[Console]
         yield stdout_console()
         return
     buffer = io.StringIO()
-    yield Console(file=buffer, highlight=False, color_system=None, width=output_width() or PIPE_WIDTH)
+    yield make_console(file=buffer, highlight=False, color_system=None, width=output_width() or PIPE_WIDTH)
     write_output(settings, target, buffer.getvalue())

@@ -7,9 +7,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from defcheck.engine.runner import Progress as ProgressCallback
+from defcheck.report.escaping import printable
 
 
 def wants_progress(quiet: bool) -> bool:
@@ -28,6 +30,6 @@ def progress_bar(enabled: bool, label: str = "checking") -> Iterator[ProgressCal
         task = bar.add_task("", total=None)
 
         def update(step: str, done: int, total: int) -> None:
-            bar.update(task, description=step, completed=done, total=total)
+            bar.update(task, description=escape(printable(step)), completed=done, total=total)
 
         yield update

@@ -12,6 +12,7 @@ import click
 from defcheck.cli.options import concept_option, config_option, definitions_option, no_builtin_option, no_config_option
 from defcheck.cli.settings import Settings
 from defcheck.session import RunConfig
+from defcheck.session.config import MAX_SEED
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -19,9 +20,21 @@ RUN_OPTIONS = (
     definitions_option,
     no_builtin_option,
     concept_option,
-    click.option("--seed", type=int, help="Seed of the probes. [default: the project file's, else 0]"),
+    click.option(
+        "--seed",
+        type=click.IntRange(0, MAX_SEED),
+        help="Seed of the probes, 0 to 2**32 - 1. [default: the project file's, else 0]",
+    ),
     click.option(
         "--batch-size", type=click.IntRange(min=1), help="Sequences per forward pass (default: a whole probe)."
+    ),
+    click.option(
+        "--checker-timeout",
+        type=click.FloatRange(min=0, max=1e8),
+        callback=lambda ctx, param, value: _finite(value),
+        metavar="SECONDS",
+        help="Stop a checker that runs longer than this; its definition is an error, the others are kept (0: no "
+        "limit). [default: the project file's checker_timeout, else 600]",
     ),
     click.option("--bos-token-id", type=int, help="Override the model's BOS token id."),
     click.option("--token-ids", metavar="START:STOP", help="Override the ids probes draw from (half-open range)."),
@@ -29,6 +42,13 @@ RUN_OPTIONS = (
     config_option,
     no_config_option,
 )
+
+
+def _finite(value: float | None) -> float | None:
+    """``--checker-timeout nan`` is refused (a range check lets NaN through)."""
+    if value is not None and value != value:
+        raise click.BadParameter("give a number of seconds, 0 for no limit")
+    return value
 
 
 def run_options(function: F) -> F:
@@ -49,6 +69,7 @@ def run_config(settings: Settings, params: dict[str, Any], **more: Any) -> RunCo
         selection=params.pop("selected"),
         seed=params.pop("seed"),
         batch_size=params.pop("batch_size"),
+        checker_timeout=params.pop("checker_timeout"),
         bos_token_id=params.pop("bos_token_id"),
         token_ids=params.pop("token_ids"),
         model_config=params.pop("model_config"),

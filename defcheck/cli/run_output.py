@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from defcheck.cli.formats import RUN_FORMATS, check_format, format_names
 from defcheck.cli.formats import render as render_format
@@ -17,6 +18,7 @@ from defcheck.cli.output import stderr_console, write_output
 from defcheck.cli.settings import Settings
 from defcheck.diagnostics import DefcheckError
 from defcheck.hooks.manager import Extensions
+from defcheck.report.escaping import printable
 
 MODEL_TEMPLATE = "{model}"
 RUN_SUFFIXES = {"github": ".txt", "junit": ".xml", "sarif": ".sarif"}  # --output-dir names of the run-level formats
@@ -128,10 +130,10 @@ def show_model(settings: Settings, console: Console, plan: OutputPlan, report: A
     extensions = settings.extensions
     if plan.terminal and settings.quiet:
         for text, style in quiet_lines(report.data, name):
-            console.print(text, style=style, markup=False)
+            console.print(printable(text), style=style, markup=False)
     elif plan.terminal:
         if several:
-            console.rule(f"model {name}")
+            console.rule(Text(printable(f"model {name}")))
         report.to_terminal(console)
     for format_name in plan.stdout:
         if format_name not in ("terminal", *RUN_FORMATS):
@@ -152,7 +154,7 @@ def show_model(settings: Settings, console: Console, plan: OutputPlan, report: A
         if lines and (plan.terminal or "github" not in plan.stdout):  # annotations already carry each finding
             where = console if plan.terminal else stderr_console()
             for text, style in lines:
-                where.print(text, style=style, markup=False)
+                where.print(printable(text), style=style, markup=False)
 
 
 def show_run(settings: Settings, plan: OutputPlan, reports: Sequence[Any]) -> None:

@@ -20,10 +20,14 @@ from defcheck.sweep.series import Series
 
 
 def on_result(checkpoint: Any, status: str, detail: str | None) -> None:
-    """A checkpoint is settled: a failed one is one line on stderr, at once."""
+    """A checkpoint is settled: a failed one is one line on stderr, at once; so is a damaged report on disk
+    (``status`` ``"damaged"``), which is run again."""
     if status == "failed":
         message = f"error: step {checkpoint.step} ({checkpoint.reference}): {detail}"
         stderr_console().print(message, style="red", markup=False)
+    elif status == "damaged":
+        message = f"note: step {checkpoint.step}: the report on disk is damaged ({detail}); running it again"
+        stderr_console().print(message, style="yellow", markup=False)
 
 
 def sweep_with_progress(

@@ -14,6 +14,13 @@ from rich.text import Text
 
 from defcheck.cli.output import threshold_text
 from defcheck.hooks.declarations import PluginInfo
+from defcheck.report.escaping import printable
+
+
+def _cell(value: Any) -> str:
+    """User text (from a concept file or a plugin) as Rich markup that prints as the text itself: brackets
+    escaped, control characters shown (:func:`~defcheck.report.escaping.printable`)."""
+    return escape(printable(value))
 
 
 def _fill(room: int, caps: list[int]) -> list[int]:
@@ -25,7 +32,7 @@ def _fill(room: int, caps: list[int]) -> list[int]:
     return shares
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[list[str]], width: int) -> Table:
+def _table(title: str | Text, columns: tuple[str, ...], rows: list[list[str]], width: int) -> Table:
     """A table of ``rows`` (Rich markup) that fits a console ``width`` wide and keeps the first column's names whole.
 
     Rich wraps cells at spaces but, when a table is too wide, shortens columns without regard to their words,
@@ -63,9 +70,9 @@ def concept_table(concept: dict[str, Any], width: int) -> Table:
             f"{c['checker']} {threshold_text(c['threshold'])}" for c in definition["criteria"]
         )
         kind_style = "cyan" if definition["kind"] == "behavioral" else "magenta"
-        source = escape(definition["source"]) if definition["source"] else "[yellow](no source)[/]"
-        rows.append([definition["id"], f"[{kind_style}]{definition['kind']}[/]", escape(checkers), source])
-    title = f"{concept['name']} ({concept['unit']}): {concept['summary']}"
+        source = _cell(definition["source"]) if definition["source"] else "[yellow](no source)[/]"
+        rows.append([_cell(definition["id"]), f"[{kind_style}]{_cell(definition['kind'])}[/]", _cell(checkers), source])
+    title = Text(printable(f"{concept['name']} ({concept['unit']}): {concept['summary']}"))
     return _table(title, ("definition", "kind", "checkers", "source"), rows, width)
 
 
@@ -76,9 +83,8 @@ def checkers_table(rows: list[dict[str, Any]], width: int) -> Table:
         style = "cyan" if row["observes"] == "behavior" else "magenta"
         unit = row["unit"] if isinstance(row["unit"], str) else " or ".join(row["unit"])
         params = ", ".join(row["params"]) or "-"
-        cells.append(
-            [row["name"], f"[{style}]{row['observes']}[/]", unit, row["probe"], row["with"], params, row["plugin"]]
-        )
+        plain = [_cell(value) for value in (row["name"], row["observes"], unit, row["probe"], row["with"], params)]
+        cells.append([plain[0], f"[{style}]{plain[1]}[/]", *plain[2:], _cell(row["plugin"])])
     return _table(
         "defcheck checkers", ("checker", "observes", "unit", "probe", "with", "params", "plugin"), cells, width
     )
@@ -90,9 +96,9 @@ def plugins_table(plugins: list[PluginInfo], disabled: list[str], width: int) ->
     for info in plugins:
         origin = f"{info.distribution or 'in-process'}{' (built-in)' if info.builtin else ''}\n{info.module}"
         if info.error:
-            registers = f"[red]error: {escape(info.error)}[/]"
+            registers = f"[red]error: {_cell(info.error)}[/]"
         else:
-            registers = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in info.registers.items()) or "-"
-        rows.append([info.name, escape(origin), registers])
-    rows += [[name, "-", f"[yellow]left out (-p no:{escape(name)})[/]"] for name in disabled]
+            registers = "\n".join(_cell(f"{kind}: {', '.join(names)}") for kind, names in info.registers.items()) or "-"
+        rows.append([_cell(info.name), _cell(origin), registers])
+    rows += [[_cell(name), "-", f"[yellow]left out (-p no:{_cell(name)})[/]"] for name in disabled]
     return _table("defcheck plugins", ("plugin", "from", "registers"), rows, width)

@@ -13,8 +13,9 @@ import torch
 from defcheck.diagnostics import DefcheckError
 from defcheck.engine.context import CheckContext
 from defcheck.engine.probe_data import probe_key
-from defcheck.engine.scores import Scores
+from defcheck.engine.scores import NotApplicable, Scores
 from defcheck.engine.units import Units
+from defcheck.hooks.containment import TookTooLong
 from defcheck.hooks.declarations import Checker
 from defcheck.hooks.manager import Extensions
 from defcheck.language.schema import Criterion
@@ -88,6 +89,8 @@ def checked(scores: Scores, units: Units) -> Scores:
         raise DefcheckError(
             f"returned scores of shape {tuple(values.shape)}, expected {units.shape_text()} for {units.kind} units"
         )
+    if values.is_complex():  # .float() would drop the imaginary part without a word
+        raise DefcheckError(f"returned complex scores ({values.dtype}); scores are real numbers")
     scores.values = values.detach().float().cpu()
     return scores
 
@@ -107,6 +110,16 @@ def token_space(model: ModelView) -> TokenSpace:
             "tokens; give --bos-token-id/--token-ids, or a `defcheck:` block in the model's config"
         )
     return model.tokens
+
+
+def fail(outcome: Computed, task: Task, error: BaseException) -> None:
+    """Record ``error`` as the outcome of ``task``'s computation (a :class:`NotApplicable` as inapplicable scores)."""
+    if isinstance(error, NotApplicable):
+        outcome.scores = Scores.inapplicable(task.units.shape, str(error))
+        return
+    outcome.scores = None  # e.g. the scores of a checker that wrote to the weights
+    failed = "" if isinstance(error, TookTooLong) else " failed:"
+    outcome.error = f"checker '{task.checker.name}'{failed} {describe(error)}"
 
 
 def describe(error: BaseException) -> str:

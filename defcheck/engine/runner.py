@@ -43,17 +43,20 @@ from defcheck.engine.criterion_tasks import (
     Task,
     checked,
     describe,
+    fail,
     hook_names,
     probe_params,
     token_space,
     validated,
     wants_prepare,
 )
+from defcheck.engine.guard import CheckerGuard
 from defcheck.engine.probe_data import ProbeBatch, ProbeRequest
 from defcheck.engine.results import CriterionResult, DefinitionResult, RunResult, scored
 from defcheck.engine.scheduling import concept_units, related_ids, related_members, related_scores, selected
 from defcheck.engine.scores import NotApplicable, Scores
 from defcheck.engine.units import Units
+from defcheck.hooks.containment import contain, plugin_code
 from defcheck.hooks.declarations import Streamed
 from defcheck.hooks.manager import Extensions
 from defcheck.language.registry import Registry
@@ -76,8 +79,10 @@ class _Run:
         seed: int,
         batch_size: int | None,
         progress: Progress | None,
+        checker_timeout: float | None = None,
     ) -> None:
         self.model, self.registry, self.extensions = model, registry, extensions
+        self.guard = CheckerGuard(model, checker_timeout)
         self.seed, self.batch_size, self.progress = seed, batch_size, progress
         self.units, self.skipped = concept_units(model, registry, extensions, order)
         self.order = [definition_id for definition_id in order if definition_id.partition(".")[0] in self.units]
@@ -193,9 +198,9 @@ class _Run:
         outcome = Computed()
         try:
             context = self._context(task)
-            self._score(outcome, task.units, task.checker.score, context)
-        except Exception as error:
-            self._fail(outcome, task, error)
+            self.guard.call(task.checker.name, 0.0, self._score, outcome, task.units, task.checker.score, context)
+        except BaseException as raised:  # sys.exit() included; a user's Ctrl-C is raised again by contain
+            fail(outcome, task, contain(raised))
         outcome.seconds = time.perf_counter() - started
         self.computed[task.signature] = outcome
         return outcome
@@ -212,12 +217,6 @@ class _Run:
             outcome.scores = checked(Scores.of(compute(*args)), units)
         except NotApplicable as reason:
             outcome.scores = Scores.inapplicable(units.shape, str(reason))
-
-    def _fail(self, outcome: Computed, task: Task, error: BaseException) -> None:
-        if isinstance(error, NotApplicable):
-            outcome.scores = Scores.inapplicable(task.units.shape, str(error))
-        else:
-            outcome.error = f"checker '{task.checker.name}' failed: {describe(error)}"
 
     # -- probes ------------------------------------------------------------------------------------------------
 
@@ -247,9 +246,10 @@ class _Run:
                         f"the probe {name} built sequences of {positions} tokens; the model's context is "
                         f"{request.n_ctx} (the probe does not shorten them to fit)"
                     )
-            except NotApplicable:
-                raise
-            except Exception as error:
+            except BaseException as raised:  # sys.exit() included
+                error = contain(raised)
+                if isinstance(error, NotApplicable):
+                    raise error from None
                 raise DefcheckError(f"probe {key} failed: {describe(error)}") from error
             batch.params = params
             self.probes[key] = batch
@@ -274,7 +274,7 @@ class _Run:
             self.failed_probes[key] = error
             for group in groups.values():
                 outcome = Computed()
-                self._fail(outcome, group[0], error)
+                fail(outcome, group[0], error)
                 self._assign(group, outcome)
             self.timings[label] = time.perf_counter() - started
             self._advance(f"probe {self.plan[key][0]}")
@@ -285,9 +285,9 @@ class _Run:
             try:
                 context = self._context(task, batch)
                 names = hook_names(task.checker, context.params, self.model)
-            except Exception as error:
+            except BaseException as raised:
                 outcome = Computed()
-                self._fail(outcome, task, error)
+                fail(outcome, task, contain(raised))
                 self._assign(group, outcome)
                 continue
             jobs.append(Job(task, context, names))
@@ -307,12 +307,11 @@ class _Run:
             if preparing:
                 scoring += self._forward(batch, preparing, [], prepare=True)
             scoring += self._forward(batch, streamed, whole, prepare=False)
-        except Exception as error:  # the forward pass itself failed: every criterion on it fails
-            failure = error if isinstance(error, DefcheckError) else DefcheckError(describe(error))
-            failure = DefcheckError(f"probe {key} failed: {failure}")
+        except BaseException as raised:  # the forward pass itself failed: every criterion on it fails
+            failure = DefcheckError(f"probe {key} failed: {describe(contain(raised))}")
             for job in jobs:
                 if not job.done:
-                    self._fail(job.outcome, job.task, failure)
+                    fail(job.outcome, job.task, failure)
                     job.done = True
         for job in jobs:
             self._assign(groups[job.task.signature], job.outcome)
@@ -390,9 +389,9 @@ class _Run:
         started = time.perf_counter()
         result = None
         try:
-            result = function(*args)
+            result = self.guard.call(job.task.checker.name, job.outcome.seconds, function, *args)
         except Exception as error:
-            self._fail(job.outcome, job.task, error)
+            fail(job.outcome, job.task, error)
             job.done = True
         if last:
             job.done = True
@@ -415,6 +414,7 @@ def evaluate(
     batch_size: int | None = None,
     definitions: Sequence[str] | None = None,
     progress: Progress | None = None,
+    checker_timeout: float | None = None,
 ) -> RunResult:
     """Evaluate the registry's definitions (or the ``definitions`` ids and what they refer to) on ``model``.
 
@@ -423,12 +423,16 @@ def evaluate(
     (``RunResult.skipped``).
 
     ``batch_size`` is the number of sequences per forward pass (default: a whole probe); with it, streamed
-    checkers hold one batch's activations at a time.
+    checkers hold one batch's activations at a time. ``checker_timeout``: the seconds one checker's computation
+    may take (None or 0: no limit; see :mod:`defcheck.engine.guard`). Plugins' code runs with stdout sent to
+    stderr (:func:`~defcheck.hooks.containment.plugin_code`).
     """
     if registry.errors:
         raise DefcheckError("the definitions have errors; run `defcheck validate` first")
     order = selected(registry, definitions)
-    return _Run(model, registry, extensions, order, seed, batch_size, progress).evaluate()
+    with plugin_code():
+        run = _Run(model, registry, extensions, order, seed, batch_size, progress, checker_timeout)
+        return run.evaluate()
 
 
 def _streamed(job: Job) -> Streamed:

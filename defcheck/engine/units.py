@@ -15,6 +15,7 @@ from typing import Any
 
 from defcheck.diagnostics import DefcheckError
 from defcheck.engine.scores import NotApplicable
+from defcheck.hooks.containment import PluginEscape, contain
 from defcheck.hooks.declarations import UnitKind
 
 
@@ -66,10 +67,10 @@ def resolve_units(kind: UnitKind, model: Any) -> Units:
         grid = kind.grid(model) if kind.grid is not None else None
     except NotApplicable:
         raise
-    except Exception as error:
-        raise DefcheckError(
-            f"the unit kind '{kind.name}' failed on this model: {type(error).__name__}: {error}"
-        ) from error
+    except BaseException as raised:  # sys.exit() included; a user's Ctrl-C is raised again
+        error = contain(raised)
+        what = str(error) if isinstance(error, PluginEscape) else f"{type(error).__name__}: {error}"
+        raise DefcheckError(f"the unit kind '{kind.name}' failed on this model: {what}") from error
     if not shape or any(size < 0 for size in shape):
         raise DefcheckError(
             f"the unit kind '{kind.name}' gave the score shape {shape}; it needs at least one dimension"

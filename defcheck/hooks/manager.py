@@ -23,6 +23,7 @@ import pluggy
 
 from defcheck.diagnostics import DefcheckError, Diagnostic, did_you_mean
 from defcheck.hooks import specs as hookspecs
+from defcheck.hooks.containment import PluginEscape, contain, plugin_code
 from defcheck.hooks.declarations import (
     EXTENSION_KINDS,
     Checker,
@@ -99,7 +100,21 @@ def load_plugins(
     ``disabled`` names plugins to leave out, by entry-point name or module (``$DEFCHECK_PLUGINS`` may hold
     ``no:NAME`` too); a name that matches no plugin, or a module that does not exist, raises
     :class:`PluginNotFoundError`.
+
+    Plugins' code (imports, hooks) runs in :func:`~defcheck.hooks.containment.plugin_code`: what it prints goes
+    to stderr, and a ``sys.exit()`` or other ``BaseException`` is that plugin's failure, not the end of the run.
     """
+    with plugin_code():
+        return _load(strict, extra, modules, entry_points, disabled)
+
+
+def _load(
+    strict: bool,
+    extra: Iterable[Any],
+    modules: Iterable[str],
+    entry_points: Iterable[importlib.metadata.EntryPoint] | None,
+    disabled: Sequence[str],
+) -> Extensions:
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     infos: dict[str, PluginInfo] = {}
@@ -125,8 +140,8 @@ def load_plugins(
         infos[point.name] = info
         try:
             _register(manager, point.load(), point.name)
-        except Exception as error:  # a broken third-party plugin must not stop the others
-            info.error = f"failed to load {point.value}: {_describe(error)}"
+        except BaseException as raised:  # a broken third-party plugin must not stop the others (nor the run)
+            info.error = f"failed to load {point.value}: {_describe(contain(raised))}"
     for module_name in dict.fromkeys(names):  # --plugin and $DEFCHECK_PLUGINS may name the same module
         if module_name in blocked:
             left_out.append(module_name)
@@ -139,25 +154,25 @@ def load_plugins(
             infos[module_name] = PluginInfo(module_name, module_name, None, False)
             infos[module_name].error = f"failed to load {module_name}: {_describe(error)}"
             continue
-        except Exception as error:
+        except BaseException as raised:  # sys.exit() at import included
             infos[module_name] = PluginInfo(module_name, module_name, None, False)
-            infos[module_name].error = f"failed to load {module_name}: {_describe(error)}"
+            infos[module_name].error = f"failed to load {module_name}: {_describe(contain(raised))}"
             continue
         if manager.is_registered(module):
             continue  # already installed through an entry point (e.g. `pip install -e` while developing it)
         info = infos[module_name] = PluginInfo(module_name, module_name, None, False)
         try:
             _register(manager, module, module_name)
-        except Exception as error:
-            info.error = f"failed to load {module_name}: {_describe(error)}"
+        except BaseException as raised:
+            info.error = f"failed to load {module_name}: {_describe(contain(raised))}"
     for index, plugin in enumerate(extra):
         name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
         info = PluginInfo(name, getattr(plugin, "__module__", None) or name, None, False)
         infos[name] = info
         try:
             _register(manager, plugin, name)
-        except Exception as error:
-            info.error = f"failed to register: {_describe(error)}"
+        except BaseException as raised:
+            info.error = f"failed to register: {_describe(contain(raised))}"
     extensions = Extensions(plugins=list(infos.values()), disabled=left_out)
     declared_by: dict[str, list[tuple[str, list[Any]]]] = {}
     for kind, declared in EXTENSION_KINDS.items():
@@ -188,8 +203,9 @@ def require_plugin_modules(names: Iterable[str]) -> None:
             found = importlib.util.find_spec(name) is not None
         except ModuleNotFoundError:
             found = False  # a parent package is missing
-        except Exception:
-            found = True  # a parent package raised: a broken plugin, reported when it loads
+        except BaseException as raised:
+            contain(raised)  # a user's Ctrl-C stops; anything else is a broken plugin, reported when it loads
+            found = True
         if not found:
             points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
             raise PluginNotFoundError(_not_found(name, [*(p.name for p in points), *(p.module for p in points)]))
@@ -202,6 +218,8 @@ def _not_found(name: str, candidates: Iterable[str]) -> str:
 
 def _describe(error: BaseException) -> str:
     """``Type: message`` on one line, so a plugin's failure prints as one diagnostic line."""
+    if isinstance(error, PluginEscape):
+        return str(error)  # "called sys.exit(0) (at acme.py:3)"
     message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
@@ -227,8 +245,10 @@ def _call(info: PluginInfo, kind: str, declared: type, function: Any) -> list[An
         return None
     try:
         result = function()
-    except Exception as error:
-        info.error = f"defcheck_{kind} raised {_describe(error)}"
+    except BaseException as raised:
+        error = contain(raised)
+        what = str(error) if isinstance(error, PluginEscape) else f"raised {_describe(error)}"
+        info.error = f"defcheck_{kind} {what}"
         return None
     expected = f"a list of {declared.__name__}"
     if result is None:

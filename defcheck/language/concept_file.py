@@ -137,6 +137,8 @@ def _message(kind: str, error: Any, value: Any) -> str:
         return f"{got}; must match the pattern {pattern}"
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
+    if kind == "invalid_key":
+        return f"a key must be a string; got {_describe(value)} (write it in quotes)"
     if kind == "too_short":
         return f"needs at least {error.get('ctx', {}).get('min_length', 1)} item(s); {got}"
     if kind in ("model_type", "dict_type", "model_attributes_type"):
@@ -149,6 +151,8 @@ def _message(kind: str, error: Any, value: Any) -> str:
 
 
 def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
     if isinstance(value, dict):
         return "a mapping" if value else "an empty mapping"
     if isinstance(value, list):

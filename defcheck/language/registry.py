@@ -144,11 +144,29 @@ def _resolve_references(registry: Registry, placement: Placement) -> dict[str, l
                 for index, raw in enumerate(criterion.with_ or []):
                     target = raw if "." in raw else f"{name}.{raw}"
                     if target in known or target in own or target in placement.quiet:
-                        if targets is not None and target in known and target not in targets:
+                        mismatch = _unit_mismatch(registry, file, target) if target in known else None
+                        if mismatch is not None:
+                            registry.diagnostics.append(
+                                file.diagnostic((*path, "with", index), mismatch, "unit-mismatch")
+                            )
+                        elif targets is not None and target in known and target not in targets:
                             targets.append(target)
                         continue
                     registry.diagnostics.append(_dangling(file, (*path, "with", index), raw, target, known, placement))
     return references
+
+
+def _unit_mismatch(registry: Registry, file: ConceptFile, target: str) -> str | None:
+    """Why a ``with:`` from ``file`` may not name ``target`` (a definition of another unit kind), else ``None``."""
+    other = registry.files.get(target.partition(".")[0])
+    if other is None or file.is_broken("unit") or other.is_broken("unit"):
+        return None
+    if other.concept.unit == file.concept.unit:
+        return None
+    return (
+        f"'{target}' categorizes {other.concept.unit} units, but the concept '{file.concept.concept}' categorizes "
+        f"{file.concept.unit} units; 'with:' relates definitions of the same unit kind"
+    )
 
 
 def _dangling(

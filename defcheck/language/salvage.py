@@ -60,7 +60,10 @@ def validate_concept(data: dict[Any, Any]) -> Salvage:
             result.concept = Concept.model_validate(work)
             return result
         except ValidationError as error:
-            entries = [entry for entry in error.errors() if (tuple(entry["loc"]), entry["type"]) not in seen]
+            entries = list(error.errors())
+            for entry in entries:
+                entry["loc"] = actual_location(work, tuple(entry["loc"]))
+            entries = [entry for entry in entries if (tuple(entry["loc"]), entry["type"]) not in seen]
         if result.set_aside and any(len(entry["loc"]) < 2 for entry in entries):
             break  # setting definitions aside emptied the mapping: the rest is nothing to check
         if not entries:
@@ -75,6 +78,24 @@ def validate_concept(data: dict[Any, Any]) -> Salvage:
             break
     result.concept = None
     return result
+
+
+def actual_location(data: Any, loc: FieldPath) -> FieldPath:
+    """``loc`` with each key as ``data`` holds it: pydantic names every key as a string (``'None'`` for a null
+    key, ``'3'`` for the number 3), but positions are recorded under the key YAML read."""
+    out: list[Any] = []
+    node: Any = data
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part not in node:
+            part = next((key for key in node if not isinstance(key, str) and str(key) == part), part)
+        out.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(out)
 
 
 def _repair(work: dict[Any, Any], loc: FieldPath, kind: str, result: Salvage) -> None:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 Operator = Literal[">=", ">", "<=", "<"]
 _COMPARISON = re.compile(r"^\s*(>=|>|<=|<)\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+MAX_TOP_K = 2**31 - 1
 THRESHOLD_HELP = "use a comparison such as '>= 0.4', '> 0' or '< -0.2', or a rank rule such as {top_k: 3}"
 
 
@@ -88,7 +89,10 @@ def parse_threshold(raw: Any) -> Threshold:
         match = _COMPARISON.match(raw)
         if not match:
             raise ValueError(_unreadable(raw))
-        return Comparison(cast(Operator, match.group(1)), float(match.group(2)))  # the pattern admits only these
+        value = float(match.group(2))
+        if not math.isfinite(value):
+            raise ValueError(f"'{raw}': {match.group(2)} is too large to be a number (it reads as infinity)")
+        return Comparison(cast(Operator, match.group(1)), value)  # the pattern admits only these operators
     if isinstance(raw, dict):
         unknown = sorted(str(key) for key in raw if key not in ("top_k", "min"))  # keys may be of mixed types
         if unknown:
@@ -100,11 +104,31 @@ def parse_threshold(raw: Any) -> Threshold:
             raise ValueError("a rank rule needs 'top_k' (an integer >= 1), e.g. {top_k: 3, min: 0.1}")
         k, minimum = raw["top_k"], raw.get("min")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"top_k must be an integer >= 1, got {k!r}")
+            raise ValueError(f"top_k must be an integer >= 1, got {_short(k)}")
+        if k > MAX_TOP_K:
+            raise ValueError(f"top_k must be at most {MAX_TOP_K}, got {_short(k)}")
         if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, (int, float))):
-            raise ValueError(f"min must be a number, got {minimum!r}")
-        return TopK(k, None if minimum is None else float(minimum))
+            raise ValueError(f"min must be a number, got {_short(minimum)}")
+        return TopK(k, None if minimum is None else finite(minimum, "min"))
     raise ValueError(f"a threshold is a string or a mapping, not {type(raw).__name__}; {THRESHOLD_HELP}")
+
+
+def finite(value: float, name: str) -> float:
+    """``value`` as a finite float; ``ValueError`` naming ``name`` for NaN, an infinity or an integer too large
+    for a float."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be a finite number, got an integer too large for one") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {_short(value)}")
+    return number
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to 40 characters (a number of 400 digits is not worth printing)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _unreadable(raw: str) -> str:

@@ -6,6 +6,7 @@ guarded against alias bombs, recursion and oversized files before any value is b
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -58,6 +59,90 @@ def format_field(path: FieldPath) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+class NestingTooDeep(yaml.MarkedYAMLError):
+    """The document nests deeper than :data:`MAX_DEPTH` or holds more than :data:`MAX_NODES` values; raised at
+    the first value over the limit, before the document is read further (and before Python's recursion limit)."""
+
+
+_TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels"
+_TOO_MANY = f"the document holds more than {MAX_NODES} values; concept files are small"
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader whose composer refuses nesting deeper than :data:`MAX_DEPTH` and more than
+    :data:`MAX_NODES` nodes as it goes."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        self._depth += 1
+        self._nodes += 1
+        try:
+            if self._depth > MAX_DEPTH + 1 or self._nodes > MAX_NODES:  # the root is depth 1, at path length 0
+                problem = _TOO_DEEP if self._depth > MAX_DEPTH + 1 else _TOO_MANY
+                raise NestingTooDeep(None, None, problem, self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _prescan(text: str) -> None:
+    """Refuse a document too deep or too large with libyaml's event parser, where PyYAML has it: it is C, so a
+    1 MB file of 300,000 values is refused in a fraction of a second instead of the pure-Python parser's tens
+    of seconds. A syntax error is left to the Python parser, which reports it in its words."""
+    if not getattr(yaml, "__with_libyaml__", False):
+        return
+    depth = count = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionStartEvent)):
+                count += 1
+                if depth > MAX_DEPTH or count > MAX_NODES:  # ``depth`` is the node's path length
+                    mark: Any = event.start_mark  # libyaml's Mark, with the same line and column
+                    raise NestingTooDeep(None, None, _TOO_DEEP if depth > MAX_DEPTH else _TOO_MANY, mark)
+                if isinstance(event, yaml.CollectionStartEvent):
+                    depth += 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except NestingTooDeep:
+        raise
+    except yaml.MarkedYAMLError as error:
+        if "maximum nesting depth" in str(error.problem):  # libyaml's own limit (1,000), met while looking ahead
+            raise NestingTooDeep(None, None, _TOO_DEEP, error.problem_mark) from None
+    except yaml.YAMLError:
+        return
+
+
+def compose_documents(text: str) -> list[Node]:
+    """The documents of ``text`` as nodes, read safely with nesting and size bounded (:func:`_prescan`,
+    :class:`BoundedLoader`); raises ``yaml.YAMLError`` (:class:`NestingTooDeep` for the bounds)."""
+    _prescan(text)
+    loader = BoundedLoader(text)
+    try:
+        documents: list[Node] = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                documents.append(node)
+        return documents
+    finally:
+        loader.dispose()
+
+
+def _not_unicode(value: str) -> bool:
+    """Whether ``value`` holds a lone surrogate (``"\\ud800"`` in YAML), which no UTF-8 output can write."""
+    if value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class _YamlProblem(Exception):
@@ -121,7 +206,7 @@ class _Builder:
 
     def _scalar(self, node: ScalarNode, path: FieldPath) -> Any:
         try:
-            return self.constructor.construct_object(node, deep=True)
+            value = self.constructor.construct_object(node, deep=True)
         except ConstructorError as error:
             raise _YamlProblem(
                 f"the tag '{_tag(node)}' is not allowed (only plain YAML values are read, safely)",
@@ -131,6 +216,15 @@ class _Builder:
             ) from error
         except (ValueError, TypeError) as error:
             raise _YamlProblem(f"cannot read the value {node.value!r}: {error}", node, path) from error
+        if isinstance(value, str) and _not_unicode(value):  # reported; the value kept with the surrogate escaped
+            shown = value.encode("utf-8", "backslashreplace").decode("utf-8")
+            message = (
+                f"the string '{shown}' holds a lone surrogate, which is not valid Unicode; write the character "
+                "itself (files are UTF-8) or a valid escape"
+            )
+            self.problems.append(_YamlProblem(message, node, path, "not-unicode"))
+            return shown
+        return value
 
     def _mapping(self, node: MappingNode, path: FieldPath) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
@@ -173,13 +267,45 @@ def read_yaml(path: Path, label: str | None = None) -> tuple[YamlDocument | None
         raw = path.read_bytes()
     except OSError as error:
         return problem(f"cannot read the file: {error.strerror or error}", code="io")
+    encoding = _wide_encoding(raw)
+    if encoding:
+        return problem(f"the file is {encoding} text; concept files are UTF-8: save it as UTF-8", code="not-text")
     if b"\x00" in raw:
         return problem("this is a binary file, not YAML text", code="not-text")
+    body = raw[len(codecs.BOM_UTF8) :] if raw.startswith(codecs.BOM_UTF8) else raw
     try:
-        text = raw.decode("utf-8-sig")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as error:
-        return problem(f"the file is not UTF-8 text (byte {error.start} cannot be decoded)", code="not-text")
+        line, column = _byte_position(body, error.start)
+        message = (
+            f"the file is not UTF-8 text: the byte 0x{body[error.start]:02x} here cannot be decoded (Latin-1 or "
+            "another encoding?); save the file as UTF-8"
+        )
+        return problem(message, line, column, code="not-text")
     return parse_yaml(text, name)
+
+
+def _wide_encoding(raw: bytes) -> str | None:
+    """``"UTF-16"`` or ``"UTF-32"`` for text with that byte-order mark (or UTF-16 without one: ASCII text with
+    every other byte zero), else ``None``."""
+    if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "UTF-32"
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "UTF-16"
+    head = raw[:64]
+    if len(head) >= 4 and len(head) % 2 == 0:
+        even, odd = head[0::2], head[1::2]
+        if (not even.strip(b"\x00") and odd.isascii() and b"\x00" not in odd) or (
+            not odd.strip(b"\x00") and even.isascii() and b"\x00" not in even
+        ):
+            return "UTF-16"
+    return None
+
+
+def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:
+    """Line and column (both from 1; the column in characters) of the byte at ``offset``."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    return raw.count(b"\n", 0, offset) + 1, len(raw[start:offset].decode("utf-8", "replace")) + 1
 
 
 def _syntax_message(error: yaml.MarkedYAMLError) -> str:
@@ -206,7 +332,11 @@ def parse_yaml(text: str, name: str) -> tuple[YamlDocument | None, list[Diagnost
     if not text.strip() or all(line.lstrip().startswith("#") for line in text.splitlines() if line.strip()):
         return None, [Diagnostic(name, 1, 1, "", "the file is empty; a concept file is a YAML mapping", code="empty")]
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = compose_documents(text)
+    except NestingTooDeep as error:
+        mark = error.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        return None, [Diagnostic(name, line, column, "", str(error.problem), code="yaml")]
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)

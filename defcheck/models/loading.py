@@ -25,6 +25,7 @@ from typing import Any
 
 from defcheck._lazy import torch
 from defcheck.diagnostics import DefcheckError, did_you_mean, display_path
+from defcheck.hooks.containment import PluginEscape, contain, plugin_code
 from defcheck.models.view import ModelView, TokenSpace
 
 DEFAULT_MODEL = "builtin:toy-induction"
@@ -71,12 +72,14 @@ def load_model(reference: str, extensions: Any = None, **options: Any) -> ModelV
     loader = pick_loader(reference, extensions)
     given = {key: value for key, value in options.items() if value is not None}
     try:
-        view = loader.load(reference, given)
+        with plugin_code():  # what a loader prints goes to stderr
+            view = loader.load(reference, given)
     except DefcheckError:
         raise
-    except Exception as error:  # a third-party loader's bug: one line naming it, not a traceback
-        message = f"model loader '{loader.name}' failed on '{reference}': {type(error).__name__}: {error}"
-        raise DefcheckError(message) from error
+    except BaseException as raised:  # a third-party loader's bug (or sys.exit): one line naming it, no traceback
+        error = contain(raised)
+        what = str(error) if isinstance(error, PluginEscape) else f"{type(error).__name__}: {error}"
+        raise DefcheckError(f"model loader '{loader.name}' failed on '{reference}': {what}") from error
     if not isinstance(view, ModelView) and not isinstance(getattr(view, "name", None), str):
         raise DefcheckError(
             f"model loader '{loader.name}' returned {type(view).__name__} for '{reference}', expected a ModelView "

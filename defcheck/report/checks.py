@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from defcheck.report.escaping import md_code, md_text
+
 BUILTIN_PREFIX = "<builtin>/"
 RULES: dict[str, tuple[str, str]] = {
     # rule id: (short description, help)
@@ -246,7 +248,13 @@ def problems(data: Mapping[str, Any]) -> list[Problem]:
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """User text in Markdown: a table cell or a paragraph (:func:`~defcheck.report.escaping.md_text`)."""
+    return md_text(text)
+
+
+def _code(text: Any, *, table: bool = False) -> str:
+    """A name or a path in Markdown, as a code span (:func:`~defcheck.report.escaping.md_code`)."""
+    return md_code(text, table=table)
 
 
 def checks_lines(data: Mapping[str, Any], *, quiet: bool = False) -> list[tuple[str, str]]:
@@ -295,13 +303,13 @@ def checks_markdown(data: Mapping[str, Any]) -> str:
     if checks is None:
         return ""
     icon = {"passed": "✅", "failed": "❌", "error": "💥", "skipped": "⏭️"}
-    lines = [f"## Checks: {checks['status']}", ""]
+    lines = [f"## Checks: {_cell(checks['status'])}", ""]
     results = checks["expectations"]
     if results:
         counts = checks["counts"]
         lines += [
-            f"{counts['passed']} of {len(results)} expectation(s) hold on {checks['model']}"
-            + (f" ({checks['project']})" if checks.get("project") else "")
+            f"{counts['passed']} of {len(results)} expectation(s) hold on {_cell(checks['model'])}"
+            + (f" ({_cell(checks['project'])})" if checks.get("project") else "")
             + ".",
             "",
             "| | expectation | status | found | where |",
@@ -310,23 +318,23 @@ def checks_markdown(data: Mapping[str, Any]) -> str:
         for result in results:
             where = f"{result['file']}:{result['line']}" if result.get("file") else ""
             lines.append(
-                f"| {icon[result['status']]} | {_cell(result['description'])} | {result['status']} | "
+                f"| {icon[result['status']]} | {_cell(result['description'])} | {_cell(result['status'])} | "
                 f"{_cell(result['message'])} | {_cell(where)} |"
             )
         lines.append("")
     for concept, name, definition in errored_definitions(data):
-        lines += [f"💥 `{concept}.{name}` errored: {_cell(definition.get('error'))}", ""]
+        lines += [f"💥 {_code(f'{concept}.{name}')} errored: {_cell(definition.get('error'))}", ""]
     baseline = checks.get("baseline")
     if baseline is not None:
         differences = baseline["differences"]
         if not differences:
             lines += [
-                f"No differences from the baseline `{baseline['file']}` (tolerance {baseline['tolerance']:g}).",
+                f"No differences from the baseline {_code(baseline['file'])} (tolerance {baseline['tolerance']:g}).",
                 "",
             ]
         else:
             lines += [
-                f"{len(differences)} difference(s) from the baseline `{baseline['file']}` "
+                f"{len(differences)} difference(s) from the baseline {_code(baseline['file'])} "
                 f"(tolerance {baseline['tolerance']:g}):",
                 "",
                 "| kind | subject | change |",
@@ -336,6 +344,8 @@ def checks_markdown(data: Mapping[str, Any]) -> str:
                 subject = difference.get("concept") or "run"
                 if difference.get("definition"):
                     subject += f".{difference['definition']}"
-                lines.append(f"| {difference['kind']} | `{subject}` | {_cell(difference['message'])} |")
+                lines.append(
+                    f"| {_cell(difference['kind'])} | {_code(subject, table=True)} | {_cell(difference['message'])} |"
+                )
             lines.append("")
     return "\n".join(lines) + "\n"

@@ -15,16 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from defcheck.report.checks import BUILTIN_PREFIX, Problem, problems
+from defcheck.report.escaping import plain_line, printable
 from defcheck.report.sarif import repository_root
 
 MAX_ANNOTATIONS = 10
 
 
 def escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """A workflow command's message: GitHub's escapes for ``%``, CR and LF; other control characters shown
+    (:func:`~defcheck.report.escaping.printable`), so the message stays on its line and sends no ESC."""
+    return printable(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def escape_property(text: str) -> str:
+    """A workflow command's property value: :func:`escape_data`, and ``:`` and ``,`` escaped too."""
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
@@ -59,9 +63,8 @@ def render_github(reports: Sequence[Any], *, root: Path | None = None, cwd: Path
     order = {"definition": 0, "expectation": 1, "baseline": 2}
     found.sort(key=lambda p: order.get(p.rule.partition("/")[0], 3))
     several = len(reports) > 1
-    lines: list[str] = []
     shown = found if len(found) <= MAX_ANNOTATIONS else found[: MAX_ANNOTATIONS - 1]
-    lines += [annotation(problem, root, cwd, several) for problem in shown]
+    commands = [annotation(problem, root, cwd, several) for problem in shown]
     rest = found[len(shown) :]
     if rest:
         errors = sum(1 for p in rest if p.level == "error")
@@ -70,7 +73,8 @@ def render_github(reports: Sequence[Any], *, root: Path | None = None, cwd: Path
             f"{len(rest)} more finding(s) ({errors} error(s), {len(rest) - errors} warning(s)) are not annotated: "
             f"GitHub shows at most {MAX_ANNOTATIONS} annotations per step. See the log, the SARIF or the JUnit output."
         )
-        lines.append(f"::{level} title={escape_property('defcheck: more findings')}::{escape_data(message)}")
+        commands.append(f"::{level} title={escape_property('defcheck: more findings')}::{escape_data(message)}")
+    lines: list[str] = []  # plain lines for the log: user text in them is shown on one line (plain_line)
     for report in reports:
         checks = report.data.get("checks") or {}
         model = checks.get("model") or report.data["model"].get("name")
@@ -88,4 +92,4 @@ def render_github(reports: Sequence[Any], *, root: Path | None = None, cwd: Path
         where = f"{problem.file}:{problem.line}: " if problem.file else ""
         prefix = f"[{problem.model}] " if several else ""
         lines.append(f"{problem.level}: {prefix}{where}{problem.message}")
-    return "\n".join(lines) + "\n"
+    return "".join(f"{line}\n" for line in [*commands, *map(plain_line, lines)])

@@ -12,7 +12,6 @@ unit everywhere in the concept.
 from __future__ import annotations
 
 import math
-from html import escape
 from typing import Any
 
 from defcheck.report.common import (
@@ -33,6 +32,7 @@ from defcheck.report.common import (
     unit_plural,
 )
 from defcheck.report.document import ConceptEntry, DefinitionEntry, OverlapEntry, PairEntry, ReportDocument
+from defcheck.report.escaping import html_text as escape
 
 LOW, HIGH = (247, 251, 255), (8, 48, 107)  # score colors: light to dark blue
 WRAP = 32  # a grid wider than this is cut into lines of WRAP small cells

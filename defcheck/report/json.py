@@ -8,6 +8,7 @@ keep their order, and nothing time-dependent is written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -16,6 +17,7 @@ from typing import Any
 
 from defcheck.diagnostics import DefcheckError
 from defcheck.report.document import upgrade
+from defcheck.report.escaping import json_document
 
 REPORT_VERSION = 1
 SIGNIFICANT_DIGITS = 6
@@ -58,17 +60,23 @@ def canonical(value: Any) -> Any:
 
 
 def dumps(data: Mapping[str, Any]) -> str:
-    """The report's JSON text: canonical, indented, UTF-8 friendly, ending in a newline."""
-    return json.dumps(canonical(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """The report's JSON text: canonical, indented, UTF-8 friendly, ending in a newline; control and bidi
+    characters in strings as escapes (:func:`~defcheck.report.escaping.json_document`)."""
+    return json_document(json.dumps(canonical(data), indent=2, ensure_ascii=False, allow_nan=False)) + "\n"
 
 
 def loads(text: str | bytes) -> dict[str, Any]:
-    """Parse a saved report and check its ``report_version``; raise :class:`DefcheckError` otherwise. An older
-    version-1 document is given the current shape (:func:`~defcheck.report.document.upgrade`)."""
+    """Parse a saved report, check its ``report_version`` and its shape (:mod:`defcheck.report.validate`: the
+    JSON path of the first problem); raise :class:`DefcheckError` otherwise. An older version-1 document is given
+    the current shape (:func:`~defcheck.report.document.upgrade`) first."""
+    from defcheck.report.validate import ReportShapeError, check_report, depth_problem
+
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as error:
         raise DefcheckError(f"not a defcheck report: the text is not JSON ({error})") from None
+    except RecursionError:
+        raise DefcheckError("not a defcheck report: the JSON nests too deeply to read") from None
     if not isinstance(data, dict) or "report_version" not in data:
         raise DefcheckError("not a defcheck report: it has no 'report_version' (write one with `defcheck run`)")
     version = data["report_version"]
@@ -79,7 +87,15 @@ def loads(text: str | bytes) -> dict[str, Any]:
         )
     if not isinstance(data.get("concepts"), dict) or not isinstance(data.get("model"), dict):
         raise DefcheckError("not a defcheck report: 'concepts' and 'model' must be objects")
-    upgrade(data)
+    try:
+        problem = depth_problem(data)
+        if problem is not None:
+            raise problem
+        with contextlib.suppress(AttributeError, TypeError, KeyError, ValueError):
+            upgrade(data)  # a document of the wrong shape may stop it: the check below says where
+        check_report(data)
+    except ReportShapeError as error:
+        raise DefcheckError(f"not a valid defcheck report: {error}") from None
     return data
 
 

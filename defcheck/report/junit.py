@@ -15,18 +15,12 @@ and one for the baseline comparison when there is a baseline:
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from defcheck.report.checks import errored_definitions
-
-_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _text(value: Any) -> str:
-    return _INVALID_XML.sub("?", str(value))
+from defcheck.report.escaping import xml_document, xml_text
 
 
 def _definition_seconds(timings: Mapping[str, float], definition_id: str) -> float | None:
@@ -36,19 +30,19 @@ def _definition_seconds(timings: Mapping[str, float], definition_id: str) -> flo
 
 
 def _case(suite: ET.Element, classname: str, name: str, file: str | None = None, line: int | None = None) -> ET.Element:
-    case = ET.SubElement(suite, "testcase", {"classname": _text(classname), "name": _text(name)})
+    case = ET.SubElement(suite, "testcase", {"classname": xml_text(classname), "name": xml_text(name)})
     if file:
-        case.set("file", _text(file))
+        case.set("file", xml_text(file))
     if line:
         case.set("line", str(line))
     return case
 
 
 def _outcome(case: ET.Element, tag: str, message: str, kind: str, body: str | None = None) -> None:
-    element = ET.SubElement(case, tag, {"message": _text(message)})
+    element = ET.SubElement(case, tag, {"message": xml_text(message)})
     if tag != "skipped":
-        element.set("type", kind)
-    element.text = _text(body if body is not None else message)
+        element.set("type", xml_text(kind))
+    element.text = xml_text(body if body is not None else message)
 
 
 def render_junit(reports: Sequence[Any]) -> str:
@@ -61,7 +55,7 @@ def render_junit(reports: Sequence[Any]) -> str:
         timings = getattr(report, "timings", {}) or {}
         checks = data.get("checks") or {}
         model = str(checks.get("model") or data["model"].get("name") or "model")
-        suite = ET.SubElement(root, "testsuite", {"name": f"defcheck {model}"})
+        suite = ET.SubElement(root, "testsuite", {"name": xml_text(f"defcheck {model}")})
         properties = ET.SubElement(suite, "properties")
         for key, value in (
             ("model", data["model"].get("reference") or data["model"].get("name")),
@@ -70,7 +64,7 @@ def render_junit(reports: Sequence[Any]) -> str:
             ("project", checks.get("project")),
         ):
             if value is not None:
-                ET.SubElement(properties, "property", {"name": key, "value": _text(value)})
+                ET.SubElement(properties, "property", {"name": key, "value": xml_text(value)})
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         suite_time = 0.0
         baseline = checks.get("baseline")
@@ -111,7 +105,7 @@ def render_junit(reports: Sequence[Any]) -> str:
                 else:
                     members = definition.get("members") or []
                     out = ET.SubElement(case, "system-out")
-                    out.text = _text(
+                    out.text = xml_text(
                         f"{definition.get('kind')}: {len(members)} member(s)"
                         + (f": {', '.join(members)}" if members else "")
                     )
@@ -130,7 +124,7 @@ def render_junit(reports: Sequence[Any]) -> str:
                 counts["skipped"] += 1
             else:
                 out = ET.SubElement(case, "system-out")
-                out.text = _text(result["message"])
+                out.text = xml_text(result["message"])
         if baseline is not None:
             case = _case(suite, f"{model}.baseline", f"matches the baseline {baseline['file']}", baseline["file"])
             counts["tests"] += 1
@@ -159,4 +153,4 @@ def render_junit(reports: Sequence[Any]) -> str:
     if total_time:
         root.set("time", f"{total_time:.3f}")
     ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + xml_document(ET.tostring(root, encoding="unicode")) + "\n"

@@ -22,6 +22,7 @@ from defcheck.report.common import (
     unit_plural,
 )
 from defcheck.report.document import ConceptEntry, OverlapEntry, ReportDocument
+from defcheck.report.escaping import html_text, md_name, md_slug, md_text
 
 LISTED = 40  # unit addresses listed in a table cell before "and N more"
 GRID_COLUMNS = 32  # wider grids (neurons) are listed as a table of the units that matter instead
@@ -34,13 +35,19 @@ def render(report: Any) -> str:
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """User text in a table cell, a heading or a paragraph (:func:`~defcheck.report.escaping.md_text`)."""
+    return md_text(text)
+
+
+def _number(value: Any) -> str:
+    """A number (:func:`~defcheck.report.common.number`); from a damaged saved report, escaped text."""
+    return md_text(number(value))
 
 
 def _units(units: list[str] | None) -> str:
     if not units:
         return "—"
-    shown = ", ".join(units[:LISTED])
+    shown = md_text(", ".join(units[:LISTED]))
     return shown + (f", and {len(units) - LISTED} more" if len(units) > LISTED else "")
 
 
@@ -53,11 +60,11 @@ def _metric(overlap: OverlapEntry, key: str) -> str:
 
 
 def render_markdown(data: ReportDocument) -> str:
-    lines = [f"# defcheck report: {data['model'].get('name', 'model')}", ""]
-    lines += [f"Model {model_line(data)}. Report version {data['report_version']}.", ""]
+    lines = [f"# defcheck report: {_cell(data['model'].get('name', 'model'))}", ""]
+    lines += [f"Model {_cell(model_line(data))}. Report version {_cell(data['report_version'])}.", ""]
     skipped = skipped_text(data)
     if skipped:
-        lines += [skipped, ""]
+        lines += [_cell(skipped), ""]
     concepts = data["concepts"]
     if not concepts:
         return "\n".join([*lines, "No definitions were evaluated.", ""])
@@ -67,12 +74,13 @@ def render_markdown(data: ReportDocument) -> str:
     ]
     for name, concept in concepts.items():
         overlap = concept["overlap"]
+        link = f"[{md_name(name, table=True)}](#{md_slug(name)})"
         if not compared(concept):
-            lines.append(f"| [{name}](#{name}) | {_cell(overlap['reason'] or 'no overlap')} | | | |")
+            lines.append(f"| {link} | {_cell(overlap['reason'] or 'no overlap')} | | | |")
         else:
             lines.append(
-                f"| [{name}](#{name}) | {_units(overlap['both'])} | {_units(overlap['behavioral_only'])} "
-                f"| {_units(overlap['mechanistic_only'])} | {number(overlap['jaccard'])} |"
+                f"| {link} | {_units(overlap['both'])} | {_units(overlap['behavioral_only'])} "
+                f"| {_units(overlap['mechanistic_only'])} | {_number(overlap['jaccard'])} |"
             )
     lines.append("")
     for name, concept in concepts.items():
@@ -81,12 +89,12 @@ def render_markdown(data: ReportDocument) -> str:
 
 
 def _concept(data: ReportDocument, name: str, concept: ConceptEntry) -> list[str]:
-    lines = [f"## {name}", ""]
+    lines = [f"## {md_name(name)}", ""]
     if concept.get("summary"):
-        lines += [f"> {concept['summary']}", ""]
+        lines += [f"> {_cell(concept['summary'])}", ""]
     overlap = concept["overlap"]
-    lines += [overlap["narrative"], ""]
-    plural = unit_plural(concept)
+    lines += [_cell(overlap["narrative"]), ""]
+    plural = _cell(unit_plural(concept))
     if compared(concept):
         lines += [
             f"| overlap | {plural} |",
@@ -94,11 +102,11 @@ def _concept(data: ReportDocument, name: str, concept: ConceptEntry) -> list[str
             f"| both ({len(overlap['both'])}) | {_units(overlap['both'])} |",
             f"| behavioral only ({len(overlap['behavioral_only'])}) | {_units(overlap['behavioral_only'])} |",
             f"| mechanistic only ({len(overlap['mechanistic_only'])}) | {_units(overlap['mechanistic_only'])} |",
-            f"| neither | {overlap['neither_count']} |",
+            f"| neither | {_cell(overlap['neither_count'])} |",
             "",
             f"Jaccard **{_cell(_metric(overlap, 'jaccard'))}** · precision {_cell(_metric(overlap, 'precision'))} · "
             f"recall {_cell(_metric(overlap, 'recall'))} · Spearman {_cell(_metric(overlap, 'spearman'))}"
-            + (f" over {overlap['spearman_units']} {plural}" if overlap.get("spearman") is not None else ""),
+            + (f" over {_cell(overlap['spearman_units'])} {plural}" if overlap.get("spearman") is not None else ""),
             "",
         ]
     lines += ["| definition | kind | criteria | members | status |", "|---|---|---|---|---|"]
@@ -109,8 +117,8 @@ def _concept(data: ReportDocument, name: str, concept: ConceptEntry) -> list[str
         elif status == "not_applicable":
             status = f"not applicable: {definition['not_applicable']}"
         lines.append(
-            f"| {def_name} | {definition['kind']} | {_cell(definition_criteria_text(definition))} "
-            f"| {_units(definition['members'])} | {_cell(status)} |"
+            f"| {md_name(def_name, table=True)} | {_cell(definition['kind'])} "
+            f"| {_cell(definition_criteria_text(definition))} | {_units(definition['members'])} | {_cell(status)} |"
         )
     lines.append("")
     if compared(concept):
@@ -131,8 +139,8 @@ def _sensitivity(overlap: OverlapEntry) -> list[str]:
     for row in overlap["sensitivity"]:
         factor = f"**{row['factor']:g}**" if row["factor"] == 1 else f"{row['factor']:g}"
         lines.append(
-            f"| {factor} | {number(row['jaccard'])} | {number(row['jaccard_behavioral_scaled'])} "
-            f"| {number(row['jaccard_mechanistic_scaled'])} | {row['behavioral']} | {row['mechanistic']} "
+            f"| {factor} | {_number(row['jaccard'])} | {_number(row['jaccard_behavioral_scaled'])} "
+            f"| {_number(row['jaccard_mechanistic_scaled'])} | {row['behavioral']} | {row['mechanistic']} "
             f"| {row['both']} |"
         )
     return [*lines, ""]
@@ -146,9 +154,10 @@ def _pairs(overlap: OverlapEntry) -> list[str]:
     ]
     for pair in overlap["pairs"]:
         lines.append(
-            f"| {pair['behavioral'][0]} | {pair['mechanistic'][0]} | {_units(pair['both'])} "
-            f"| {_units(pair['behavioral_only'])} | {_units(pair['mechanistic_only'])} | {number(pair['jaccard'])} "
-            f"| {number(pair['precision'])} | {number(pair['recall'])} | {number(pair['spearman'])} |"
+            f"| {md_name(pair['behavioral'][0], table=True)} | {md_name(pair['mechanistic'][0], table=True)} "
+            f"| {_units(pair['both'])} "
+            f"| {_units(pair['behavioral_only'])} | {_units(pair['mechanistic_only'])} | {_number(pair['jaccard'])} "
+            f"| {_number(pair['precision'])} | {_number(pair['recall'])} | {_number(pair['spearman'])} |"
         )
     return [*lines, ""]
 
@@ -161,7 +170,7 @@ def _scores(data: ReportDocument, concept: ConceptEntry) -> list[str]:
         return _score_table(concept, narrowed=grid is not None)
     lines = ["<details><summary>Scores (primary criterion; members in bold, — undefined)</summary>", ""]
     for def_name, definition in concept["definitions"].items():
-        lines.append(f"**{def_name}** ({definition['kind']})")
+        lines.append(f"**{md_name(def_name)}** ({_cell(definition['kind'])})")
         lines.append("")
         scores = definition.get("scores")
         if scores is None:
@@ -170,14 +179,14 @@ def _scores(data: ReportDocument, concept: ConceptEntry) -> list[str]:
             continue
         members = set(definition.get("members") or [])
         axis = "layer" if concept.get("unit") in ("attention_head", "mlp_neuron") else ""
-        lines.append(f"| {axis} | " + " | ".join(grid.columns) + " |")
+        lines.append(f"| {axis} | " + " | ".join(_cell(column) for column in grid.columns) + " |")
         lines.append("|---" * (len(grid.columns) + 1) + "|")
         for label, cells in zip(grid.rows, grid.cells, strict=True):
             shown = []
             for unit in cells:
-                text = number(scores.get(unit))
+                text = _number(scores.get(unit))
                 shown.append(f"**{text}**" if unit in members else text)
-            lines.append(f"| {label} | " + " | ".join(shown) + " |")
+            lines.append(f"| {_cell(label)} | " + " | ".join(shown) + " |")
         lines.append("")
     return [*lines, "</details>", ""]
 
@@ -198,20 +207,20 @@ def _score_table(concept: ConceptEntry, narrowed: bool) -> list[str]:
     title = "Scores (primary criterion; members in bold, — undefined)"
     if narrowed:
         title += f"; the {len(shown)} {unit_plural(concept)} some definition admits"
-    lines = [f"<details><summary>{title}</summary>", ""]
-    header = ["unit", *(f"{name} ({d['kind']})" for name, d in definitions.items())]
+    lines = [f"<details><summary>{html_text(title, quote=False)}</summary>", ""]
+    header = ["unit", *(f"{md_name(name, table=True)} ({_cell(d['kind'])})" for name, d in definitions.items())]
     if compared(concept):
         header.append("overlap")
     lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for unit in shown:
-        row = [unit]
+        row = [_cell(unit)]
         for definition in definitions.values():
             scores = definition.get("scores")
-            text = "n/a" if scores is None else number(scores.get(unit))
+            text = "n/a" if scores is None else _number(scores.get(unit))
             row.append(f"**{text}**" if unit in (definition.get("members") or []) else text)
         if compared(concept):
             row.append(CATEGORY_LABELS[category.get(unit, "neither")])
-        lines.append("| " + " | ".join(_cell(cell) for cell in row) + " |")
+        lines.append("| " + " | ".join(row) + " |")
     if left_out:
-        lines += ["", f"{left_out} more {unit_plural(concept)} not shown (their scores are in the JSON report)"]
+        lines += ["", f"{left_out} more {_cell(unit_plural(concept))} not shown (their scores are in the JSON report)"]
     return [*lines, "", "</details>", ""]

@@ -23,6 +23,7 @@ from typing import Any
 
 from defcheck._version import __version__
 from defcheck.report.checks import BUILTIN_PREFIX, RULES, Problem, problems
+from defcheck.report.escaping import json_document
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SRCROOT = "%SRCROOT%"
@@ -123,4 +124,4 @@ def render_sarif(reports: Sequence[Any], *, root: Path | None = None, cwd: Path 
             BUILTIN_BASE: {"description": {"text": "The concept files that installed defcheck plugins ship."}}
         }
     log = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
-    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+    return json_document(json.dumps(log, indent=2, ensure_ascii=False)) + "\n"

@@ -27,6 +27,7 @@ from defcheck.report.common import (
     unit_plural,
 )
 from defcheck.report.document import ConceptEntry, DefinitionEntry, OverlapEntry, ReportDocument
+from defcheck.report.escaping import printable
 
 STYLES = {
     "both": "bold white on green",
@@ -44,19 +45,25 @@ TABLE_ROWS = 40  # units listed in the table of units without a grid (members an
 
 def print_report(data: ReportDocument, console: Console | None = None) -> None:
     console = console or Console()
-    console.print(Text(f"defcheck report: {model_line(data)}", style="bold"))
+    console.print(_text(f"defcheck report: {model_line(data)}", style="bold"))
     skipped = skipped_text(data)
     if skipped:
-        console.print(Text(skipped, style="yellow"))
+        console.print(_text(skipped, style="yellow"))
     if not data["concepts"]:
         console.print("No definitions were evaluated.")
     for name, concept in data["concepts"].items():
         console.print(_concept(data, name, concept, console.width))
 
 
-def _text(text: str, style: str = "") -> Text:
-    """Text that wraps between words only: a word (a name) wider than the line ends in an ellipsis."""
-    return Text(text, style=style, overflow="ellipsis")
+def _text(text: Any, style: str = "") -> Text:
+    """Text that wraps between words only: a word (a name) wider than the line ends in an ellipsis. It is user
+    text, never markup, and its control characters are shown, not sent (:func:`~defcheck.report.escaping.printable`)."""
+    return Text(printable(text), style=style, overflow="ellipsis")
+
+
+def _plain(value: Any) -> Text:
+    """A number or count as text (never markup, even from a damaged saved report)."""
+    return Text(printable(value))
 
 
 def _units(units: list[str] | None, style: str = "") -> Text:
@@ -73,11 +80,11 @@ def _concept(data: ReportDocument, name: str, concept: ConceptEntry, width: int 
     if compared(concept):
         table = Table(title="overlap (union of each kind)", title_justify="left", show_header=False)
         table.add_column("category", overflow="ellipsis")
-        table.add_column(plural, overflow="ellipsis")
+        table.add_column(_text(plural), overflow="ellipsis")
         for key in ("both", "behavioral_only", "mechanistic_only"):
             units = overlap[key]
             table.add_row(_text(f"{CATEGORY_LABELS[key]} ({len(units)})", STYLES[key]), _units(units))
-        table.add_row(Text("neither", style=STYLES["neither"]), str(overlap["neither_count"]))
+        table.add_row(Text("neither", style=STYLES["neither"]), _plain(overlap["neither_count"]))
         metrics = ("jaccard", overlap["jaccard"]), ("precision", overlap["precision"]), ("recall", overlap["recall"])
         for key, value in (*metrics, ("spearman", overlap["spearman"])):
             shown = number(value) if value is not None else f"— ({overlap['undefined'].get(key, '')})"
@@ -89,7 +96,7 @@ def _concept(data: ReportDocument, name: str, concept: ConceptEntry, width: int 
         parts.append(grid)
     if compared(concept):
         parts.append(_sensitivity(overlap))
-    title = Text.assemble((name, "bold"), f" ({concept.get('unit', '')})", overflow="ellipsis")
+    title = Text.assemble((printable(name), "bold"), printable(f" ({concept.get('unit', '')})"), overflow="ellipsis")
     return Panel(Group(*parts), title=title, title_align="left")
 
 
@@ -105,7 +112,9 @@ def _definition_list(concept: ConceptEntry) -> Group:
     """The definitions on a narrow console: one block per definition, so that its name keeps a whole line."""
     blocks: list[Any] = [Text("definitions", style="italic")]
     for name, definition in concept["definitions"].items():
-        line = Text.assemble((name, "bold"), f" ({definition['kind']}): ", _status(definition), overflow="ellipsis")
+        line = Text.assemble(
+            (printable(name), "bold"), printable(f" ({definition['kind']}): "), _status(definition), overflow="ellipsis"
+        )
         blocks.append(line)
         blocks.append(Padding(_text(definition_criteria_text(definition)), (0, 0, 0, 2)))
         members = definition.get("members")
@@ -147,20 +156,20 @@ def _category_map(data: ReportDocument, concept: ConceptEntry) -> Table | None:
             for unit in cells:
                 kind = category.get(unit, "neither")
                 line.append(COMPACT_MARKS[kind], style=STYLES[kind])
-            table.add_row(label + " ", line)
+            table.add_row(_text(f"{label} "), line)
         return table
     table = Table(title=f"{axes} (B: behavioral, M: mechanistic)", title_justify="left", padding=(0, 0))
     table.add_column(
         "L" if concept.get("unit") in ("attention_head", "mlp_neuron") else "", justify="right", overflow="ellipsis"
     )
     for column in grid.columns:
-        table.add_column(column, justify="center")
+        table.add_column(_text(column), justify="center")
     for label, cells in zip(grid.rows, grid.cells, strict=True):
         marks = []
         for unit in cells:
             kind = category.get(unit, "neither")
             marks.append(Text(MARKS[kind], style=STYLES[kind]))
-        table.add_row(label, *marks)
+        table.add_row(_text(label), *marks)
     return table
 
 
@@ -172,17 +181,17 @@ def _unit_table(concept: ConceptEntry) -> Table:
     title = "primary scores (bold: member)" + (
         f"; {left_out} more {unit_plural(concept)} in the JSON" if left_out else ""
     )
-    table = Table(title=title, title_justify="left")
-    table.add_column(concept.get("unit", "unit"), overflow="ellipsis")
+    table = Table(title=_text(title), title_justify="left")
+    table.add_column(_text(concept.get("unit", "unit")), overflow="ellipsis")
     for name, definition in definitions.items():
-        table.add_column(f"{name} ({definition['kind'][0].upper()})", justify="right", overflow="ellipsis")
+        table.add_column(_text(f"{name} ({definition['kind'][:1].upper()})"), justify="right", overflow="ellipsis")
     table.add_column("overlap", overflow="ellipsis")
     for unit in units:
         row: list[Any] = [_text(unit)]
         for definition in definitions.values():
             scores = definition.get("scores")
             member = unit in (definition.get("members") or [])
-            row.append(Text("n/a" if scores is None else number(scores.get(unit)), style="bold" if member else ""))
+            row.append(_text("n/a" if scores is None else number(scores.get(unit)), style="bold" if member else ""))
         kind = category.get(unit, "neither") if compared(concept) else None
         row.append(Text(CATEGORY_LABELS[kind], style=STYLES[kind]) if kind else Text("—", style="dim"))
         table.add_row(*row)
@@ -196,11 +205,10 @@ def _sensitivity(overlap: OverlapEntry) -> Table:
     for row in overlap["sensitivity"]:
         table.add_row(
             Text(f"{row['factor']:g}", style="bold" if row["factor"] == 1 else ""),
-            number(row["jaccard"]),
-            number(row["jaccard_behavioral_scaled"]),
-            number(row["jaccard_mechanistic_scaled"]),
-            str(row["behavioral"]),
-            str(row["mechanistic"]),
-            str(row["both"]),
+            *(
+                _plain(number(row[key]))
+                for key in ("jaccard", "jaccard_behavioral_scaled", "jaccard_mechanistic_scaled")
+            ),
+            *(_plain(row[key]) for key in ("behavioral", "mechanistic", "both")),
         )
     return table

@@ -10,7 +10,9 @@ from pathlib import Path
 from defcheck.diagnostics import DefinitionsError, display_path
 
 DEFAULT_SEED = 0
+MAX_SEED = 2**32 - 1  # the same as defcheck.ci.project_schema.MAX_SEED (a test checks it)
 DEFAULT_TOLERANCE = 1e-3  # the same as defcheck.ci.project.DEFAULT_TOLERANCE (a test checks it)
+DEFAULT_CHECKER_TIMEOUT = 600.0  # the same as defcheck.ci.project.DEFAULT_CHECKER_TIMEOUT (a test checks it)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class RunConfig:
     model_config: str | None = None
     tolerance: float = DEFAULT_TOLERANCE
     project_path: str | None = None
+    checker_timeout: float = DEFAULT_CHECKER_TIMEOUT
+    """Seconds one checker's computation may take before it is stopped as that checker's error (0: no limit)."""
 
     @classmethod
     def resolve(
@@ -53,6 +57,7 @@ class RunConfig:
         plugin_modules: Sequence[str] = (),
         disabled_plugins: Sequence[str] = (),
         strict_plugins: bool = False,
+        checker_timeout: float | None = None,
     ) -> RunConfig:
         """The config of a run: the flags (``None`` meaning "not given") over the project file's values
         (``--config``, else the nearest ``defcheck.yaml`` unless ``no_config``) over the defaults.
@@ -85,6 +90,9 @@ class RunConfig:
             plugin_modules=tuple(plugin_modules),
             disabled_plugins=tuple(disabled_plugins),
             strict_plugins=strict_plugins,
+            checker_timeout=checker_timeout
+            if checker_timeout is not None
+            else (spec.checker_timeout if spec is not None else DEFAULT_CHECKER_TIMEOUT),
         )
 
 

@@ -187,6 +187,11 @@ class Session:
         the project file's models, else the default model."""
         from defcheck.ci.project import model_name
 
+        if reference is not None and not reference.strip():
+            raise DefcheckError(
+                "the model reference is empty; give builtin:NAME, tl:NAME, a checkpoint path, or the name of a "
+                "model in the project file"
+            )
         project = self.project
         named = dict(project.models()) if project is not None else {}
         if project is None or (reference is not None and reference not in named):
@@ -219,6 +224,7 @@ class Session:
             batch_size=config.batch_size,
             definitions=self.selection(),
             progress=progress,
+            checker_timeout=config.checker_timeout,
         )
 
     def run(

@@ -17,7 +17,7 @@ from defcheck.sweep.series import Checkpoint, Series
 from defcheck.sweep.store import (
     atomic_write,
     definitions_fingerprint,
-    read_valid_report,
+    read_report,
     remove_stale_temporaries,
     report_name,
     task_key,
@@ -59,9 +59,10 @@ def run_sweep(
 
     ``resume=False`` re-runs every checkpoint. ``on_result(checkpoint, status, error)`` is called for every
     checkpoint as it is settled, with ``status`` ``"ok"``, ``"skipped"`` (a valid report exists) or
-    ``"failed"`` (then ``error`` says why). One failing checkpoint does not stop the others; its error is in
-    ``SweepResult.failed`` and in the summary. ``session`` is the driver's (made from ``options.config`` if
-    not given); in-process tasks reuse it.
+    ``"failed"`` (then ``error`` says why); before that, with ``"damaged"`` for a report on disk that is not a
+    valid report (``error`` says what is wrong with it), which is then run again. One failing checkpoint does
+    not stop the others; its error is in ``SweepResult.failed`` and in the summary. ``session`` is the driver's
+    (made from ``options.config`` if not given); in-process tasks reuse it.
     """
     started = time.perf_counter()
     if session is None:
@@ -80,7 +81,9 @@ def run_sweep(
     tasks: list[Task] = []
     skipped: list[int] = []
     for checkpoint in series.checkpoints:
-        existing = read_valid_report(reports_dir / report_name(checkpoint.step), keys[checkpoint.step])
+        existing, damage = read_report(reports_dir / report_name(checkpoint.step), keys[checkpoint.step])
+        if resume and damage is not None and on_result:
+            on_result(checkpoint, "damaged", damage)
         if resume and existing is not None:
             reports[checkpoint.step] = existing
             skipped.append(checkpoint.step)
@@ -100,7 +103,7 @@ def run_sweep(
         result = outcome.value
         problem = outcome.error if result is None else result.error
         if result is not None and result.report is not None:
-            atomic_write(reports_dir / report_name(step), result.report)
+            _write(reports_dir / report_name(step), result.report)
             reports[step] = json.loads(result.report)
             ran.append(step)
         else:
@@ -110,8 +113,26 @@ def run_sweep(
         if progress:
             progress(f"step {step}", len(skipped) + len(ran) + len(failed), total)
     summary = build_summary(series, reports, failed)
-    files = write_outputs(summary, out, plots=plots)
+    try:
+        files = write_outputs(summary, out, plots=plots)
+    except OSError as error:
+        raise DefcheckError(
+            f"cannot write the summary to {out}: {error.strerror or error}; the reports are in {reports_dir}: "
+            "free some space and run the same command again (it keeps them)"
+        ) from None
     return SweepResult(summary, sorted(ran), skipped, failed, out, files, time.perf_counter() - started)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write one checkpoint's report atomically; a full disk (or any write error) is the user's to fix: exit 2
+    with what was kept, not a traceback."""
+    try:
+        atomic_write(path, text)
+    except OSError as error:
+        raise DefcheckError(
+            f"cannot write {path}: {error.strerror or error}; the reports written so far are kept (the previous "
+            f"{path.name}, if any, is untouched): free some space and run the same command again to resume"
+        ) from None
 
 
 def write_outputs(summary: Mapping[str, Any], out: Path, *, plots: bool = True) -> list[Path]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ CONFIG_NAMES = ("config.json", "config.yaml", "config.yml")  # where it looks fo
 METADATA_NAME = "checkpoints.json"  # a folder's steps and metrics, written by scripts/train_toy_models.py
 GLOB_CHARACTERS = re.compile(r"[*?\[]")
 EVERY = "@*"  # REFERENCE@*: every checkpoint its loader lists
+MAX_STEP = 2**53  # steps are plotted as floats: larger ones would lose their identity (and overflow NumPy)
 
 
 @dataclass(frozen=True)
@@ -165,38 +167,70 @@ def _loader_series(
             )
         index = index % len(labels)
         label = labels[index]
+        where = f"the model loader '{loader.name}': checkpoint {index} of {reference}"
         if isinstance(label, Mapping):
-            metrics = {str(k): float(v) for k, v in (label.get("metrics") or {}).items()}
+            metrics = {
+                str(k): checked_metric(v, f"{where}: metric {k!r}") for k, v in (label.get("metrics") or {}).items()
+            }
             identity = dict(label.get("identity") or {"reference": reference, "index": index})
+            step = checked_step(label.get("step"), f"{where}: its step")
             if "reference" in label:
-                out.append(Checkpoint(int(label["step"]), str(label["reference"]), None, metrics, identity))
+                out.append(Checkpoint(step, str(label["reference"]), None, metrics, identity))
             else:
-                out.append(Checkpoint(int(label["step"]), reference, index, metrics, identity))
+                out.append(Checkpoint(step, reference, index, metrics, identity))
         else:
-            out.append(Checkpoint(int(label), reference, index, {}, {"pretrained": reference, "index": index}))
+            step = checked_step(label, f"{where}: its step")
+            out.append(Checkpoint(step, reference, index, {}, {"pretrained": reference, "index": index}))
     return out, unit
 
 
 def read_metadata(text: str, shown: str) -> tuple[dict[int, dict[str, float]], dict[str, int]]:
-    """``{"metrics": {STEP: {NAME: number}}, "files": {FILE: STEP}}`` (both optional; docs/sweep.md)."""
+    """``{"metrics": {STEP: {NAME: number}}, "files": {FILE: STEP}}`` (both optional; docs/sweep.md). A step is an
+    integer from 0 to 2**53, a metric a finite number; anything else is refused with its place in the file."""
     try:
         data = json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise DefcheckError(f"{shown} is not valid JSON: {error}") from None
     if not isinstance(data, dict):
         raise DefcheckError(f"{shown} must hold an object with 'metrics' and/or 'files'")
     metrics: dict[int, dict[str, float]] = {}
+    listed, files = data.get("metrics") or {}, data.get("files") or {}
+    if not isinstance(listed, dict) or not isinstance(files, dict):
+        raise DefcheckError(f"{shown}: 'metrics' must map steps to {{name: number}} and 'files' file names to steps")
+    for key, values in listed.items():
+        step = checked_step(key, f"{shown}: metrics[{json.dumps(key)}]: the key")
+        if not isinstance(values, dict):
+            raise DefcheckError(f'{shown}: metrics[{json.dumps(key)}] must map names to numbers, e.g. {{"loss": 2.5}}')
+        metrics[step] = {
+            str(name): checked_metric(value, f"{shown}: metrics[{json.dumps(key)}][{json.dumps(name)}]")
+            for name, value in values.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
+    steps = {str(name): checked_step(step, f"{shown}: files[{json.dumps(name)}]") for name, step in files.items()}
+    return metrics, steps
+
+
+def checked_step(value: Any, where: str) -> int:
+    """``value`` as a training step (an integer from 0 to :data:`MAX_STEP`; a JSON key may be its digits), or a
+    :class:`DefcheckError` that says ``where``."""
+    step = value
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 20:
+        step = int(value)
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise DefcheckError(f"{where} must be a training step, an integer from 0 to 2**53; got {shown}")
+    return step
+
+
+def checked_metric(value: Any, where: str) -> float:
+    """``value`` (a number) as a finite float, or a :class:`DefcheckError` that says ``where``."""
     try:
-        for step, values in (data.get("metrics") or {}).items():
-            metrics[int(step)] = {
-                str(k): float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-            }
-        files = {str(name): int(step) for name, step in (data.get("files") or {}).items()}
-    except (AttributeError, TypeError, ValueError):
-        raise DefcheckError(
-            f"{shown}: 'metrics' must map steps to {{name: number}} and 'files' file names to steps"
-        ) from None
-    return metrics, files
+        number = float(value)
+    except OverflowError:
+        raise DefcheckError(f"{where} must be a finite number; got an integer too large for one") from None
+    if not math.isfinite(number):
+        raise DefcheckError(f"{where} must be a finite number; got {value!r}")
+    return number
 
 
 def step_from_name(path: Path) -> int | None:
@@ -237,6 +271,8 @@ def _file_series(source: str) -> list[Checkpoint]:
                 metadata[folder] = read_metadata(text, display_path(sidecar))
         metrics, steps = metadata[folder]
         step = steps.get(file.name, step_from_name(file))
+        if step is not None and file.name not in steps:
+            step = checked_step(step, f"{display_path(file)}: the step in its file name")
         if step is None:
             raise DefcheckError(
                 f"cannot tell the training step of {file}: put it in the file name (step-800.pt) or in "

@@ -98,21 +98,38 @@ def report_name(step: int) -> str:
 
 
 def read_valid_report(path: Path, key: str) -> dict[str, Any] | None:
-    """The report at ``path`` if it is valid for ``key``, else ``None`` (missing, unreadable, truncated, of
-    another ``report_version``, of another key, or with a definition that errored)."""
+    """The report at ``path`` if it is valid for ``key``, else ``None`` (missing, unreadable, truncated, damaged,
+    of another ``report_version``, of another key, or with a definition that errored)."""
+    return read_report(path, key)[0]
+
+
+def read_report(path: Path, key: str) -> tuple[dict[str, Any] | None, str | None]:
+    """``(report, None)`` if the report at ``path`` is valid for ``key``; else ``(None, why)`` when a file is
+    there but damaged (not JSON, or not a report: ``why`` says where), or ``(None, None)`` when it is missing or
+    simply out of date (another key or ``report_version``, or a definition that errored). Either way the
+    checkpoint is run again; nothing here raises."""
     from defcheck.report import Report
+    from defcheck.report.json import REPORT_VERSION
 
     try:
-        data: dict[str, Any] = dict(Report.from_json(path.read_bytes()).data)
-    except (OSError, DefcheckError):
-        return None
+        raw = path.read_bytes()
+    except OSError:
+        return None, None
+    try:
+        data: dict[str, Any] = dict(Report.from_json(raw).data)
+    except DefcheckError as error:
+        if f"reads report_version {REPORT_VERSION}" in str(error):
+            return None, None  # written by another defcheck: out of date, not damaged
+        return None, str(error)
+    except Exception as error:  # the reader's own bug must not stop a sweep: the checkpoint is re-run
+        return None, f"{type(error).__name__}: {error}"
     sweep = data.get("sweep")
     if not isinstance(sweep, dict) or sweep.get("key") != key:
-        return None
+        return None, None
     for concept in data["concepts"].values():
         if any(definition.get("status") == "errored" for definition in concept.get("definitions", {}).values()):
-            return None
-    return data
+            return None, None
+    return data, None
 
 
 def atomic_write(path: Path, content: str | bytes) -> None:

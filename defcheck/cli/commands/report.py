@@ -9,6 +9,7 @@ import click
 from defcheck.cli.options import output_option
 from defcheck.cli.output import output_console, report_plugin_problems, write_output
 from defcheck.cli.settings import Settings
+from defcheck.diagnostics import DefcheckError, display_path
 
 
 @click.command()
@@ -32,7 +33,10 @@ def report(settings: Settings, report_file: Path, format_name: str, output: Path
 
     report_plugin_problems(settings)
     check_format(format_name, settings.extensions)
-    loaded = Report.from_json(report_file.read_bytes())
+    try:
+        loaded = Report.from_json(report_file.read_bytes())
+    except DefcheckError as error:  # the document's problem, with the file it is in
+        raise DefcheckError(f"{display_path(report_file)}: {error}") from None
     if format_name == "terminal":
         with output_console(settings, output) as console:
             loaded.to_terminal(console)

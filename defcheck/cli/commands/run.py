@@ -84,8 +84,9 @@ def run(settings: Settings, **params: Any) -> None:
     With a project file (defcheck.yaml, found by walking up from the working directory, or --config), its
     models, definitions and expectations are used. Exit codes: 0 every expectation holds and nothing differs
     from the baseline; 1 an expectation fails or a result differs from the baseline; 2 a usage, input or
-    plugin error, including a checker that raised (the other definitions are still evaluated and reported, and
-    every output is still written).
+    plugin error, including a checker that raised, ran past --checker-timeout or wrote to the weights, and a
+    plugin that failed to load (the other definitions are still evaluated and reported, and every output is
+    still written).
     """
     from defcheck.cli.output import report_plugin_problems
     from defcheck.cli.run_steps import check_models, plan_run
@@ -94,7 +95,7 @@ def run(settings: Settings, **params: Any) -> None:
     config = run_config(settings, params, device=params.pop("device"), tolerance=params.pop("tolerance"))
     session, plan, targets = plan_run(settings, config, params)
     statuses = check_models(settings, session, plan, targets, params)
-    if "error" in statuses:
+    if "error" in statuses or settings.extensions.problems:  # a plugin that failed to load checked nothing
         sys.exit(EXIT_ERROR)
     if "failed" in statuses:
         sys.exit(EXIT_FINDINGS)
