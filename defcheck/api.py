@@ -83,6 +83,7 @@ def check(
     definitions: Sequence[str] | None = None,
     *,
     seed: int = 0,
+    seeds: int = 1,
     paths: Sequence[str | Path] = (),
     include_builtin: bool = True,
     plugins: Sequence[Any] = (),
@@ -97,7 +98,8 @@ def check(
     ``concepts`` and ``definitions`` select what to evaluate (concept names, ``concept.definition`` ids; the
     definitions they refer to with ``with:`` come along); by default everything loaded. ``paths`` are extra
     concept files or folders, loaded with the built-in ones unless ``include_builtin=False``. ``plugins``
-    adds plugins: module names (as ``--plugin`` does) or plugin objects already in memory.
+    adds plugins: module names (as ``--plugin`` does) or plugin objects already in memory. ``seeds`` (as
+    ``--seeds``) draws every probe under the seeds ``seed`` to ``seed + seeds - 1`` and reports stability.
 
     Raises :class:`~defcheck.diagnostics.DefcheckError` before anything runs when the definitions have errors, a
     selected name is unknown, or the model has no token metadata and a selected definition runs a probe.
@@ -108,6 +110,7 @@ def check(
         concepts=concepts,
         definitions=definitions,
         seed=seed,
+        seeds=seeds,
         paths=paths,
         include_builtin=include_builtin,
         plugins=plugins,
@@ -123,6 +126,7 @@ def check(
         include_builtin=include_builtin,
         selection=(*(concepts or ()), *(definitions or ())),
         seed=seed,
+        seeds=seeds,
         batch_size=batch_size,
         plugin_modules=tuple(p for p in plugins if isinstance(p, str)),
     )
@@ -148,13 +152,16 @@ def _names(value: Any, what: str) -> None:
 def _check_arguments(**arguments: Any) -> None:
     """Refuse what ``defcheck run`` would refuse on its command line: a wrong type or a number out of range, as
     a :class:`DefcheckError` naming the argument (``TypeError`` and friends from deep inside are not for users)."""
-    from defcheck.session.config import MAX_SEED
+    from defcheck.session.config import MAX_SEED, MAX_SEEDS
 
     _names(arguments["concepts"], "concepts")
     _names(arguments["definitions"], "definitions")
     seed = arguments["seed"]
     if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
         raise DefcheckError(f"seed= must be an integer from 0 to 2**32 - 1, not {seed!r}")
+    seeds = arguments["seeds"]
+    if not _is_int(seeds) or not 1 <= seeds <= MAX_SEEDS:
+        raise DefcheckError(f"seeds= must be an integer from 1 to {MAX_SEEDS}, not {seeds!r}")
     batch = arguments["batch_size"]
     if batch is not None and (not _is_int(batch) or batch < 1):
         raise DefcheckError(f"batch_size= must be an integer >= 1 (or None: a whole probe), not {batch!r}")

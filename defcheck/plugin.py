@@ -19,10 +19,12 @@ from defcheck.engine.context import CheckContext
 from defcheck.engine.probe_data import ProbeBatch, ProbeRequest, probe_generator, probe_key
 from defcheck.engine.scores import NotApplicable, Scores, safe_ratio
 from defcheck.engine.units import Units
+from defcheck.files import check_regular_file, read_regular_file
 from defcheck.hooks.declarations import (
     FIT_POLICIES,
     ActivationsFunction,
     BuildFunction,
+    ChanceFunction,
     Checker,
     CheckpointsFunction,
     ConceptFolder,
@@ -53,6 +55,7 @@ __all__ = [
     "FIT_POLICIES",
     "ActivationsFunction",
     "BuildFunction",
+    "ChanceFunction",
     "CheckContext",
     "Checker",
     "CheckpointsFunction",
@@ -83,11 +86,13 @@ __all__ = [
     "Units",
     "WantsPrepareFunction",
     "build_bridge",
+    "check_regular_file",
     "did_you_mean",
     "display_path",
     "hookimpl",
     "probe_generator",
     "probe_key",
+    "read_regular_file",
     "safe_ratio",
 ]
 

@@ -405,6 +405,13 @@ def _json(value: torch.Tensor) -> float | None:
     return None if math.isnan(number) else number
 
 
+def chance_path_ablation(context: CheckContext) -> float:
+    """0: a candidate head whose keys (or queries) do not read the members' output loses nothing when that
+    output is ablated on the path (a null head's drop is zero; so is the drop of a head with no earlier member).
+    """
+    return 0.0
+
+
 def path_ablation_hooks(params: PathAblationParams, model: ModelView) -> list[str]:
     templates: tuple[str, ...] = (RESID_HOOK, Z_HOOK, PATTERN_HOOK)
     if unsupported(model) is None and model.positional == "rotary" and _native_rope(model) is None:
@@ -433,5 +440,6 @@ def defcheck_checkers() -> list[Checker]:
                 prepare=prepare_path_ablation,
                 wants_prepare=wants_mean_pass,
             ),
+            chance=chance_path_ablation,
         )
     ]

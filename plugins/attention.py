@@ -6,6 +6,7 @@ a target count, so a perfect induction head scores 1.0 on ``[BOS] + R + R``, not
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 
@@ -179,6 +180,33 @@ def chance_scores(model: ModelView, targets: torch.Tensor, bos: bool, params: Pa
     )
 
 
+def chance_attention_pattern(context: CheckContext) -> float | None:
+    """A head attending uniformly to every position it may attend to (causal: ``k <= q``), scored the same way
+    on the same probe (exact; 1 with ``relative_to: chance``).
+
+    Each sequence's uniform-attention share (:func:`chance_scores`), aggregated over sequences as the scores are
+    (``mean`` or ``min``).
+    """
+    params: PatternParams = context.params
+    probe = context.full_probe or context.probe
+    if params.relative_to == "chance":
+        return 1.0
+    if probe is None or probe.tokens is None:
+        return None
+    refuse_ahead_on_causal(params.pattern, context.model)
+    tokens = probe.tokens.cpu()
+    rows = max(1, 2**24 // max(1, tokens.shape[-1] ** 2))  # sequences at a time: [rows, q, k] stays small
+    per_sequence = torch.cat(
+        [
+            chance_scores(context.model, target_mask(params.pattern, part, probe.bos), probe.bos, params)
+            for part in tokens.split(rows)
+        ],
+        dim=1,
+    )
+    value = float(aggregate(per_sequence, probe, params.aggregate).flatten()[0])
+    return None if math.isnan(value) else value
+
+
 def refuse_ahead_on_causal(pattern: str, model: ModelView) -> None:
     """A target ahead of the query (``fixed_offset:K``, K < 0) cannot be attended under a causal mask."""
     match = _OFFSET.match(pattern)
@@ -240,5 +268,6 @@ def defcheck_checkers() -> list[Checker]:
             probe="required",
             activations=pattern_hooks,
             streamed=Streamed(step_attention_pattern, finish_attention_pattern),
+            chance=chance_attention_pattern,
         )
     ]

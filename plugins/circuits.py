@@ -299,6 +299,12 @@ def score_ov_copying(context: CheckContext) -> Scores:
     return scores
 
 
+def chance_eigenvalue(context: CheckContext) -> float:
+    """0 (exact): for random weights of the same shapes (any distribution symmetric about 0, e.g. i.i.d.
+    Gaussian), negating ``W_V`` (or ``W_Q``) negates every eigenvalue, so the ratio's mean is 0."""
+    return 0.0
+
+
 def _gram_norm(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """``||left @ right||_F`` for ``left [.., n, r]``, ``right [.., r, m]`` via ``tr(G_left G_right)`` (r x r)."""
     gram_left = left.transpose(-2, -1) @ left
@@ -432,6 +438,20 @@ def score_qk_positional(context: CheckContext) -> Scores:
     return Scores(on_target.mean(-1).float().cpu())
 
 
+def chance_qk_positional(context: CheckContext) -> float | None:
+    """Uniform attention (the positional QK circuit of a head that ignores position): the mean over the scored
+    query positions ``i`` of ``1 / (i + 1)`` (causal), or ``1 / P`` (bidirectional, ``P`` positions); exact."""
+    params: PositionalParams = context.params
+    view = context.model
+    size = params.max_position or min(view.n_ctx, 64)
+    causal = getattr(view.cfg, "attention_dir", "causal") != "bidirectional"
+    first, last = max(1, params.offset), size + min(0, params.offset)
+    queries = range(first if params.offset >= 0 else 0, last)
+    if not queries or size > view.n_ctx:
+        return None
+    return sum(1 / (i + 1) if causal else 1 / size for i in queries) / len(queries)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # composition
 
@@ -540,11 +560,19 @@ def composition_scores(
     return _composition(model_view, type, dtype or torch.float32)[0]
 
 
-@lru_cache(maxsize=32)
 def random_baseline(
     d_model: int, d_head: int, samples: int = BASELINE_SAMPLES, seed: int = 0, rank_a: int | None = None
 ) -> float:
-    """The mean composition score of random matrices with a head's shapes (SAMPLED, as ARENA 1.2 does).
+    """The mean composition score of random matrices with a head's shapes (:func:`random_composition_scores`)."""
+    return float(random_composition_scores(d_model, d_head, samples, seed, rank_a).mean())
+
+
+@lru_cache(maxsize=32)
+def random_composition_scores(
+    d_model: int, d_head: int, samples: int = BASELINE_SAMPLES, seed: int = 0, rank_a: int | None = None
+) -> torch.Tensor:
+    """The composition scores ``[samples]`` (float64) of random matrices with a head's shapes (SAMPLED, as ARENA
+    1.2 does); their mean is the random baseline.
 
     ``W_A = A_1 A_2^T`` and ``W_B = B_1 B_2^T`` with ``A_i, B_i [d_model, d_head]`` of i.i.d. uniform entries
     (ARENA uses ``kaiming_uniform_``; the ratio does not depend on the scale), ``samples`` draws from a
@@ -562,8 +590,16 @@ def random_baseline(
     product = ((g_a1 @ cross) * (cross @ g_b2)).sum((-2, -1))
     norm_a = (g_a1 * g_a2).sum((-2, -1))
     norm_b = (g_b1 * g_b2).sum((-2, -1))
-    scores = (product / (norm_a * norm_b)).sqrt()
-    return float(scores.mean())
+    return (product / (norm_a * norm_b)).sqrt()
+
+
+def expected_max(samples: torch.Tensor, k: int) -> float:
+    """The mean of the largest of ``k`` draws from the empirical distribution of ``samples`` (exact for it)."""
+    ordered = samples.double().sort().values
+    n = ordered.numel()
+    below = torch.arange(n + 1, dtype=torch.float64) / n
+    weights = below[1:].pow(k) - below[:-1].pow(k)  # P(the largest draw is the i-th smallest sample)
+    return float((ordered * weights).sum())
 
 
 # The matrix of the later head that composition reads the earlier head's output through, by type.
@@ -650,6 +686,36 @@ def score_composition(context: CheckContext) -> Scores:
             "partner_score": float(best_value.flatten()[index]),
         }
     return scores
+
+
+def chance_composition(context: CheckContext) -> float | None:
+    """Random matrices of the same shapes (the random baseline's 300 seeded draws) as head B and its partners,
+    aggregated as the scores are, for the head with the most earlier ``with:`` members (``k``): ``max``, the
+    mean of the best of ``k`` random scores (0 with ``subtract`` and 1 with ``divide`` for ``k = 1``, above
+    for more); ``sum``, ``k`` times the baseline (0 with ``subtract``, ``k`` with ``divide``);
+    ``joint``/``weighted``, the baseline of the partners' summed rank (0 / 1). Unknown without an earlier member.
+
+    Subtracting the baseline puts one random partner at 0, dividing by it at 1; ``none`` gives the raw value.
+    """
+    params: CompositionParams = context.params
+    view = context.model
+    members = context.related_mask()
+    before = members.sum(1).cumsum(0) - members.sum(1)  # members in earlier layers, per layer
+    k = int(before.max()) if before.numel() else 0
+    if k == 0:
+        return None
+    if params.aggregate in ("joint", "weighted"):
+        rank = min(view.d_model, k * view.d_head)
+        raw = random_baseline(view.d_model, view.d_head, seed=context.seed, rank_a=rank)
+        baseline = raw
+    else:
+        samples = random_composition_scores(view.d_model, view.d_head, seed=context.seed)
+        baseline = float(samples.mean())
+        raw = expected_max(samples, k) if params.aggregate == "max" else k * baseline
+    if params.baseline == "none":
+        return raw
+    partners = 1 if params.aggregate != "sum" else k
+    return raw - partners * baseline if params.baseline == "subtract" else raw / baseline
 
 
 def joint_composition_ratios(
@@ -764,6 +830,7 @@ def defcheck_checkers() -> list[Checker]:
             "(1: copying, -1: anti-copying)",
             source=source,
             params=EigenParams,
+            chance=chance_eigenvalue,
         ),
         Checker(
             "qk_eigenvalue",
@@ -773,6 +840,7 @@ def defcheck_checkers() -> list[Checker]:
             "(positive: attends to tokens equal to the query token)",
             source=source,
             params=EigenParams,
+            chance=chance_eigenvalue,
         ),
         Checker(
             "qk_positional",
@@ -781,6 +849,7 @@ def defcheck_checkers() -> list[Checker]:
             summary="Mean attention on position i - offset from positional embeddings alone (1: previous token)",
             source=source,
             params=PositionalParams,
+            chance=chance_qk_positional,
         ),
         Checker(
             "composition",
@@ -791,5 +860,6 @@ def defcheck_checkers() -> list[Checker]:
             source=f"{source}; ARENA 1.2 for the random baseline",
             params=CompositionParams,
             relation="required",
+            chance=chance_composition,
         ),
     ]

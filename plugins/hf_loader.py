@@ -15,6 +15,7 @@ checkpoint lacks (a ``BertModel`` saved without its masked-LM head) are listed i
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,17 @@ from defcheck._lazy import torch  # not the contract: how the built-ins defer im
 
 # Not the contract: shared with the built-in loaders (the same weights_only reader and its refusal message).
 from defcheck.models.loading import jsonable, read_state_dict, resolve_device, token_space
-from defcheck.plugin import DefcheckError, ModelLoader, ModelView, display_path, hookimpl
+from defcheck.plugin import (
+    DefcheckError,
+    ModelLoader,
+    ModelView,
+    check_regular_file,
+    display_path,
+    hookimpl,
+    read_regular_file,
+)
+
+MAX_JSON_BYTES = 64 * 2**20  # config.json, a shard index
 
 # The weight files of a folder, in the order transformers prefers them.
 WEIGHT_FILES = (
@@ -103,6 +114,7 @@ def load_folder(folder: Path, reference: str, options: dict[str, Any]) -> ModelV
     """The model in a Hugging Face folder as a ModelView, with its tokenizer's metadata and untrained parts."""
     shown = display_path(folder)
     device = resolve_device(options)
+    _regular_files_only(folder)
     raw = _read_raw_config(folder, shown)
     weights, fmt = _weights_file(folder, shown)
     state = _read_weights(folder, weights, fmt)
@@ -131,13 +143,25 @@ def load_folder(folder: Path, reference: str, options: dict[str, Any]) -> ModelV
 # -- the folder's files -------------------------------------------------------------------------------
 
 
+def _regular_files_only(folder: Path) -> None:
+    """Refuse a folder holding a FIFO, a device or a socket where transformers would read a file (it would block
+    on a FIFO, and never finish ``/dev/zero``): every entry is a regular file or a folder."""
+    for entry in sorted(folder.iterdir()):
+        try:
+            mode = entry.stat().st_mode
+        except OSError:  # a broken link: transformers does not read it either
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            check_regular_file(entry, "in the model folder, the file")
+
+
 def _read_raw_config(folder: Path, shown: str) -> dict[str, Any]:
     """``config.json`` as a dict, or one sentence saying what is wrong with it."""
     path = folder / "config.json"
-    if not path.is_file():
+    if not path.exists():
         raise DefcheckError(f"{shown} is not a Hugging Face model folder: it has no config.json")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_file(path, MAX_JSON_BYTES, "the model config").decode("utf-8"))
     except json.JSONDecodeError as error:
         raise DefcheckError(
             f"{shown}/config.json is not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
@@ -176,7 +200,7 @@ def _shards(folder: Path, index: Path) -> list[Path]:
     """The shard files a ``*.index.json`` lists, each checked to be in the folder."""
     shown = display_path(index)
     try:
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        weight_map = json.loads(read_regular_file(index, MAX_JSON_BYTES, "the shard index"))["weight_map"]
         names = sorted(set(weight_map.values()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise DefcheckError(f"{shown} is not a shard index (a JSON object with a 'weight_map')") from None
@@ -192,6 +216,7 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    check_regular_file(path, "the weights file")  # safetensors opens it itself: a FIFO would block
     try:
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as error:

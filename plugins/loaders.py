@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 from defcheck_plugins.constructed import CONSTRUCTED, constructed_names
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
+from defcheck.models.checks import check_state_size  # not the contract: as above, the core's config checks
 
 # Not the contract: the built-in loaders share these checkpoint helpers with the core's load_model (its messages
 # and TransformerLens 3 conversion); a third-party loader builds its model with build_bridge and ModelView.
@@ -62,6 +63,7 @@ def _from_files(
     fields, block = bridge_config(config, config_shown)
     if state is None:
         state = read_state_dict(weights)
+    check_state_size(fields, state, config_shown, shown)  # before a config's sizes are allocated
     model = build_native(fields, config_shown)
     fmt = load_weights(model, state, shown, config_shown)
     if device != "cpu":

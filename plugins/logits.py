@@ -460,6 +460,19 @@ def finish_direct_logit_attribution(context: CheckContext, partials: list[torch.
     return scores
 
 
+def chance_copying(context: CheckContext) -> float:
+    """0 (exact): a head whose logit effect from a source is unrelated to that source's token (a shuffled unit:
+    the same effects, tokens permuted) scores 0 on average, since the cosines with every token's centered
+    one-hot, and the shares of the raise minus those of the lowering, sum to 0 over the vocabulary."""
+    return 0.0
+
+
+def chance_direct_logit_attribution(context: CheckContext) -> float:
+    """0 (exact): the effect is centered over the vocabulary, so a head whose effect is unrelated to the next
+    token (a shuffled unit), like a zero one, scores 0 on average."""
+    return 0.0
+
+
 def dla_hooks(params: DLAParams, model: ModelView) -> list[str]:
     refuse_dla(model)  # before the forward pass: a model it cannot score costs no pass
     return logit_hooks(model, pattern=False)
@@ -480,6 +493,7 @@ def defcheck_checkers() -> list[Checker]:
             probe="required",
             activations=copying_hooks,
             streamed=Streamed(step_copying, finish_copying),
+            chance=chance_copying,
         ),
         Checker(
             "direct_logit_attribution",
@@ -492,5 +506,6 @@ def defcheck_checkers() -> list[Checker]:
             probe="required",
             activations=dla_hooks,
             streamed=Streamed(step_direct_logit_attribution, finish_direct_logit_attribution),
+            chance=chance_direct_logit_attribution,
         ),
     ]

@@ -58,6 +58,7 @@ from defcheck.plugin import CheckContext, Checker, ModelView, NotApplicable, Sco
 POST_HOOK = "blocks.{}.mlp.hook_post"
 EPS = 1e-6
 READ_CHUNK = 4096  # tokens per step of embedding_read (a GPT-2 vocabulary in 13 steps)
+RANDOM_DIRECTIONS = 128  # random input directions whose mean read is embedding_read's chance level
 
 
 class SelectivityParams(BaseModel):
@@ -316,6 +317,50 @@ def _embedding_read(context: CheckContext) -> Scores:
     return scores
 
 
+def _selectivity_chance(context: CheckContext) -> float | None:
+    """A neuron whose response does not depend on the token (every token alike): ``1/V`` for share (V: the
+    tokens counted on the probe), 0 for selectivity. Its score itself is undefined (0/0); one with a little
+    token-independent noise scores somewhat above this, so treat it as a floor."""
+    params: SelectivityParams = context.params
+    if params.measure == "selectivity":
+        return 0.0
+    counted = int(_counted_ids(context, params.min_count).numel())
+    return 1.0 / counted if counted >= 2 else None
+
+
+def _read_chance(context: CheckContext) -> float:
+    """The mean score of random input directions (128 i.i.d. Gaussian ones, seeded by the run's
+    seed; centered for LayerNorm) against the model's own token embeddings, read as layer 0's MLP reads them:
+    about ``2 ln V / V`` for share."""
+    params: ReadParams = context.params
+    model = context.model
+    refuse_unreadable(model)
+    ids = _usable(context)
+    chain = _post_ln_chain(model)
+    centered = model.normalization in ("LN", "LNPre")
+    generator = torch.Generator().manual_seed(context.seed)
+    directions = torch.randn(RANDOM_DIRECTIONS, model.d_model, generator=generator)
+    if centered:
+        directions = directions - directions.mean(-1, keepdim=True)
+    directions = directions / directions.norm(dim=-1, keepdim=True).clamp_min(EPS)
+    best = torch.full((RANDOM_DIRECTIONS,), -2.0)
+    squares = torch.zeros(RANDOM_DIRECTIONS, dtype=torch.float64)
+    for chunk in ids.split(READ_CHUNK):
+        embedding = model.weight("W_E")[chunk.to(model.weight("W_E").device)].float().cpu()
+        if chain is not None:  # post-LN: as layer 0's MLP norm receives it
+            embedding = _through_norms(embedding, [None if w is None else w.cpu() for w in chain])[0]
+        if centered:
+            embedding = embedding - embedding.mean(-1, keepdim=True)
+        embedding = embedding / embedding.norm(dim=-1, keepdim=True).clamp_min(EPS)
+        cosines = directions @ embedding.T  # [directions, c]
+        best = torch.maximum(best, cosines.max(-1).values)
+        squares += cosines.double().pow(2).sum(-1)
+    if params.measure == "cosine":
+        return float(best.mean())
+    shares = torch.where(best > 0, best.double().pow(2) / squares.clamp_min(EPS), torch.zeros_like(squares))
+    return float(shares.mean())
+
+
 def _token_evidence(context: CheckContext, token: torch.Tensor) -> dict[str, dict[str, Any]]:
     """``{unit: {"token": id}}``: the token each neuron's score is about."""
     names = context.unit_names()
@@ -336,6 +381,7 @@ def defcheck_checkers() -> list[Checker]:
             probe="required",
             activations=_post_hooks,
             streamed=Streamed(_selectivity_step, _selectivity_finish),
+            chance=_selectivity_chance,
         ),
         Checker(
             "embedding_read",
@@ -345,5 +391,6 @@ def defcheck_checkers() -> list[Checker]:
             summary="How much an MLP neuron's input weights read one token's embedding (direct path through ln2)",
             source="Elhage et al. 2021 (direct path); Gurnee et al. 2023 (single-token detector neurons)",
             params=ReadParams,
+            chance=_read_chance,
         ),
     ]

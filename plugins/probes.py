@@ -23,9 +23,13 @@ from defcheck.plugin import (
     ProbeBatch,
     ProbeRequest,
     TokenSpace,
+    display_path,
     hookimpl,
     probe_generator,
+    read_regular_file,
 )
+
+MAX_TOKEN_FILE_BYTES = 64 * 2**20
 
 
 class _Params(BaseModel):
@@ -77,7 +81,10 @@ class RandomParams(_Params):
 
 
 class FileParams(_Params):
-    path: str = Field(description="A text file (needs the model's tokenizer) or whitespace-separated token ids.")
+    path: str = Field(
+        description="A text file (needs the model's tokenizer) or whitespace-separated token ids, relative to the "
+        "concept file; inside the project unless --allow-outside-files."
+    )
     length: int = Field(64, ge=2, description="Tokens per sequence; the file is cut into chunks of this size.")
     n: int | None = Field(None, ge=1, description="At most this many sequences.")
     bos: bool | None = None
@@ -207,11 +214,10 @@ def build_file(request: ProbeRequest) -> ProbeBatch:
     """A user's text or token ids from a local file, cut into sequences of ``length`` tokens."""
     params: FileParams = request.params
     space = request.vocabulary()
-    path = Path(params.path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise DefcheckError(f"token_file: cannot read {path}: {error.strerror or error}") from error
+    path = request.path(params.path, "token_file")  # relative to the concept file; inside the project
+    raw = read_regular_file(path, MAX_TOKEN_FILE_BYTES, "token_file: the file")  # not a FIFO or /dev/zero
+    text = raw.decode("utf-8", errors="replace")
+    path = Path(display_path(path))  # messages name it as the user would type it
     words = text.split()
     if words and all(word.lstrip("-").isdigit() for word in words):
         ids = torch.tensor([int(word) for word in words])
@@ -248,5 +254,12 @@ def defcheck_probes() -> list[Probe]:
             fit="shorten",
         ),
         Probe("random_tokens", build_random, RandomParams, "Uniformly random tokens", fit="shorten"),
-        Probe("token_file", build_file, FileParams, "A user's text or token ids from a local file", fit="shorten"),
+        Probe(
+            "token_file",
+            build_file,
+            FileParams,
+            "A user's text or token ids from a local file",
+            fit="shorten",
+            reads_files=True,
+        ),
     ]

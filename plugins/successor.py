@@ -173,6 +173,27 @@ def finish_successor_logits(context: CheckContext, partials: list[torch.Tensor])
     return Scores(torch.cat(partials, dim=1).mean(1))
 
 
+def chance_ov_successor(context: CheckContext) -> float:
+    """A head whose OV logits over a group are unrelated to the tokens (a random argmax) picks the successor of
+    a token in a group of ``n`` with probability ``1/n``: the mean of ``1/n`` over the scored tokens (exact)."""
+    groups = ordinal_groups(getattr(context.model.model, "tokenizer", None))
+    counted = sum(len(group) - 1 for group in groups)
+    if not counted:
+        raise NotApplicable("no ordinal group with a successor")
+    return sum((len(group) - 1) / len(group) for group in groups) / counted
+
+
+def chance_successor_logits(context: CheckContext) -> float | None:
+    """A head whose logit effect is unrelated to the tokens (a random argmax among the sequence's ``n`` group
+    tokens) favors the successor with probability ``1/n``: the mean of ``1/n`` over the probe's sequences
+    (exact)."""
+    probe = context.full_probe or context.probe
+    if probe is None or "groups" not in probe.info:
+        return None
+    sizes = [len(probe.info["groups"][int(index)]) for index in probe.info["group"].tolist()]
+    return sum(1 / size for size in sizes) / len(sizes) if sizes else None
+
+
 def _refuse_logits(view: ModelView) -> None:
     """successor_logits reads the logits of input ids: not applicable without a trained unembedding and final norm
     or where the output vocabulary is another space (Tracr)."""
@@ -196,6 +217,7 @@ def defcheck_checkers() -> list[Checker]:
             summary="Share of ordinal tokens the OV circuit maps to their successor",
             source="Gould et al. 2023, Successor Heads",
             params=SuccessorParams,
+            chance=chance_ov_successor,
         ),
         Checker(
             "successor_logits",
@@ -207,6 +229,7 @@ def defcheck_checkers() -> list[Checker]:
             probe="required",
             activations=_hooks,
             streamed=Streamed(step_successor_logits, finish_successor_logits),
+            chance=chance_successor_logits,
         ),
     ]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import gzip
+import io
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,17 @@ from defcheck_plugins.probes import _draw_key, _Params, _shortened, _use_bos, _w
 from pydantic import Field, field_validator
 
 from defcheck._lazy import torch  # not the contract: how the built-ins defer importing torch to first use
-from defcheck.plugin import DefcheckError, NotApplicable, Probe, ProbeBatch, ProbeRequest, hookimpl, probe_generator
+from defcheck.plugin import (
+    DefcheckError,
+    NotApplicable,
+    Probe,
+    ProbeBatch,
+    ProbeRequest,
+    display_path,
+    hookimpl,
+    probe_generator,
+    read_regular_file,
+)
 
 BUILTIN = "builtin"
 CORPUS_PACKAGE = "defcheck_plugins.corpus"
@@ -54,40 +65,48 @@ class RepeatedTextParams(_Params):
 # -- the corpus --------------------------------------------------------------------------------------------
 
 
-def corpus_files(corpus: str) -> list[Path]:
-    """The files a ``corpus`` parameter names, sorted; a DefcheckError when it names none."""
+def corpus_files(corpus: str, request: ProbeRequest | None = None) -> list[Path]:
+    """The files a ``corpus`` parameter names, sorted; a DefcheckError when it names none. Relative to the concept
+    file that asks for it and inside the project (``request.path``; without a request: the working directory)."""
     if corpus == BUILTIN:
         with resources.as_file(resources.files(CORPUS_PACKAGE).joinpath(BUILTIN_FILE)) as path:
             return [Path(path)]
-    path = Path(corpus).expanduser()
+    path = request.path(corpus, "text corpus") if request is not None else Path(corpus).expanduser()
     if path.is_dir():
         files = sorted(item for item in path.rglob("*.txt") if item.is_file())
         if not files:
             raise DefcheckError(f"text corpus: the folder {corpus} holds no .txt files")
-        return files
-    if path.is_file():
-        return [path]
-    if any(char in corpus for char in "*?["):
-        files = sorted(Path(item) for item in glob.glob(corpus, recursive=True) if Path(item).is_file())
+    elif path.exists():
+        files = [path]  # a FIFO or a device too: read_regular_file says what it is
+    elif any(char in corpus for char in "*?["):
+        files = sorted(Path(item) for item in glob.glob(str(path), recursive=True) if Path(item).is_file())
         if not files:
             raise DefcheckError(f"text corpus: the pattern {corpus} matches no file")
-        return files
-    raise DefcheckError(f"text corpus: {corpus} does not exist (give a file, a folder, a glob or 'builtin')")
+    else:
+        raise DefcheckError(f"text corpus: {corpus} does not exist (give a file, a folder, a glob or 'builtin')")
+    if request is not None:  # a link in a folder, or a glob, may lead out of the project
+        for item in files:
+            request.inside(item, "text corpus")
+    return files
+
+
+def corpus_text(corpus: str, request: ProbeRequest | None = None) -> str:
+    """The corpus's text, its files joined by newlines (gzip files read decompressed)."""
+    return _corpus_text(corpus, tuple(corpus_files(corpus, request)))
 
 
 @lru_cache(maxsize=4)
-def corpus_text(corpus: str) -> str:
-    """The corpus's text, its files joined by newlines (gzip files read decompressed)."""
+def _corpus_text(corpus: str, files: tuple[Path, ...]) -> str:
     parts = []
     size = 0
-    for path in corpus_files(corpus):
-        if not path.is_file():  # a FIFO or device named like a text file
-            raise DefcheckError(f"text corpus: {path} is not a regular file")
-        try:
-            data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-        except (OSError, EOFError, gzip.BadGzipFile) as error:
-            reason = getattr(error, "strerror", None) or error
-            raise DefcheckError(f"text corpus: cannot read {path}: {reason}") from None
+    for path in files:
+        room = MAX_CORPUS_BYTES - size
+        data = read_regular_file(path, room, "text corpus: the file")  # not a FIFO, not /dev/zero
+        if path.suffix == ".gz":
+            try:  # at most ``room`` bytes decompressed: a small gzip file may hold gigabytes
+                data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(room + 1)
+            except (OSError, EOFError) as error:
+                raise DefcheckError(f"text corpus: cannot read {display_path(path)}: {error}") from None
         size += len(data)
         if size > MAX_CORPUS_BYTES:
             raise DefcheckError(f"text corpus: {corpus} holds more than {MAX_CORPUS_BYTES // 2**20} MB of text")
@@ -106,7 +125,7 @@ def byte_level(model: Any) -> bool:
 
 def corpus_ids(request: ProbeRequest, corpus: str) -> torch.Tensor:
     """The corpus as the model's token ids: bytes for a byte-level model, else the model's tokenizer."""
-    text = corpus_text(corpus)
+    text = corpus_text(corpus, request)
     if byte_level(request.model):
         ids = torch.frombuffer(bytearray(text.encode("utf-8")), dtype=torch.uint8).long()
     elif request.tokenizer is not None:
@@ -209,6 +228,7 @@ def defcheck_probes() -> list[Probe]:
             TextParams,
             "Windows of real text (a corpus file, folder, glob or the built-in)",
             fit="shorten",
+            reads_files=True,
         ),
         Probe(
             "repeated_text",
@@ -216,5 +236,6 @@ def defcheck_probes() -> list[Probe]:
             RepeatedTextParams,
             "A segment of real text repeated: [text][S][S] (Olsson et al.'s repeated natural text)",
             fit="shorten",
+            reads_files=True,
         ),
     ]

@@ -182,6 +182,17 @@ def score_ablation_loss(context: CheckContext) -> Scores:
     return Scores(ablated - clean)
 
 
+def chance_in_context_learning(context: CheckContext) -> float:
+    """0: a model that makes no use of the context predicts the late token as well as the early one."""
+    return 0.0
+
+
+def chance_ablation_loss(context: CheckContext) -> float:
+    """0: mean-ablating a head whose output nothing downstream reads leaves every loss (and so each measure) as
+    it was."""
+    return 0.0
+
+
 def z_hooks(params: Any, model: ModelView) -> list[str]:
     return [Z_HOOK.format(layer) for layer in range(model.n_layers)]
 
@@ -199,6 +210,7 @@ def defcheck_checkers() -> list[Checker]:
             source="Olsson et al. 2022, In-context Learning and Induction Heads (the in-context learning score)",
             params=ICLParams,
             probe="required",
+            chance=chance_in_context_learning,
         ),
         Checker(
             "ablation_loss",
@@ -210,5 +222,6 @@ def defcheck_checkers() -> list[Checker]:
             params=AblationParams,
             probe="required",
             activations=z_hooks,
+            chance=chance_ablation_loss,
         ),
     ]

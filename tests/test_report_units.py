@@ -55,7 +55,7 @@ def test_html_wraps_a_wide_grid_and_keeps_heads_as_they_were(neuron_report):
     assert section.count('class="dc-cells dc-wide"') == 4
     assert "<th>0:0-31</th>" in section and "<th>1:224-255</th>" in section
     heads = html.split('id="concept-previous_token_head"')[1].split('id="concept-')[0]
-    assert "dc-wide" not in heads and "<th>7</th>" in heads
+    assert "dc-wide" not in heads and "<th>H7</th>" in heads and "<th>L1</th>" in heads  # labelled axes
 
 
 def test_markdown_lists_the_neurons_that_matter_instead_of_a_256_column_grid(neuron_report):

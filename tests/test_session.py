@@ -175,7 +175,8 @@ def test_the_sweep_core_reads_no_plugin_package_and_its_modules_are_small():
     assert not (ROOT / "defcheck" / "sweep" / "core.py").exists()
     from defcheck.sweep import atomic_write, build_summary, run_sweep, summary_json
 
-    assert atomic_write.__module__ == "defcheck.sweep.store" and run_sweep.__module__ == "defcheck.sweep.driver"
+    # the sweep's writer is the one every command uses (defcheck.files), re-exported by the store
+    assert atomic_write.__module__ == "defcheck.files" and run_sweep.__module__ == "defcheck.sweep.driver"
     assert build_summary.__module__ == summary_json.__module__ == "defcheck.sweep.summary"
     assert "from defcheck.sweep.store import atomic_write" in (ROOT / "defcheck/sweep/plots.py").read_text()
 
@@ -261,3 +262,15 @@ def test_sweep_options_take_the_old_keywords_for_one_release():
     with pytest.warns(DeprecationWarning, match=r"SweepOptions\(seed=, selection=\) is deprecated"):
         old = SweepOptions(seed=1, selection=["induction_head"])
     assert old.config == RunConfig(seed=1, selection=("induction_head",)) and old.threads == 1
+
+
+def test_a_project_file_without_models_checks_the_default_model(tmp_path, monkeypatch):
+    """docs/ci.md: `models:` defaults to builtin:toy-induction; a project file without it must not check nothing."""
+    from defcheck.session.session import DEFAULT_MODEL
+
+    _project(tmp_path, "seed: 3\n")
+    monkeypatch.chdir(tmp_path)
+    session = Session(RunConfig.resolve())
+    assert session.project is not None
+    assert [target.reference for target in session.models()] == [DEFAULT_MODEL]
+    assert [target.reference for target in session.models("builtin:toy-mlp")] == ["builtin:toy-mlp"]

@@ -15,6 +15,11 @@ A baseline is a JSON report written by ``defcheck run --write-baseline FILE`` (t
 
 A score ``old -> new`` has moved when ``|new - old| > tolerance * max(1, |old|)``: an absolute tolerance for
 scores up to 1 and a relative one above. Members and categories are compared exactly.
+
+Stability (``--seeds K``): a unit that joined or left a definition, or moved between the overlap's categories,
+while it is unstable across the probe seeds in either report (its definition's or overlap's ``stability``
+lists it) is not a difference: the change is within noise. It is named in ``ignored`` instead, unless
+``strict_stability`` (``--strict-stability``) counts it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 
 from defcheck.ci.project import DEFAULT_TOLERANCE
 from defcheck.diagnostics import DefcheckError, display_path
+from defcheck.files import MAX_REPORT_BYTES, FileProblem, read_regular_file
 
 KINDS = ("run", "concept", "definition", "members", "scores", "overlap")
 SHAPE = ("n_layers", "n_heads", "d_model", "d_head", "d_vocab", "n_ctx")
@@ -73,13 +79,13 @@ def load_baseline(path: Path) -> dict[str, Any]:
     from defcheck.report.json import loads
 
     shown = display_path(path)
-    if not path.is_file():
+    if path.is_dir() or not path.exists():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise DefcheckError(f"the baseline {shown} {what}; write one with `defcheck run --write-baseline {shown}`")
-    try:
-        text = path.read_bytes()
-    except OSError as error:
-        raise DefcheckError(f"cannot read the baseline {shown}: {error.strerror or error}") from None
+    try:  # a regular file only, read with a limit (a FIFO would block, /dev/zero never ends)
+        text = read_regular_file(path, MAX_REPORT_BYTES, "the baseline")
+    except FileProblem as error:
+        raise DefcheckError(f"cannot read the baseline {shown}: {error.strerror or 'it ' + error.reason}") from None
     try:
         return loads(text)
     except DefcheckError as error:
@@ -133,12 +139,15 @@ def diff_reports(
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     selection: Iterable[str] | None = None,
+    strict_stability: bool = False,
+    ignored: list[str] | None = None,
 ) -> list[Difference]:
     """What differs between the ``old`` (baseline) and ``new`` report documents.
 
     ``selection`` (``--concept``: concept names or ``concept.definition`` ids) limits the comparison to them, so
     that a partial run does not report everything else as removed. A selected definition is compared alone;
-    its concept's overlap only when the whole concept is selected.
+    its concept's overlap only when the whole concept is selected. Changes of unstable memberships are left out
+    (and described in ``ignored``, when given) unless ``strict_stability``.
     """
     out: list[Difference] = []
     if old.get("seed") != new.get("seed"):
@@ -171,7 +180,90 @@ def diff_reports(
         if whole is not None and name not in whole:
             only = {item.partition(".")[2] for item in chosen or () if item.partition(".")[0] == name}
         out += _diff_concept(name, before, after, tolerance, only)
+    if not strict_stability:
+        kept = [_stable_part(d, old_concepts, new_concepts, ignored) for d in out]
+        out = [d for d in kept if d is not None]
     return out
+
+
+def _unstable(concepts: Mapping[str, Any], difference: Difference) -> set[str]:
+    """The units a report marks unstable where ``difference`` is (a definition's, or a concept's overlap)."""
+    concept = concepts.get(difference.concept or "") or {}
+    if difference.definition is not None:
+        place = (concept.get("definitions") or {}).get(difference.definition) or {}
+    else:
+        place = concept.get("overlap") or {}
+    return set((place.get("stability") or {}).get("unstable") or [])
+
+
+def _stable_part(
+    difference: Difference,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    ignored: list[str] | None,
+) -> Difference | None:
+    """``difference`` without its changes of units unstable in either report (``None``: nothing was left); what
+    was left out is described in ``ignored``."""
+    if difference.kind not in ("members", "overlap"):
+        return difference
+    unstable = _unstable(old, difference) | _unstable(new, difference)
+    details: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in difference.details.items()}
+    changes = [details] if difference.kind == "members" else [details.get(c) for c in CATEGORIES]
+    dropped: list[str] = []
+    for change in changes:
+        if isinstance(change, dict):
+            for side in ("added", "removed"):
+                dropped += [unit for unit in change[side] if unit in unstable]
+                change[side] = [unit for unit in change[side] if unit not in unstable]
+    if not dropped:
+        return difference
+    if ignored is not None:
+        units = list(dict.fromkeys(dropped))
+        verb = "is" if len(units) == 1 else "are"
+        ignored.append(
+            f"{difference.subject}: {_units(units)} changed membership but {verb} unstable across the probe seeds "
+            "(--strict-stability counts such changes)"
+        )
+    if difference.kind == "members":
+        added, removed = details["added"], details["removed"]
+        if not added and not removed:
+            return None
+        return Difference("members", _members_text(added, removed), difference.concept, difference.definition, details)
+    for category in CATEGORIES:
+        change = details.get(category)
+        if isinstance(change, dict) and not change["added"] and not change["removed"]:
+            del details[category]
+    message = _overlap_text(details)
+    return Difference("overlap", message, difference.concept, details=details) if message else None
+
+
+def _members_text(added: list[str], removed: list[str]) -> str:
+    parts = []
+    if added:
+        parts.append(f"+{len(added)} ({_units(added)})")
+    if removed:
+        parts.append(f"-{len(removed)} ({_units(removed)})")
+    return f"members {' '.join(parts)}"
+
+
+def _overlap_text(details: Mapping[str, Any]) -> str:
+    """The message of an overlap difference from its details (categories' changes, metrics' old and new)."""
+    parts: list[str] = []
+    for category in CATEGORIES:
+        change = details.get(category)
+        if change:
+            added, removed = change["added"], change["removed"]
+            moves = " ".join(
+                part
+                for part in (f"+{_units(added)}" if added else "", f"-{_units(removed)}" if removed else "")
+                if part
+            )
+            parts.append(f"{category.replace('_', ' ')} {moves}")
+    for metric in METRICS:
+        if metric in details:
+            before, after = details[metric]
+            parts.append(f"{metric} {_num(before)} -> {_num(after)}")
+    return "; ".join(parts)
 
 
 def _diff_concept(
@@ -247,12 +339,7 @@ def _diff_definition(
     if before_members is not None and after_members is not None and before_members != after_members:
         added = [u for u in after_members if u not in before_members]
         removed = [u for u in before_members if u not in after_members]
-        parts = []
-        if added:
-            parts.append(f"+{len(added)} ({_units(added)})")
-        if removed:
-            parts.append(f"-{len(removed)} ({_units(removed)})")
-        add("members", f"members {' '.join(parts)}", added=added, removed=removed)
+        add("members", _members_text(added, removed), added=added, removed=removed)
     return out
 
 
@@ -281,28 +368,20 @@ def _diff_overlap(
     if old is None or new is None:
         state = "now has an overlap" if old is None else "no longer has an overlap"
         return [Difference("overlap", state, concept, details={"old": old is not None, "new": new is not None})]
-    parts: list[str] = []
     details: dict[str, Any] = {}
     for category in CATEGORIES:
         before, after = old.get(category, []), new.get(category, [])
         if before != after:
             added = [u for u in after if u not in before]
             removed = [u for u in before if u not in after]
-            change = " ".join(
-                part
-                for part in (f"+{_units(added)}" if added else "", f"-{_units(removed)}" if removed else "")
-                if part
-            )
-            parts.append(f"{category.replace('_', ' ')} {change}")
             details[category] = {"added": added, "removed": removed}
     for metric in METRICS:
         before, after = old.get(metric), new.get(metric)
         if moved(before, after, tolerance):
-            parts.append(f"{metric} {_num(before)} -> {_num(after)}")
             details[metric] = [before, after]
-    if not parts:
+    if not details:
         return []
-    return [Difference("overlap", "; ".join(parts), concept, details=details)]
+    return [Difference("overlap", _overlap_text(details), concept, details=details)]
 
 
 def diff_text(differences: list[Difference], baseline: str) -> list[str]:

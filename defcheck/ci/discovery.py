@@ -8,6 +8,7 @@ from pathlib import Path
 
 from defcheck.ci.project_schema import PROJECT_FILE_NAMES
 from defcheck.diagnostics import DefcheckError
+from defcheck.files import open_regular_file
 
 
 def find_project(start: Path | None = None) -> Path | None:
@@ -47,11 +48,12 @@ def looks_like_concept_file(path: Path) -> bool:
 
     from defcheck.language.yaml_source import compose_documents
 
-    try:
-        raw = path.read_bytes()
-    except OSError:
+    try:  # a regular file only (a FIFO would block): one that is not counts, and read_yaml says why
+        with open_regular_file(path) as handle:
+            raw = handle.read(1_000_000)
+    except (DefcheckError, OSError):
         return True
-    text = raw[:1_000_000].decode("utf-8-sig", errors="replace")
+    text = raw.decode("utf-8-sig", errors="replace")
     if not text.strip() or b"\x00" in raw:
         return True
 

@@ -244,11 +244,61 @@ def _membership(
             if unit not in wanted:
                 wrong.append(f"{unit} is {category.replace('_', ' ')}{_why(concept, unit)}")
         result.details = {"categories": found}
+    if (spec.stable or spec.min_share is not None) and not _stability(spec, concept, data, result, wrong):
+        return
     if wrong:
         result.status = "failed"
         result.message = "; ".join(wrong)
     else:
         result.message = "holds"
+
+
+def _stability(
+    spec: MembershipExpectation,
+    concept: Mapping[str, Any],
+    data: Mapping[str, Any],
+    result: ExpectationResult,
+    wrong: list[str],
+) -> bool:
+    """Add to ``wrong`` each unit that is not where it should be in enough probe seeds (``stable``: all of them;
+    ``min_share``: that share). ``False`` (the result an error) when the report cannot say: one seed only."""
+    seeds = len(data.get("seeds") or [])
+    if seeds < 2:
+        result.status = "error"
+        result.message = (
+            "stability needs a run with several probe seeds (--seeds K, or seeds: in the project file); this "
+            "report has one"
+        )
+        return False
+    if spec.definition is not None:
+        stability = concept["definitions"][spec.definition.partition(".")[2]].get("stability")
+        if stability is None:
+            result.status = "error"
+            result.message = f"{spec.definition} was not evaluated in every probe seed: its stability is unknown"
+            return False
+        needed = 1.0 if spec.stable else float(spec.min_share or 1.0)
+        want = spec.member is not False
+        shares = {unit: float(stability["share"].get(unit, 0.0)) for unit in spec.units}
+        for unit, share in shares.items():
+            held = share if want else 1.0 - share
+            if held < needed:
+                where = "a member" if want else "not a member"
+                wrong.append(f"{unit} is {where} in {held:.0%} of the {seeds} probe seeds, needs {needed:.0%}")
+        result.details["share"] = shares
+        return True
+    overlap_stability = (concept.get("overlap") or {}).get("stability")
+    if overlap_stability is None:
+        result.status = "error"
+        result.message = f"{spec.concept}'s kinds were not compared in every probe seed: its stability is unknown"
+        return False
+    unstable = set(overlap_stability["unstable"])
+    wrong += [
+        f"{unit} is unstable: its category changes between the {seeds} probe seeds"
+        for unit in spec.units
+        if unit in unstable
+    ]
+    result.details["unstable"] = [unit for unit in spec.units if unit in unstable]
+    return True
 
 
 def _criterion_reason(definition: Mapping[str, Any], unit: str) -> str:

@@ -83,7 +83,7 @@ def load_project(path: Path) -> tuple[ProjectFile | None, list[Diagnostic]]:
     with any error.
     """
     label = display_path(path)
-    if not path.is_file():
+    if path.is_dir() or not path.exists():  # anything else that is not a regular file: read_yaml says what it is
         what = "is a folder" if path.is_dir() else "does not exist"
         return None, [Diagnostic(label, None, None, "", f"the project file {what}", code="io")]
     document, problems = read_yaml(path, label)

@@ -12,6 +12,7 @@ from defcheck.language.thresholds import Comparison, parse_threshold
 
 PROJECT_FILE_NAMES = ("defcheck.yaml", "defcheck.yml")
 DEFAULT_TOLERANCE = 1e-3
+MAX_SEEDS = 1000  # the same as defcheck.engine.stability.MAX_SEEDS
 MAX_SEED = 2**32 - 1  # seeds are 32-bit: within what torch.manual_seed and NumPy's generators accept
 DEFAULT_CHECKER_TIMEOUT = 600.0
 CATEGORIES = ("both", "behavioral", "mechanistic", "behavioral_only", "mechanistic_only", "neither")
@@ -92,6 +93,16 @@ class MembershipExpectation(_Expectation):
     definition: DefinitionRef | None = None
     in_: Category | None = Field(None, alias="in")
     member: bool | None = None
+    stable: bool = Field(
+        False, description="The unit(s) must also be where they are in every probe seed (a run with --seeds K >= 2)."
+    )
+    min_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="With 'definition': the unit(s) must be where they are in at least this share of the seeds.",
+    )
 
     @field_validator("unit")
     @classmethod
@@ -110,6 +121,8 @@ class MembershipExpectation(_Expectation):
             raise ValueError("'member' goes with 'definition'; for a concept use in: neither (or another category)")
         if self.definition is not None and self.in_ is not None:
             raise ValueError("'in' goes with 'concept'; for a definition use member: true or member: false")
+        if self.concept is not None and self.min_share is not None:
+            raise ValueError("'min_share' goes with 'definition'; for a concept's category use stable: true")
         return self
 
     @property
@@ -212,6 +225,9 @@ class Project(_Strict):
         default_factory=list, description="Only these concepts or concept.definitions (default: all)."
     )
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the probes (0 to 2**32 - 1).")
+    seeds: int = Field(
+        1, ge=1, le=MAX_SEEDS, description="Draw every probe under this many seeds (seed, seed + 1, ...): stability."
+    )
     tolerance: float = Field(
         DEFAULT_TOLERANCE, ge=0, allow_inf_nan=False, description="How far a score may move from the baseline."
     )
@@ -220,6 +236,9 @@ class Project(_Strict):
         ge=0,
         allow_inf_nan=False,
         description="Seconds one checker may take before it is stopped as its definition's error (0: no limit).",
+    )
+    allow_outside_files: bool = Field(
+        False, description="Let probes read files outside this file's folder (token_file paths, text corpora)."
     )
     expectations: list[Any] = Field(default_factory=list, description="What must hold (see docs/ci.md).")
 
@@ -266,10 +285,13 @@ def describe(spec: AnyExpectation) -> str:
     if isinstance(spec, MembershipExpectation):
         units = ", ".join(spec.units)
         verb = "is" if len(spec.units) == 1 else "are"
+        seeds = " in every probe seed" if spec.stable else ""
+        if spec.min_share is not None and not spec.stable:
+            seeds = f" in at least {spec.min_share:.0%} of the probe seeds"
         if spec.concept is not None:
-            return f"{spec.concept}: {units} {verb} {_category_words(spec.in_)}"
+            return f"{spec.concept}: {units} {verb} {_category_words(spec.in_)}{seeds}"
         negation = "" if spec.member is not False else "not "
-        return f"{spec.definition}: {units} {verb} {negation}{'a member' if verb == 'is' else 'members'}"
+        return f"{spec.definition}: {units} {verb} {negation}{'a member' if verb == 'is' else 'members'}{seeds}"
     if isinstance(spec, MetricExpectation):
         return f"{spec.concept}: {spec.metric} {spec.threshold}"
     if spec.definition is not None:

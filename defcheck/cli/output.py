@@ -22,7 +22,8 @@ from rich.measure import Measurement
 from rich.segment import Segment
 
 from defcheck.cli.settings import Settings
-from defcheck.diagnostics import DefcheckError, Diagnostic
+from defcheck.diagnostics import Diagnostic
+from defcheck.files import atomic_write, write_error
 from defcheck.report.escaping import neutralise_commands, printable
 
 PIPE_WIDTH = 200
@@ -119,17 +120,14 @@ def report_plugin_problems(settings: Settings, *, failures: bool = True) -> None
 
 
 def write_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a temporary file beside it, then renamed over it),
-    making its folder if need be; a failure is a :class:`DefcheckError` naming the file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write ``text`` to ``path`` whole or not at all (:func:`defcheck.files.atomic_write`: a temporary file beside
+    it, fsynced, renamed over it), making its folder if need be; a failure (a full disk) is one
+    :class:`DefcheckError` naming the file and saying that the previous one is left as it was."""
+    previous = path.is_file() if path.is_file() or not path.exists() else None  # None: a FIFO or device
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
+        atomic_write(path, text)
     except OSError as error:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise DefcheckError(f"cannot write {path}: {error.strerror or error}") from error
+        raise write_error(path, error, previous) from None
 
 
 def write_output(settings: Settings, target: Path | None, text: str) -> None:

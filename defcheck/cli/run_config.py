@@ -12,7 +12,7 @@ import click
 from defcheck.cli.options import concept_option, config_option, definitions_option, no_builtin_option, no_config_option
 from defcheck.cli.settings import Settings
 from defcheck.session import RunConfig
-from defcheck.session.config import MAX_SEED
+from defcheck.session.config import MAX_SEED, MAX_SEEDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +26,13 @@ RUN_OPTIONS = (
         help="Seed of the probes, 0 to 2**32 - 1. [default: the project file's, else 0]",
     ),
     click.option(
+        "--seeds",
+        type=click.IntRange(1, MAX_SEEDS),
+        help="Draw every probe under K seeds (--seed, --seed + 1, ..., --seed + K - 1) and report each unit's "
+        "stability and margins. [default: the project file's seeds, else 1]",
+        metavar="K",
+    ),
+    click.option(
         "--batch-size", type=click.IntRange(min=1), help="Sequences per forward pass (default: a whole probe)."
     ),
     click.option(
@@ -35,6 +42,13 @@ RUN_OPTIONS = (
         metavar="SECONDS",
         help="Stop a checker that runs longer than this; its definition is an error, the others are kept (0: no "
         "limit). [default: the project file's checker_timeout, else 600]",
+    ),
+    click.option(
+        "--allow-outside-files",
+        is_flag=True,
+        default=False,
+        help="Let probes read files outside the project (token_file paths, text corpora): relative paths start at "
+        "the concept file, and without this flag must stay in the folder of defcheck.yaml (else the concept file's).",
     ),
     click.option("--bos-token-id", type=int, help="Override the model's BOS token id."),
     click.option("--token-ids", metavar="START:STOP", help="Override the ids probes draw from (half-open range)."),
@@ -68,8 +82,10 @@ def run_config(settings: Settings, params: dict[str, Any], **more: Any) -> RunCo
         no_builtin=params.pop("no_builtin"),
         selection=params.pop("selected"),
         seed=params.pop("seed"),
+        seeds=params.pop("seeds"),
         batch_size=params.pop("batch_size"),
         checker_timeout=params.pop("checker_timeout"),
+        allow_outside_files=params.pop("allow_outside_files"),
         bos_token_id=params.pop("bos_token_id"),
         token_ids=params.pop("token_ids"),
         model_config=params.pop("model_config"),

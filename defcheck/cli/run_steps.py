@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from defcheck.cli.output import stderr_console, stdout_console, write_output
+from defcheck.cli.output import print_diagnostics, stderr_console, stdout_console, write_output
 from defcheck.cli.progress import progress_bar, wants_progress
 from defcheck.cli.run_output import OutputPlan, check_templates, model_path, plan_outputs, show_model, show_run
 from defcheck.cli.settings import Settings
@@ -47,6 +47,7 @@ def check_models(
 ) -> set[str]:
     """Check every model, show and write its report as it is built; the reports' statuses."""
     from defcheck.ci.baseline import load_baseline
+    from defcheck.engine.chance import chance_warnings
     from defcheck.report.checks import status
 
     baseline, write_baseline = params["baseline"], params["write_baseline"]
@@ -67,6 +68,8 @@ def check_models(
             )
         reports.append(report)
         show_model(settings, console, plan, report, target.name, len(targets) > 1)
+        if not settings.quiet:  # thresholds that admit a null unit on this model (the lint that needs a model)
+            print_diagnostics(stderr_console(), chance_warnings(result, session.registry))
         if params["profile"]:
             print_profile(result.timings, loading, floor_of(view, result, session.config.batch_size))
         if plan.terminal or "github" not in plan.stdout:  # github annotations carry the errors already

@@ -12,11 +12,12 @@ import torch
 
 from defcheck.diagnostics import DefcheckError
 from defcheck.engine.context import CheckContext
-from defcheck.engine.probe_data import probe_key
+from defcheck.engine.probe_data import ProbeRequest, probe_key
 from defcheck.engine.scores import NotApplicable, Scores
 from defcheck.engine.units import Units
+from defcheck.files import FileScope
 from defcheck.hooks.containment import TookTooLong
-from defcheck.hooks.declarations import Checker
+from defcheck.hooks.declarations import Checker, Probe
 from defcheck.hooks.manager import Extensions
 from defcheck.language.schema import Criterion
 from defcheck.models.view import ModelView, TokenSpace
@@ -43,6 +44,8 @@ class Computed:
     error: str | None = None
     seconds: float = 0.0
     used: bool = False
+    chance: float | None = None  # what a null unit scores (Checker.chance), once per computation
+    chance_done: bool = False
 
 
 @dataclass
@@ -63,13 +66,40 @@ def validated(model_type: Any, values: dict[str, Any]) -> Any:
     return model_type.model_validate(values)
 
 
-def probe_params(extensions: Extensions, criterion: Criterion) -> tuple[str, dict[str, Any]] | None:
-    """The criterion's probe key and validated parameters, or ``None`` for a weights-only criterion."""
+def probe_params(
+    extensions: Extensions,
+    criterion: Criterion,
+    scope: FileScope | None = None,
+    scopes: dict[str, FileScope] | None = None,
+) -> tuple[str, dict[str, Any]] | None:
+    """The criterion's probe key and validated parameters, or ``None`` for a weights-only criterion.
+
+    For a probe that reads files (``Probe.reads_files``), ``scopes`` maps each key to the :class:`FileScope` (the
+    concept file's folder) it is built in: the same params from a concept file in another folder name other
+    files, so they get a key of their own (``#2``, ...), and ``scope`` is recorded under the key returned."""
     if criterion.probe is None:
         return None
     probe = extensions.probes[criterion.probe.name]
     params = validated(probe.params, criterion.probe.params).model_dump(mode="json")
-    return probe_key(probe.name, params), params
+    key = probe_key(probe.name, params)
+    if scope is not None and scopes is not None:
+        if probe.reads_files:
+            count = 1
+            while scopes.get(key if count == 1 else f"{key} #{count}", scope) != scope:
+                count += 1
+            key = key if count == 1 else f"{key} #{count}"
+        scopes.setdefault(key, scope)
+    return key, params
+
+
+def probe_request(probe: Probe, params: dict[str, Any], model: Any, seed: int, files: FileScope | None) -> ProbeRequest:
+    """What ``probe.build`` receives on ``model``: its params validated, the vocabulary and context of a
+    transformer, and where the files its params name are (``files``)."""
+    values = validated(probe.params, params)
+    if isinstance(model, ModelView):
+        tokenizer = getattr(model.model, "tokenizer", None)
+        return ProbeRequest(values, token_space(model), seed, model.n_ctx, tokenizer, model, fit=probe.fit, files=files)
+    return ProbeRequest(values, None, seed, 0, None, model, files=files)  # a policy, say: its probes read the model
 
 
 def wants_prepare(job: Job) -> bool:

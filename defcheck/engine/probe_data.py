@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from defcheck._lazy import torch
 from defcheck.diagnostics import DefcheckError
+from defcheck.files import FileScope
 from defcheck.hooks.declarations import FIT_POLICIES, FitPolicy
 from defcheck.models.view import TokenSpace
 
@@ -75,6 +77,7 @@ class ProbeRequest:
     model a plugin's loader returned (then ``tokens`` is ``None`` and ``n_ctx`` 0: such a model has no
     vocabulary, and its probes read what they need from ``model``). ``fit`` is the probe's declared fit policy
     (:attr:`~defcheck.hooks.declarations.Probe.fit`); :meth:`fit_policy` applies a criterion's ``fit:`` param.
+    ``files`` says where the paths in the params start and may lead (:meth:`path`).
     """
 
     params: Any
@@ -84,6 +87,18 @@ class ProbeRequest:
     tokenizer: Any = None
     model: Any = None
     fit: FitPolicy = "not_applicable"
+    files: FileScope | None = None
+
+    def path(self, name: str | Path, what: str) -> Path:
+        """A file a parameter names, for a probe that reads one (declared with ``Probe(reads_files=True)``):
+        relative to the folder of the concept file whose criterion asked for the probe, and refused
+        (:class:`~defcheck.diagnostics.DefcheckError`, ``what`` first) outside the project unless the user allows
+        it (``--allow-outside-files``). Built by hand, without ``files``: relative to the working directory."""
+        return (self.files or FileScope.here()).resolve(name, what)
+
+    def inside(self, path: Path, what: str) -> None:
+        """Refuse ``path`` (a file a glob or folder led to) outside the project, as :meth:`path` does."""
+        (self.files or FileScope.here()).check(path, what)
 
     def fit_policy(self) -> FitPolicy:
         """The policy for sequences longer than ``n_ctx``: the criterion's ``fit:`` param where the probe's

@@ -7,7 +7,7 @@ are also importable from :mod:`defcheck.engine.runner`, where they were defined 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -17,10 +17,14 @@ from defcheck.engine.units import Units
 from defcheck.language.thresholds import Threshold
 from defcheck.models.view import ModelView
 
+if TYPE_CHECKING:
+    from defcheck.engine.stability import SeedRuns
+
 
 @dataclass
 class CriterionResult:
-    """One criterion's scores over all units, which units passed, or the error that stopped it."""
+    """One criterion's scores over all units, which units passed, or the error that stopped it; ``chance`` is
+    what a null unit scores on the same probe (:mod:`defcheck.engine.chance`), ``None`` where unknown."""
 
     checker: str
     threshold: Threshold
@@ -29,6 +33,7 @@ class CriterionResult:
     passed: torch.Tensor | None = None
     error: str | None = None
     seconds: float = 0.0
+    chance: float | None = None
 
 
 @dataclass
@@ -53,7 +58,8 @@ class RunResult:
     """Every definition's result on one model, in evaluation order, plus timings.
 
     ``units`` holds each evaluated concept's units (its unit kind on this model); ``skipped`` each concept that
-    was not evaluated because the model has no units of its kind, with the reason.
+    was not evaluated because the model has no units of its kind, with the reason. ``stability`` holds the runs
+    of the other probe seeds (``--seeds K``, :mod:`defcheck.engine.stability`), ``None`` for one seed.
     """
 
     model: ModelView | Any
@@ -63,6 +69,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     units: dict[str, Units] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    stability: SeedRuns | None = None
 
 
 def scored(criterion: CriterionResult) -> tuple[Scores, torch.Tensor]:

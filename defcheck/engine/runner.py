@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from defcheck.diagnostics import DefcheckError
+from defcheck.engine.chance import shared_chance
 from defcheck.engine.context import CheckContext
 from defcheck.engine.criterion_tasks import (
     Computed,
@@ -46,16 +47,17 @@ from defcheck.engine.criterion_tasks import (
     fail,
     hook_names,
     probe_params,
-    token_space,
+    probe_request,
     validated,
     wants_prepare,
 )
 from defcheck.engine.guard import CheckerGuard
-from defcheck.engine.probe_data import ProbeBatch, ProbeRequest
+from defcheck.engine.probe_data import ProbeBatch
 from defcheck.engine.results import CriterionResult, DefinitionResult, RunResult, scored
 from defcheck.engine.scheduling import concept_units, related_ids, related_members, related_scores, selected
 from defcheck.engine.scores import NotApplicable, Scores
 from defcheck.engine.units import Units
+from defcheck.files import FileScope
 from defcheck.hooks.containment import contain, plugin_code
 from defcheck.hooks.declarations import Streamed
 from defcheck.hooks.manager import Extensions
@@ -89,6 +91,7 @@ class _Run:
         self.timings: dict[str, float] = {}
         self.memo: dict[str, Any] = {}
         self.plan: dict[str, tuple[str, dict[str, Any]]] = {}  # probe key -> (probe name, params)
+        self.scopes: dict[str, FileScope] = {}  # probe key -> where the files its params name are
         self.tasks: dict[str, list[Task]] = {}
         self.outcomes: dict[int, Computed] = {}  # id(task) -> outcome
         self.computed: dict[str, Computed] = {}  # signature -> outcome
@@ -104,7 +107,7 @@ class _Run:
             tasks = []
             for criterion in definition.criteria:
                 checker = extensions.checkers[criterion.checker]
-                keyed = probe_params(extensions, criterion)
+                keyed = probe_params(extensions, criterion, registry.file_scope(definition_id), self.scopes)
                 if keyed is not None and criterion.probe is not None:
                     self.plan.setdefault(keyed[0], (criterion.probe.name, keyed[1]))
                 related = targets.get(id(criterion), [])
@@ -177,6 +180,8 @@ class _Run:
                 outcome.scores = dataclasses.replace(computed.scores)
                 outcome.passed = task.criterion.threshold.select(computed.scores.values)
             outcome.error = computed.error
+            probe = self.probes.get(task.probe or "")
+            outcome.chance = shared_chance(computed, task.checker, self.guard, self._context, task, probe)
             outcome.seconds = 0.0 if computed.used else computed.seconds  # a shared computation counts once
             computed.used = True
             step = f"{definition_id} {task.checker.name}"
@@ -227,18 +232,7 @@ class _Run:
             name, params = self.plan[key]
             probe = self.extensions.probes[name]
             try:
-                if isinstance(self.model, ModelView):
-                    request = ProbeRequest(
-                        validated(probe.params, params),
-                        token_space(self.model),
-                        self.seed,
-                        self.model.n_ctx,
-                        getattr(self.model.model, "tokenizer", None),
-                        self.model,
-                        fit=probe.fit,
-                    )
-                else:  # another kind of model (a policy, say): its probes read what they need from it
-                    request = ProbeRequest(validated(probe.params, params), None, self.seed, 0, None, self.model)
+                request = probe_request(probe, params, self.model, self.seed, self.scopes.get(key))
                 batch = probe.build(request)
                 positions = batch.tokens.shape[-1] if batch.tokens is not None and batch.tokens.dim() else 0
                 if request.n_ctx and positions > request.n_ctx:  # a probe that did not keep to its fit policy

@@ -47,6 +47,15 @@ class ActivationsFunction(Protocol):
     def __call__(self, params: Any, model: Any, /) -> list[str]: ...
 
 
+class ChanceFunction(Protocol):
+    """``Checker.chance``: what a null unit (one that does not do what the checker looks for: uniform attention,
+    random weights of the same shapes, a zero or shuffled output) scores on the same model, parameters and probe,
+    as one number (a 0-dim tensor will do), or ``None`` where the checker cannot say. The context is the
+    criterion's, with the whole probe and no activations."""
+
+    def __call__(self, context: CheckContext, /) -> float | Tensor | None: ...
+
+
 class StepFunction(Protocol):
     """``Streamed.step`` and ``Streamed.prepare``: a partial result from one batch of the probe (no activations)."""
 
@@ -141,7 +150,9 @@ class Checker:
     lets the runner score the probe batch by batch (:class:`Streamed`); a checker without it gets the whole
     probe's activations at once. ``unit`` is the unit kind it scores (a :class:`UnitKind` name), or a tuple of
     the kinds it can score: a concept of another kind
-    cannot use it, and its scores have that kind's shape.
+    cannot use it, and its scores have that kind's shape. ``chance(context)`` (optional, :class:`ChanceFunction`)
+    is the chance level: what a null unit scores on the same probe, which reports show beside the threshold and
+    the run's lint compares with it; without it the chance level is unknown (``None``, shown as ``-``).
     """
 
     name: str
@@ -155,6 +166,7 @@ class Checker:
     relation: Need = "none"
     activations: ActivationsFunction | None = None
     streamed: Streamed | None = None
+    chance: ChanceFunction | None = None
 
     @property
     def units(self) -> tuple[str, ...]:
@@ -203,6 +215,10 @@ class Probe:
     ``request.fit_policy()``, which honours a criterion's ``fit:`` param where the probe's params have one (the
     built-in token probes do). Either way a batch longer than ``n_ctx`` never reaches the model: the runner marks
     its criteria not applicable, naming the lengths.
+
+    ``reads_files``: ``build`` reads files its params name, through ``request.path(name, what)``, relative to the
+    concept file that asks for the probe (so the runner builds it once per folder of concept files, not once per
+    run) and inside the project unless the user allows more.
     """
 
     name: str
@@ -210,6 +226,7 @@ class Probe:
     params: type[BaseModel] = NoParams
     summary: str = ""
     fit: FitPolicy = "not_applicable"
+    reads_files: bool = False
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ it is 0/0, and a checker that does not apply to a model (e.g. successor heads wi
 This page is generated from the checkers' declarations (`defcheck checkers --markdown`); a test fails when it
 is stale. Parameters go under `params:` in a criterion; `probe:` and `with:` are required, optional or refused
 as each checker says.
+
+Each checker's **chance level** is what a null unit (one that does not do what the checker looks for) scores on
+the same model, parameters and probe. Reports show it beside the threshold (`>= 0.4 (chance 0.0947)`; `-` where
+the checker cannot say), and `defcheck run` warns when a threshold admits a unit that scores it.
 """
 
 
@@ -40,6 +44,14 @@ def _type(field: Any) -> str:
     return (text or str(annotation)).replace("typing.", "").replace("|", "\\|")
 
 
+def _chance(checker: Checker) -> str:
+    """What a null unit scores: the chance function's docstring (one paragraph), or that it is not declared."""
+    if checker.chance is None:
+        return "not declared (reports show `-`)"
+    doc = inspect.getdoc(checker.chance) or "declared (undocumented)"
+    return " ".join(doc.split("\n\n")[0].split())
+
+
 def checker_section(checker: Checker, plugin: str) -> str:
     """One checker's section: summary, observes, needs, formula (the score function's docstring), parameters."""
     lines = [f"## `{checker.name}`", ""]
@@ -50,6 +62,7 @@ def checker_section(checker: Checker, plugin: str) -> str:
         f"- probe: {checker.probe}; `with:` {checker.relation}",
         f"- source: {checker.source or 'not given'}",
         f"- plugin: `{plugin}`",
+        f"- chance level: {_chance(checker)}",
         "",
     ]
     doc = inspect.getdoc(checker.score)

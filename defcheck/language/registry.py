@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from defcheck.diagnostics import DefcheckError, Diagnostic, did_you_mean
+from defcheck.files import FileScope, read_regular_file
 from defcheck.hooks.manager import Extensions
 from defcheck.language.concept_file import ConceptFile, find_concept_files, read_concept_file
 from defcheck.language.lint import lint_kinds
@@ -25,6 +26,8 @@ class Registry:
     order: list[str] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     unloaded: set[str] = field(default_factory=set)  # ids in files checked but not loaded (errors, clashes)
+    project_root: Path | None = None  # the folder files named in definitions may reach (else each file's own)
+    allow_outside_files: bool = False
 
     @property
     def concepts(self) -> dict[str, Concept]:
@@ -43,6 +46,12 @@ class Registry:
         concept, _, name = definition_id.partition(".")
         file = self.files[concept]
         return file.source(name), file.concept.definitions[name]
+
+    def file_scope(self, definition_id: str) -> FileScope:
+        """Where the files a definition's probes name start (its concept file's folder) and may lead (the
+        project's folder, else that folder; anywhere with ``allow_outside_files``)."""
+        base = self.definition(definition_id)[0].path.parent.absolute()
+        return FileScope(base, self.project_root or base, self.allow_outside_files)
 
     def definition_ids(self) -> list[str]:
         return [f"{name}.{d}" for name, file in self.files.items() for d in file.concept.definitions]
@@ -64,12 +73,17 @@ def load_registry(
     extensions: Extensions,
     *,
     include_builtin: bool = True,
+    project_root: Path | None = None,
+    allow_outside_files: bool = False,
 ) -> Registry:
     """Load concept files from ``paths`` (files or folders) and the plugins' folders; collect every problem.
 
     Errors do not stop loading: all files are read, and every error in every file is reported in one pass.
+    ``project_root`` and ``allow_outside_files`` decide which files the definitions' probes may read
+    (:meth:`Registry.file_scope`).
     """
-    registry = Registry()
+    registry = Registry(project_root=project_root.absolute() if project_root else None)
+    registry.allow_outside_files = allow_outside_files
     sources: list[tuple[Path, bool]] = []
     if include_builtin:
         sources += [(path, True) for path in builtin_paths(extensions)]
@@ -120,8 +134,8 @@ def _read_files(sources: list[tuple[Path, bool]]) -> tuple[list[tuple[ConceptFil
 def _small_file_bytes(path: Path) -> bytes:
     """The bytes of a file small enough to be a concept file (for duplicate detection), else empty."""
     try:
-        return path.read_bytes() if path.is_file() and path.stat().st_size <= MAX_FILE_BYTES else b""
-    except OSError:
+        return read_regular_file(path, MAX_FILE_BYTES)
+    except DefcheckError:
         return b""  # read_yaml reports the problem with the file's name
 
 

@@ -16,6 +16,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from defcheck.diagnostics import Diagnostic, display_path
+from defcheck.files import FileProblem, read_regular_file
 
 MAX_FILE_BYTES = 1_000_000
 MAX_NODES = 20_000
@@ -255,18 +256,15 @@ def read_yaml(path: Path, label: str | None = None) -> tuple[YamlDocument | None
     def problem(message: str, line: int | None = None, column: int | None = None, code: str = "yaml"):
         return None, [Diagnostic(name, line, column, "", message, code=code)]
 
-    try:
-        size = path.stat().st_size
-    except OSError as error:
-        return problem(f"cannot read the file: {error.strerror or error}", code="io")
-    if size > MAX_FILE_BYTES:
-        return problem(
-            f"the file is {size:,} bytes; concept files are limited to {MAX_FILE_BYTES:,} bytes", code="too-large"
-        )
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        return problem(f"cannot read the file: {error.strerror or error}", code="io")
+    try:  # a regular file only (a FIFO would block, /dev/zero never ends), at most MAX_FILE_BYTES read
+        raw = read_regular_file(path, MAX_FILE_BYTES)
+    except FileProblem as error:
+        if error.code == "too-large":
+            limit = f"concept files are limited to {MAX_FILE_BYTES:,} bytes"
+            return problem(f"the file is {error.size:,} bytes; {limit}", code="too-large")
+        if error.strerror:  # missing, unreadable: the system's words
+            return problem(f"cannot read the file: {error.strerror}", code="io")
+        return problem(f"the file {error.reason}", code="io")
     encoding = _wide_encoding(raw)
     if encoding:
         return problem(f"the file is {encoding} text; concept files are UTF-8: save it as UTF-8", code="not-text")

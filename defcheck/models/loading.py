@@ -25,10 +25,13 @@ from typing import Any
 
 from defcheck._lazy import torch
 from defcheck.diagnostics import DefcheckError, did_you_mean, display_path
+from defcheck.files import open_regular_file, read_regular_text
 from defcheck.hooks.containment import PluginEscape, contain, plugin_code
+from defcheck.models.checks import check_sizes, first_line, unpickling_refusal
 from defcheck.models.view import ModelView, TokenSpace
 
 DEFAULT_MODEL = "builtin:toy-induction"
+MAX_CONFIG_BYTES = 16 * 2**20  # a model config is a few kB
 POSITIONAL_TYPES = ("standard", "rotary")
 NORMALIZATION_TYPES = {"LN": "LN", "LNPRE": "LNPre", "RMS": "RMS", "RMSPRE": "RMSPre"}
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu", "swish", "solu", "solu_ln")
@@ -186,14 +189,7 @@ def token_space(
 def read_config(path: Path) -> dict[str, Any]:
     """A config file (JSON, or YAML for ``.yaml``/``.yml``) as a dict, or a DefcheckError naming the file."""
     shown = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DefcheckError(f"the model config {shown} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DefcheckError(
-            f"cannot read the model config {shown}: {getattr(error, 'strerror', None) or error}"
-        ) from None
+    text = read_regular_text(path, MAX_CONFIG_BYTES, "the model config")  # a regular file, with a limit
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
@@ -268,10 +264,7 @@ def bridge_config(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], 
         raise DefcheckError(f"{source}: the model config lacks {', '.join(missing)}")
     known = bridge_fields()
     fields = {key: value for key, value in data.items() if key in known and key not in DROPPED_FIELDS}
-    for key in (*REQUIRED_FIELDS, "n_heads", "d_mlp"):
-        value = fields.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < -1):
-            raise DefcheckError(f"{source}: {key} must be a positive integer, got {value!r}")
+    check_sizes(fields, source)
     return fields, block
 
 
@@ -283,7 +276,7 @@ def build_native(fields: Mapping[str, Any], source: str, device: str = "cpu") ->
         cfg = TransformerBridgeConfig(**{**fields, "device": device})
         model = TransformerBridge.boot_native(cfg, device=device)
     except (TypeError, ValueError, RuntimeError, AssertionError) as error:
-        raise DefcheckError(f"{source}: invalid model config: {_first_line(error)}") from None
+        raise DefcheckError(f"{source}: invalid model config: {first_line(error)}") from None
     model.eval()
     return model
 
@@ -294,21 +287,16 @@ def build_native(fields: Mapping[str, Any], source: str, device: str = "cpu") ->
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict read with ``torch.load(weights_only=True)`` only; any other content is refused."""
     shown = display_path(path)
-    if not path.is_file():
+    if path.is_dir() or not path.exists():
         what = "is a directory, not a checkpoint file" if path.is_dir() else "does not exist"
         raise DefcheckError(f"the model checkpoint {shown} {what}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
-        if match:
-            raise DefcheckError(
-                f"refused to load {shown}: it holds a Python object ({match.group(1)}), not only tensors, and defcheck "
-                "loads checkpoints with weights_only=True; re-save it as a plain state dict (model.state_dict())"
-            ) from None
-        raise DefcheckError(f"{shown} is not a PyTorch checkpoint (torch.load could not read it)") from None
-    except (EOFError, RuntimeError, OSError, ValueError, AttributeError) as error:
-        raise DefcheckError(f"{shown} is not a PyTorch checkpoint (torch.load: {_first_line(error)})") from None
+    with open_regular_file(path, "the model checkpoint") as handle:  # a FIFO would block torch.load forever
+        try:
+            state = torch.load(handle, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise DefcheckError(unpickling_refusal(shown, error)) from None
+        except Exception as error:  # EOFError, KeyError, RuntimeError ...: bytes that are not a checkpoint
+            raise DefcheckError(f"{shown} is not a PyTorch checkpoint (torch.load: {first_line(error)})") from None
     return unwrap_state_dict(state, shown)
 
 
@@ -342,8 +330,8 @@ def convert_legacy(state: Mapping[str, torch.Tensor], cfg: Any, shown: str) -> d
         kept = {key: value for key, value in kept.items() if ".mlp." not in key or bool(value.any())}
     try:
         converted = convert_tl_checkpoint(kept, cfg)
-    except ValueError as error:
-        message = _first_line(error).removeprefix("convert_tl_checkpoint: ")
+    except (ValueError, IndexError, KeyError, RuntimeError) as error:  # shapes the conversion cannot index
+        message = first_line(error).removeprefix("convert_tl_checkpoint: ")
         raise DefcheckError(f"{shown} does not match its config: {message}") from None
     if "unembed.bias" not in converted:  # TransformerLens 3 zero-filled a missing b_U; so does TL 4's own loader
         converted["unembed.bias"] = torch.zeros(cfg.d_vocab_out if cfg.d_vocab_out > 0 else cfg.d_vocab)
@@ -370,7 +358,7 @@ def load_weights(model: Any, state: Mapping[str, torch.Tensor], shown: str, conf
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as error:
-        raise DefcheckError(f"{shown} does not match its config {config_shown}: {_first_line(error)}") from None
+        raise DefcheckError(f"{shown} does not match its config {config_shown}: {first_line(error)}") from None
     unexpected = sorted(result.unexpected_keys)
     missing: list[str] = []
     if result.missing_keys:  # reported under the bridge's raw module paths; name the public keys where we can
@@ -384,12 +372,6 @@ def load_weights(model: Any, state: Mapping[str, torch.Tensor], shown: str, conf
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise DefcheckError(f"{shown} does not match its config {config_shown}: it lacks '{missing[0]}'{more}")
     return fmt
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return " ".join(lines[:2]) if lines else type(error).__name__
 
 
 def jsonable(value: Any) -> Any:

@@ -13,6 +13,7 @@ from defcheck.engine.overlap import analyze, unit_names
 from defcheck.engine.probe_data import ProbeBatch
 from defcheck.engine.results import CriterionResult, DefinitionResult, RunResult, definition_status
 from defcheck.engine.scores import Scores
+from defcheck.engine.stability import annotate, definition_entry, margins_entry
 from defcheck.report.document import (
     ConceptEntry,
     CriterionEntry,
@@ -20,8 +21,10 @@ from defcheck.report.document import (
     GridEntry,
     ModelEntry,
     OverlapEntry,
+    OverlapStability,
     ProbeEntry,
     ReportDocument,
+    StabilityEntry,
     Threshold,
 )
 from defcheck.report.json import REPORT_VERSION, canonical, round_float
@@ -40,6 +43,7 @@ def build_data(
     """The JSON document of ``run`` (canonical: rounded floats, sorted keys). ``registry`` supplies each
     concept's text (summary, references, sources, params) and says which definitions were not selected."""
     analysis = analyze(run, registry)
+    stable = annotate(analysis, run, registry) if run.stability is not None else {}  # --seeds K: narratives too
     grouped: dict[str, dict[str, DefinitionResult]] = {}
     for definition_id, result in run.definitions.items():
         concept, _, name = definition_id.partition(".")
@@ -58,6 +62,8 @@ def build_data(
             where = _where(file.source(name) if file is not None else None, "definitions", name)
             spec_of = spec.definitions.get(name) if spec else None
             definitions[name] = _definition(result, spec_of, names, where, notes)
+            if run.stability is not None:
+                _add_stability(definitions[name], run, f"{concept}.{name}", names)
         singular, plural = overlap.nouns
         concepts[concept] = {
             "unit": spec.unit if spec else overlap.unit,
@@ -73,6 +79,8 @@ def build_data(
             "file": _where(file, "concept")[0],
             "line": _where(file, "concept")[1],
         }
+        if run.stability is not None:
+            concepts[concept]["overlap"]["stability"] = cast(OverlapStability | None, stable.get(concept))
     data: ReportDocument = {
         "report_version": REPORT_VERSION,
         "model": _model(run, model_info),
@@ -81,7 +89,16 @@ def build_data(
         "concepts": concepts,
         "skipped": dict(run.skipped),
     }
+    if run.stability is not None:
+        data["seeds"] = list(run.stability.seeds)
     return canonical(data)
+
+
+def _add_stability(entry: DefinitionEntry, run: RunResult, definition_id: str, names: list[str]) -> None:
+    """``--seeds K``: the definition's ``stability`` and each criterion's ``margins``."""
+    entry["stability"] = cast(StabilityEntry | None, definition_entry(run, definition_id, names))
+    for index, criterion in enumerate(entry["criteria"]):
+        criterion["margins"] = margins_entry(run, definition_id, index, names)
 
 
 def _grid(labels: dict[str, list[str]] | None) -> GridEntry | None:
@@ -175,6 +192,7 @@ def _criterion(
         "not_applicable": None,
         "evidence": {},
         "error": result.error,
+        "chance": round_float(result.chance) if result.chance is not None else None,
     }
     scores = result.scores
     if scores is not None:

@@ -100,6 +100,8 @@ def build_checks(
             "tolerance": baseline["tolerance"],
             "differences": [_located(d, data) for d in baseline["differences"]],
         }
+        if baseline.get("ignored"):  # changes of memberships unstable across the probe seeds (--seeds)
+            block["baseline"]["ignored"] = list(baseline["ignored"])
     errored = errored_definitions(data)
     counts = {status: sum(1 for r in results if r["status"] == status) for status in ("passed", "failed", "error")}
     counts["skipped"] = sum(1 for r in results if r["status"] == "skipped")
@@ -294,6 +296,8 @@ def checks_lines(data: Mapping[str, Any], *, quiet: bool = False) -> list[tuple[
                 if difference.get("definition"):
                     subject += f".{difference['definition']}"
                 lines.append((f"  {difference['kind']:10} {subject}: {difference['message']}", "yellow"))
+        for note in baseline.get("ignored") or []:
+            lines.append((f"  ignored    {note}", "dim"))
     return lines
 
 
@@ -348,4 +352,7 @@ def checks_markdown(data: Mapping[str, Any]) -> str:
                     f"| {_cell(difference['kind'])} | {_code(subject, table=True)} | {_cell(difference['message'])} |"
                 )
             lines.append("")
+        ignored = baseline.get("ignored") or []
+        if ignored:
+            lines += ["Ignored (unstable across the probe seeds):", "", *[f"- {_cell(note)}" for note in ignored], ""]
     return "\n".join(lines) + "\n"

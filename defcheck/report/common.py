@@ -36,13 +36,21 @@ def threshold_text(threshold: Any) -> str:
     return str(threshold)
 
 
-def criterion_text(criterion: Mapping[str, Any], *, probe: bool = False) -> str:
+def chance_text(value: Any) -> str:
+    """A chance level for people: 3 significant digits, ``-`` where unknown."""
+    return "-" if value is None else number(value)
+
+
+def criterion_text(criterion: Mapping[str, Any], *, probe: bool = False, chance: bool = False) -> str:
     """``attention_pattern(pattern=prefix_matching) >= 0.4`` (with ``with:`` targets if any, and ``on PROBE``
-    where ``probe`` is set)."""
+    where ``probe`` is set; with ``chance``, the chance level after the threshold: ``>= 0.4 (chance 0.0947)``,
+    ``(chance -)`` where unknown, nothing for a report written before chance levels)."""
     params = criterion.get("params") or {}
     inner = ", ".join(f"{key}={value}" for key, value in params.items())
     text = f"{criterion['checker']}({inner})" if inner else criterion["checker"]
     text += f" {threshold_text(criterion['threshold'])}"
+    if chance and "chance" in criterion:
+        text += f" (chance {chance_text(criterion['chance'])})"
     if criterion.get("with"):
         text += f" with {', '.join(criterion['with'])}"
     if probe and criterion.get("probe"):
@@ -58,7 +66,7 @@ def definition_criteria_text(definition: DefinitionEntry) -> str:
     for criterion in criteria:
         probes.setdefault(criterion["checker"], set()).add(criterion.get("probe"))
     joiner = " and " if definition.get("combinator", "all") == "all" else " or "
-    texts = [criterion_text(c, probe=len(probes[c["checker"]]) > 1) for c in criteria]
+    texts = [criterion_text(c, probe=len(probes[c["checker"]]) > 1, chance=True) for c in criteria]
     notes = list(dict.fromkeys(note for c in criteria if (note := c.get("probe_note"))))
     return joiner.join(texts) + "".join(f" [probe {note}]" for note in notes)
 

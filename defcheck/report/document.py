@@ -18,11 +18,13 @@ __all__ = [
     "GridEntry",
     "ModelEntry",
     "OverlapEntry",
+    "OverlapStability",
     "PairEntry",
     "ProbeEntry",
     "RankRule",
     "ReportDocument",
     "SensitivityEntry",
+    "StabilityEntry",
     "Threshold",
     "empty_overlap",
     "upgrade",
@@ -96,12 +98,15 @@ _CriterionFields = TypedDict(
 
 
 class CriterionEntry(_CriterionFields, total=False):
-    """One criterion's result; ``probe_note`` only where its probe adapted to the model (the probe's ``note``)."""
+    """One criterion's result; ``probe_note`` only where its probe adapted to the model (the probe's ``note``);
+    ``chance`` what a null unit scores on the same probe (``None``: unknown; missing in reports before it)."""
 
     probe_note: str
+    chance: float | None
+    margins: dict[str, float | None] | None  # --seeds K >= 2: distance from the threshold in seed-to-seed sds
 
 
-class DefinitionEntry(TypedDict):
+class _DefinitionFields(TypedDict):
     """One evaluated definition."""
 
     kind: str
@@ -117,6 +122,21 @@ class DefinitionEntry(TypedDict):
     error: str | None
     file: str | None
     line: int | None
+
+
+class StabilityEntry(TypedDict):
+    """A definition's stability across the probe seeds (``--seeds K``): each unit's share of seeds as a member
+    (units never a member left out) and the unstable units (a share strictly between 0 and 1)."""
+
+    share: dict[str, float]
+    unstable: list[str]
+
+
+class DefinitionEntry(_DefinitionFields, total=False):
+    """One evaluated definition; ``stability`` only with ``--seeds K`` (K >= 2), ``None`` where some seed did not
+    evaluate it."""
+
+    stability: StabilityEntry | None
 
 
 class PairEntry(TypedDict):
@@ -150,7 +170,7 @@ class SensitivityEntry(TypedDict):
     undefined: dict[str, str]
 
 
-class OverlapEntry(PairEntry):
+class _OverlapFields(PairEntry):
     """A concept's overlap: the union of each kind compared, with the pairs, the sensitivity and the reasons.
 
     ``reason`` is ``None`` when the kinds were compared; otherwise it says why not (a kind has no definition,
@@ -165,6 +185,24 @@ class OverlapEntry(PairEntry):
     excluded: dict[str, str]
     reason: str | None
     narrative: str
+
+
+class OverlapStability(TypedDict):
+    """A concept's overlap across the probe seeds: the union Jaccard's spread, the units whose category changes
+    between seeds, and the first seed's disagreements split by that."""
+
+    seeds: int
+    jaccard: dict[str, float | None]  # min, median, max
+    unstable: list[str]
+    stable_disagreements: list[str]
+    unstable_disagreements: list[str]
+
+
+class OverlapEntry(_OverlapFields, total=False):
+    """A concept's overlap (see :class:`_OverlapFields`); ``stability`` only with ``--seeds K`` (K >= 2), ``None``
+    where the kinds were not compared in every seed."""
+
+    stability: OverlapStability | None
 
 
 class GridEntry(TypedDict):
@@ -201,10 +239,12 @@ class _Document(TypedDict):
 
 
 class ReportDocument(_Document, total=False):
-    """The whole document; ``checks`` only with expectations or a baseline, ``sweep`` only from a sweep."""
+    """The whole document; ``checks`` only with expectations or a baseline, ``sweep`` only from a sweep, ``seeds``
+    (the probe seeds) only with ``--seeds K``, K >= 2."""
 
     checks: dict[str, Any]
     sweep: dict[str, Any]
+    seeds: list[int]
 
 
 def empty_overlap(

@@ -1,17 +1,18 @@
 """The HTML format: one self-contained page (inline CSS and JS, no network).
 
-Per concept: the summary, the overlap numbers, a grid per definition colored by its primary score (members
-outlined; grey where the definition does not apply or the score is undefined), and a grid colored by overlap
-category. The grid is the unit kind's (layers x heads, layers x neurons); a grid wider than ``WRAP`` columns is cut
-into lines of ``WRAP`` small cells without numbers. Units without a grid (layers, models) get one table instead:
-a row per unit, a score column per definition, and the overlap category. Every cell's ``title`` gives the details
-(each criterion's score and threshold, the reason a unit is on one side only); hovering a cell highlights that
-unit everywhere in the concept.
+Per concept: the summary, the overlap numbers, a grid per definition and a grid colored by overlap category. The
+grid is the unit kind's, with labelled axes (``L0``.., ``H0``..); a grid wider than ``WRAP`` columns is cut into
+lines of ``WRAP`` small cells without numbers. A definition's cells are colored by their signed margin to the
+threshold on a fixed scale (members blue, others orange, pale at the threshold; see
+:mod:`defcheck.report.heatmap`), members have a bold border and a corner mark, and a definition of several
+criteria has a grid per criterion too. Units without a grid (layers, models) get one table instead: a row per
+unit, a cell per definition, and the overlap category. Every cell's ``title`` gives the details (each criterion's
+score, threshold and margin, the reason a unit is on one side only); hovering a cell highlights that unit
+everywhere in the concept.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from defcheck.report.common import (
@@ -27,15 +28,13 @@ from defcheck.report.common import (
     overlap_details,
     skipped_text,
     table_units,
-    threshold_text,
-    unit_details,
     unit_plural,
 )
-from defcheck.report.document import ConceptEntry, DefinitionEntry, OverlapEntry, PairEntry, ReportDocument
+from defcheck.report.document import ConceptEntry, OverlapEntry, PairEntry, ReportDocument
 from defcheck.report.escaping import html_text as escape
+from defcheck.report.heatmap import concept_unstable, definition_figure, grid_table, score_cell
+from defcheck.report.seeds import margin_lines, marked_members, stability_line
 
-LOW, HIGH = (247, 251, 255), (8, 48, 107)  # score colors: light to dark blue
-WRAP = 32  # a grid wider than this is cut into lines of WRAP small cells
 TABLE_ROWS = 200  # a table lists at most this many units (members and overlap units first)
 CATEGORY_MARKS = {"both": "B+M", "behavioral_only": "B", "mechanistic_only": "M", "neither": ""}
 
@@ -57,7 +56,19 @@ CSS = """
 .dc-report table.dc-wide td{width:11px;height:11px;padding:0;border-radius:2px;font-size:0}
 .dc-report table.dc-wide th{font-size:.9em;text-align:right}
 .dc-report table.dc-units td{width:auto;min-width:44px;padding:0 6px}
-.dc-report td.dc-member{box-shadow:inset 0 0 0 2px #d62728;font-weight:bold}
+.dc-report table.dc-cells th.dc-axis{font-style:italic;white-space:nowrap}
+.dc-report td.dc-member{box-shadow:0 0 0 2px #111,inset 0 0 0 2px #fff;font-weight:bold;
+  background-image:linear-gradient(225deg,#fff 0,#fff 5px,#111 5px,#111 8px,transparent 8px)}
+.dc-report table.dc-wide td.dc-member{box-shadow:0 0 0 1px #111,inset 0 0 0 1px #fff;
+  background-image:linear-gradient(225deg,#111 0,#111 4px,transparent 4px)}
+.dc-report td.dc-unstable{outline:2px dotted #d81b60;outline-offset:-2px}
+.dc-report .dc-scale{margin:4px 0;max-width:300px;font-size:.8em}
+.dc-report .dc-bar{position:relative;height:10px;border:1px solid #999}
+.dc-report .dc-chance{position:absolute;top:-4px;bottom:-4px;width:0;border-left:2px solid #000}
+.dc-report .dc-ticks{display:flex;justify-content:space-between;color:#555}
+.dc-report .dc-chance-label{color:#333}
+.dc-report details.dc-criteria{margin-top:6px;font-size:.9em}
+.dc-report .dc-criterion{margin:6px 0}.dc-report .dc-ccap{font-size:.85em;max-width:360px}
 .dc-report td.dc-na{background:#c8c8c8;color:#555}
 .dc-report td.dc-undefined{background:repeating-linear-gradient(45deg,#d0d0d0,#d0d0d0 3px,#e8e8e8 3px,#e8e8e8 6px);
   color:#555}
@@ -127,20 +138,31 @@ def render_fragment(data: ReportDocument, concepts: list[str] | None = None) -> 
 
 
 def _index(data: ReportDocument) -> str:
+    """The concepts at a glance; an ``unstable`` column where the report has stability data (``--seeds``)."""
     if not data["concepts"]:
         return "<p>No definitions were evaluated.</p>"
-    rows = ["<tr><th>concept</th><th>both</th><th>behavioral only</th><th>mechanistic only</th><th>Jaccard</th></tr>"]
+    unstable = {name: concept_unstable(concept) for name, concept in data["concepts"].items()}
+    seeded = any(units is not None for units in unstable.values())
+    extra = "<th>unstable</th>" if seeded else ""
+    rows = [
+        "<tr><th>concept</th><th>both</th><th>behavioral only</th><th>mechanistic only</th><th>Jaccard</th>"
+        f"{extra}</tr>"
+    ]
     for name, concept in data["concepts"].items():
         link = f'<a href="#concept-{escape(name)}">{escape(name)}</a>'
         overlap = concept["overlap"]
+        marked = unstable[name]
+        units = "-" if marked is None else ", ".join(u for u in concept_units(concept) if u in marked) or "—"
+        tail = f"<td>{escape(units)}</td>" if seeded else ""
         if not compared(concept):
-            rows.append(f'<tr><td>{link}</td><td colspan="4">{escape(overlap["reason"] or "no overlap")}</td></tr>')
+            reason = escape(overlap["reason"] or "no overlap")
+            rows.append(f'<tr><td>{link}</td><td colspan="4">{reason}</td>{tail}</tr>')
             continue
         cells = "".join(
             f"<td>{escape(', '.join(overlap[key]) or '—')}</td>"
             for key in ("both", "behavioral_only", "mechanistic_only")
         )
-        rows.append(f"<tr><td>{link}</td>{cells}<td>{number(overlap['jaccard'])}</td></tr>")
+        rows.append(f"<tr><td>{link}</td>{cells}<td>{number(overlap['jaccard'])}</td>{tail}</tr>")
     return f'<table class="dc-table">{"".join(rows)}</table>'
 
 
@@ -194,100 +216,25 @@ def _definitions_table(concept: ConceptEntry) -> str:
             status = f'<span class="dc-error">errored: {escape(str(definition["error"]))}</span>'
         elif definition["status"] == "not_applicable":
             status = f'<span class="dc-note">not applicable: {escape(str(definition["not_applicable"]))}</span>'
-        members = definition.get("members")
+        members = marked_members(definition)  # unstable ones marked ~ (--seeds K)
+        seeds = [line for line in (stability_line(definition), *margin_lines(definition)) if line]
+        noted = "".join(f'<br><span class="dc-note">{escape(line)}</span>' for line in seeds)
         rows.append(
             f"<tr><td>{escape(name)}</td><td>{escape(definition['kind'])}</td>"
             f"<td>{escape(definition_criteria_text(definition))}</td><td>{escape(definition.get('source') or '')}</td>"
-            f"<td>{escape(', '.join(members) if members else '—')}</td><td>{status}</td></tr>"
+            f"<td>{escape(', '.join(members) if members else '—')}{noted}</td><td>{status}</td></tr>"
         )
     return f'<table class="dc-table dc-definitions">{"".join(rows)}</table>'
-
-
-def _color(t: float) -> tuple[str, str]:
-    rgb = tuple(round(lo + (hi - lo) * t) for lo, hi in zip(LOW, HIGH, strict=True))
-    return f"rgb({rgb[0]},{rgb[1]},{rgb[2]})", "#fff" if t > 0.55 else "#000"
-
-
-def _table(grid: Grid, cell: Any) -> str:
-    """The cells of ``grid`` as an HTML table; a grid wider than ``WRAP`` columns in lines of small cells."""
-    if len(grid.columns) <= WRAP:
-        header = "<tr><th></th>" + "".join(f"<th>{escape(c)}</th>" for c in grid.columns) + "</tr>"
-        rows = [header] + [
-            f"<tr><th>{escape(label)}</th>{''.join(cell(unit) for unit in cells)}</tr>"
-            for label, cells in zip(grid.rows, grid.cells, strict=True)
-        ]
-        return f'<table class="dc-cells">{"".join(rows)}</table>'
-    rows = [
-        f"<tr><th>{escape(label)}</th>{''.join(cell(unit) for unit in cells)}</tr>"
-        for label, cells in grid.wrapped(WRAP)
-    ]
-    return f'<table class="dc-cells dc-wide">{"".join(rows)}</table>'
 
 
 def _grids(data: ReportDocument, concept: ConceptEntry) -> str:
     grid = concept_grid(data, concept)
     if grid is None:
         return _units_table(concept)
-    figures = [_definition_grid(concept, name, d, grid) for name, d in concept["definitions"].items()]
+    figures = [definition_figure(concept, name, d, grid) for name, d in concept["definitions"].items()]
     if compared(concept):
         figures.append(_overlap_grid(concept, grid))
     return f'<div class="dc-grids">{"".join(figures)}</div>'
-
-
-def _score_cell(concept: ConceptEntry, name: str, definition: DefinitionEntry) -> Any:
-    """``cell(unit) -> <td>`` colored by the definition's primary score, and the caption's color scale text."""
-    scores = definition.get("scores") or {}
-    members = set(definition.get("members") or [])
-    finite = [v for v in scores.values() if v is not None and math.isfinite(v)]
-    status = definition["status"]
-    criteria = definition["criteria"]
-    cut = criteria[0]["threshold"] if criteria else None
-    if finite and isinstance(cut, str):  # the scale spans the cut-off, so that "all far below it" reads as such
-        cut_value = float(cut.split()[-1])
-        finite += [cut_value]
-    low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
-
-    def cell(unit: str) -> str:
-        title = escape(f"{unit} · {name}\n" + "\n".join(unit_details(concept, definition, unit)))
-        value = scores.get(unit)
-        classes = []
-        style = ""
-        if status == "not_applicable" or not scores:
-            classes.append("dc-na")
-            text = "n/a" if status == "not_applicable" else ""
-        elif value is None:
-            classes.append("dc-undefined")
-            text = "—"
-        else:
-            t = 0.5 if high == low else (value - low) / (high - low)
-            background, color = _color(t)
-            style = f' style="background:{background};color:{color}"'
-            text = number(value, 2)
-        if unit in members:
-            classes.append("dc-member")
-        klass = f' class="{" ".join(classes)}"' if classes else ""
-        return f'<td data-unit="{escape(unit)}"{klass}{style} title="{title}">{escape(text)}</td>'
-
-    scale = ""
-    if finite:
-        scale = f" {threshold_text(cut)}; color {number(low)} (light) to {number(high)} (dark); red outline: member"
-    return cell, scale
-
-
-def _definition_grid(concept: ConceptEntry, name: str, definition: DefinitionEntry, grid: Grid) -> str:
-    criteria = definition["criteria"]
-    status = definition["status"]
-    primary = criteria[0]["checker"] if criteria else "score"
-    cell, scale = _score_cell(concept, name, definition)
-    caption = f"<b>{escape(name)}</b> ({escape(definition['kind'])}): {escape(primary)}{escape(scale)}"
-    if status == "errored":
-        caption += f'<br><span class="dc-error">errored: {escape(str(definition["error"]))}</span>'
-    elif status == "not_applicable":
-        caption += f'<br><span class="dc-note">not applicable: {escape(str(definition["not_applicable"]))}</span>'
-    return (
-        f'<figure class="dc-grid" data-grid="definition" data-definition="{escape(name)}">'
-        f"<figcaption>{caption}</figcaption>{_table(grid, cell)}</figure>"
-    )
 
 
 def _category_cell(concept: ConceptEntry) -> Any:
@@ -314,9 +261,8 @@ def _overlap_grid(concept: ConceptEntry, grid: Grid) -> str:
     caption = f"<b>overlap</b> (union of each kind)<div class='dc-legend'>{legend}</div>"
     if undetermined:
         caption += "<span class='dc-small'>dashed: rests on an undefined score</span>"
-    return (
-        f'<figure class="dc-grid" data-grid="overlap"><figcaption>{caption}</figcaption>{_table(grid, cell)}</figure>'
-    )
+    table = grid_table(concept, grid, cell)
+    return f'<figure class="dc-grid" data-grid="overlap"><figcaption>{caption}</figcaption>{table}</figure>'
 
 
 def _units_table(concept: ConceptEntry) -> str:
@@ -324,7 +270,7 @@ def _units_table(concept: ConceptEntry) -> str:
     score (colored, members outlined), and the overlap category."""
     units, left_out = table_units(concept, TABLE_ROWS)
     definitions = concept["definitions"]
-    cells = {name: _score_cell(concept, name, d) for name, d in definitions.items()}
+    cells = {name: score_cell(concept, name, d) for name, d in definitions.items()}
     overlap = compared(concept)
     category_cell = _category_cell(concept) if overlap else None
     header = "".join(
@@ -340,7 +286,8 @@ def _units_table(concept: ConceptEntry) -> str:
         f'<p class="dc-small">and {left_out} more {unit_plural(concept)}; see the JSON report</p>' if left_out else ""
     )
     return (
-        '<figure class="dc-grid" data-grid="table"><figcaption>primary score of each definition; red outline: member'
+        '<figure class="dc-grid" data-grid="table"><figcaption>each definition\'s deciding score, colored by its '
+        "margin to the threshold (blue: member, orange: not; pale: near it); bold border: member"
         f'</figcaption><table class="dc-cells dc-units">{"".join(rows)}</table>{more}</figure>'
     )
 

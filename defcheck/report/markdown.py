@@ -21,8 +21,9 @@ from defcheck.report.common import (
     table_units,
     unit_plural,
 )
-from defcheck.report.document import ConceptEntry, OverlapEntry, ReportDocument
+from defcheck.report.document import ConceptEntry, DefinitionEntry, OverlapEntry, ReportDocument
 from defcheck.report.escaping import html_text, md_name, md_slug, md_text
+from defcheck.report.seeds import margin_lines, marked_members, overlap_line, seed_count, stability_line
 
 LISTED = 40  # unit addresses listed in a table cell before "and N more"
 GRID_COLUMNS = 32  # wider grids (neurons) are listed as a table of the units that matter instead
@@ -94,6 +95,9 @@ def _concept(data: ReportDocument, name: str, concept: ConceptEntry) -> list[str
         lines += [f"> {_cell(concept['summary'])}", ""]
     overlap = concept["overlap"]
     lines += [_cell(overlap["narrative"]), ""]
+    spread = overlap_line(overlap)
+    if spread:
+        lines += [_cell(spread), ""]
     plural = _cell(unit_plural(concept))
     if compared(concept):
         lines += [
@@ -118,15 +122,39 @@ def _concept(data: ReportDocument, name: str, concept: ConceptEntry) -> list[str
             status = f"not applicable: {definition['not_applicable']}"
         lines.append(
             f"| {md_name(def_name, table=True)} | {_cell(definition['kind'])} "
-            f"| {_cell(definition_criteria_text(definition))} | {_units(definition['members'])} | {_cell(status)} |"
+            f"| {_cell(definition_criteria_text(definition))} | {_units(_marked(definition))} | {_cell(status)} |"
         )
     lines.append("")
+    lines += _stability(data, concept)
     if compared(concept):
         lines += _sensitivity(overlap)
         if len(overlap["pairs"]) > 1:
             lines += _pairs(overlap)
     lines += _scores(data, concept)
     return lines
+
+
+def _marked(definition: DefinitionEntry) -> list[str] | None:
+    """The members, unstable ones marked (``1.3~ (70%)``); ``None`` where the definition has none computed."""
+    return None if definition["members"] is None else marked_members(definition)
+
+
+def _stability(data: ReportDocument, concept: ConceptEntry) -> list[str]:
+    """``--seeds K``: a table of each definition's stability and the margins nearest the threshold."""
+    seeds = seed_count(data)
+    if seeds < 2:
+        return []
+    lines = [
+        f"Stability across {seeds} probe seeds (margins in seed-to-seed standard deviations):",
+        "",
+        "| definition | members | margins nearest the threshold |",
+        "|---|---|---|",
+    ]
+    for name, definition in concept["definitions"].items():
+        line = stability_line(definition, seeds) or "—"
+        margins = "; ".join(margin_lines(definition)) or "—"
+        lines.append(f"| {md_name(name, table=True)} | {_cell(line)} | {_cell(margins)} |")
+    return [*lines, ""]
 
 
 def _sensitivity(overlap: OverlapEntry) -> list[str]:

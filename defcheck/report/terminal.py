@@ -1,4 +1,5 @@
-"""The terminal format: per concept a rich panel with the summary, the overlap (categories in color), the
+"""The terminal format: first a summary table (a row per concept: the overlap categories, the Jaccard, the units
+unstable across seeds), then per concept a rich panel with the summary, the overlap (categories in color), the
 definitions, a map of the categories on the unit kind's grid (layers x heads; a wide grid such as 256 neurons a
 layer in lines of one-character cells) or, for units without a grid (layers, models), a table of each unit's
 primary scores and category, and the threshold sensitivity."""
@@ -28,6 +29,8 @@ from defcheck.report.common import (
 )
 from defcheck.report.document import ConceptEntry, DefinitionEntry, OverlapEntry, ReportDocument
 from defcheck.report.escaping import printable
+from defcheck.report.heatmap import concept_unstable
+from defcheck.report.seeds import margin_lines, marked_members, overlap_line, seed_count, stability_line
 
 STYLES = {
     "both": "bold white on green",
@@ -41,6 +44,7 @@ COMPACT_WIDTH = 64  # cells per line of such a compact map
 COMPACT_MARKS = {"both": "+", "behavioral_only": "B", "mechanistic_only": "M", "neither": "·"}
 NARROW = 100  # consoles narrower than this list the definitions one below the other instead of in a table
 TABLE_ROWS = 40  # units listed in the table of units without a grid (members and overlap units first)
+SUMMARY_UNITS = 6  # units named per category in the summary table
 
 
 def print_report(data: ReportDocument, console: Console | None = None) -> None:
@@ -51,8 +55,54 @@ def print_report(data: ReportDocument, console: Console | None = None) -> None:
         console.print(_text(skipped, style="yellow"))
     if not data["concepts"]:
         console.print("No definitions were evaluated.")
+    else:
+        console.print(_summary(data, console.width))
     for name, concept in data["concepts"].items():
         console.print(_concept(data, name, concept, console.width))
+
+
+def _summary(data: ReportDocument, width: int = NARROW) -> Table:
+    """One row per concept: the overlap categories (counts, and the units on a wide console), the Jaccard, and
+    the units unstable across seeds (``-`` without ``--seeds``)."""
+    listed = width >= NARROW
+    uncompared = not all(compared(concept) for concept in data["concepts"].values())
+    note = "—: the kinds were not compared (see the concept below)" if uncompared else None
+    table = Table(title="summary", title_justify="left", caption=note, caption_justify="left")
+    longest = max((len(name) for name in data["concepts"]), default=7)
+    table.add_column("concept", overflow="ellipsis", no_wrap=True, min_width=min(longest, max(width // 3, 8)))
+    for column in ("both", "B-only", "M-only"):
+        table.add_column(column, overflow="ellipsis")
+    table.add_column("Jaccard", justify="right")
+    table.add_column("unstable", overflow="ellipsis")
+    for name, concept in data["concepts"].items():
+        overlap = concept["overlap"]
+        unstable = concept_unstable(concept)
+        ordered = [unit for unit in concept_units(concept) if unstable is not None and unit in unstable]
+        shown = Text("-", style="dim") if unstable is None else _counted(ordered, "bold red", listed)
+        if not compared(concept):
+            dash = Text("—", style="dim")
+            table.add_row(_text(name), dash, dash, dash, dash, shown)
+            continue
+        both, behavioral, mechanistic = overlap["both"], overlap["behavioral_only"], overlap["mechanistic_only"]
+        counts = [
+            _counted(both, STYLES["both"], listed),
+            _counted(behavioral, STYLES["behavioral_only"], listed),
+            _counted(mechanistic, STYLES["mechanistic_only"], listed),
+        ]
+        table.add_row(_text(name), *counts, _plain(number(overlap["jaccard"])), shown)
+    return table
+
+
+def _counted(units: list[str], style: str, listed: bool) -> Text:
+    """``3 (0.1, 0.3, 1.2)``: how many units, and the first few where ``listed``."""
+    if not units:
+        return Text("0", style="dim")
+    text = Text(printable(len(units)), style=style)
+    if listed:
+        more = ", …" if len(units) > SUMMARY_UNITS else ""
+        text.append(printable(f" ({', '.join(units[:SUMMARY_UNITS])}{more})"))
+    text.overflow = "ellipsis"
+    return text
 
 
 def _text(text: Any, style: str = "") -> Text:
@@ -76,6 +126,9 @@ def _concept(data: ReportDocument, name: str, concept: ConceptEntry, width: int 
         parts.append(_text(concept["summary"] or "", style="italic"))
     overlap = concept["overlap"]
     parts.append(_text(overlap["narrative"]))
+    spread = overlap_line(overlap)
+    if spread:
+        parts.append(_text(spread))
     plural = unit_plural(concept)
     if compared(concept):
         table = Table(title="overlap (union of each kind)", title_justify="left", show_header=False)
@@ -91,6 +144,9 @@ def _concept(data: ReportDocument, name: str, concept: ConceptEntry, width: int 
             table.add_row(key, _text(shown))
         parts.append(table)
     parts.append(_definitions(concept) if width >= NARROW else _definition_list(concept))
+    stability = _stability(data, concept)
+    if stability is not None:
+        parts.append(stability)
     grid = _category_map(data, concept) if compared(concept) or concept_grid(data, concept) is None else None
     if grid is not None:
         parts.append(grid)
@@ -117,7 +173,7 @@ def _definition_list(concept: ConceptEntry) -> Group:
         )
         blocks.append(line)
         blocks.append(Padding(_text(definition_criteria_text(definition)), (0, 0, 0, 2)))
-        members = definition.get("members")
+        members = marked_members(definition)
         blocks.append(Padding(Text.assemble("members: ", _units(members), overflow="ellipsis"), (0, 0, 0, 2)))
     return Group(*blocks)
 
@@ -128,9 +184,23 @@ def _definitions(concept: ConceptEntry) -> Table:
         table.add_column(column, overflow="ellipsis")
     for name, definition in concept["definitions"].items():
         status = _status(definition)
-        members = definition.get("members")
         criteria = _text(definition_criteria_text(definition))
-        table.add_row(_text(name), _text(definition["kind"]), criteria, _units(members), status)
+        table.add_row(_text(name), _text(definition["kind"]), criteria, _units(marked_members(definition)), status)
+    return table
+
+
+def _stability(data: ReportDocument, concept: ConceptEntry) -> Table | None:
+    """``--seeds K``: each definition's unstable units (marked ``~`` in the members) and the margins nearest
+    the threshold; ``None`` for a report of one seed."""
+    seeds = seed_count(data)
+    if seeds < 2:
+        return None
+    table = Table(title=f"stability across {seeds} probe seeds (margins in seed-to-seed sd)", title_justify="left")
+    for column in ("definition", "members", "margins nearest the threshold"):
+        table.add_column(column, overflow="fold")
+    for name, definition in concept["definitions"].items():
+        line = stability_line(definition, seeds) or "—"
+        table.add_row(_text(name), _text(line), _text("; ".join(margin_lines(definition)) or "—"))
     return table
 
 

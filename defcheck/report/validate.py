@@ -220,7 +220,7 @@ criterion = record(
         "evidence": map_of(map_of(anything)),
         "error": maybe_str,
     },
-    {"probe_note": string},
+    {"probe_note": string, "chance": maybe_number, "margins": optional(map_of(maybe_number))},
 )
 definition = record(
     {
@@ -236,7 +236,11 @@ definition = record(
         "not_applicable": maybe_str,
         "error": maybe_str,
     },
-    {"file": maybe_str, "line": optional(count)},
+    {
+        "file": maybe_str,
+        "line": optional(count),
+        "stability": optional(record({"share": map_of(number), "unstable": names})),
+    },
 )
 _PAIR: dict[str, Check] = {
     "behavioral": names,
@@ -275,7 +279,20 @@ overlap = record(
         "excluded": reasons,
         "reason": maybe_str,
         "narrative": string,
-    }
+    },
+    {
+        "stability": optional(
+            record(
+                {
+                    "seeds": count,
+                    "jaccard": record(dict.fromkeys(("min", "median", "max"), maybe_number)),
+                    "unstable": names,
+                    "stable_disagreements": names,
+                    "unstable_disagreements": names,
+                }
+            )
+        )
+    },
 )
 _concept_fields = record(
     {
@@ -378,7 +395,7 @@ checks = record(
     {
         "project": maybe_str,
         "baseline": optional(
-            record({"file": string, "tolerance": number, "differences": list_of(difference)}),
+            record({"file": string, "tolerance": number, "differences": list_of(difference)}, {"ignored": names}),
         ),
     },
 )
@@ -387,6 +404,7 @@ document = record(
     {
         "probes": map_of(probe),
         "skipped": reasons,
+        "seeds": list_of(integer),
         "checks": checks,
         "sweep": record({}, {"key": string, "step": count, "checkpoint_index": optional(integer)}),
     },

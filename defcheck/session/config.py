@@ -12,6 +12,7 @@ from defcheck.diagnostics import DefinitionsError, display_path
 DEFAULT_SEED = 0
 MAX_SEED = 2**32 - 1  # the same as defcheck.ci.project_schema.MAX_SEED (a test checks it)
 DEFAULT_TOLERANCE = 1e-3  # the same as defcheck.ci.project.DEFAULT_TOLERANCE (a test checks it)
+MAX_SEEDS = 1000  # the same as defcheck.engine.stability.MAX_SEEDS
 DEFAULT_CHECKER_TIMEOUT = 600.0  # the same as defcheck.ci.project.DEFAULT_CHECKER_TIMEOUT (a test checks it)
 
 
@@ -37,6 +38,12 @@ class RunConfig:
     project_path: str | None = None
     checker_timeout: float = DEFAULT_CHECKER_TIMEOUT
     """Seconds one checker's computation may take before it is stopped as that checker's error (0: no limit)."""
+    seeds: int = 1
+    """How many probe seeds (``seed`` to ``seed + seeds - 1``) every probe is drawn under (stability, margins)."""
+    strict_stability: bool = False
+    """A baseline diff counts changes of unstable memberships too."""
+    allow_outside_files: bool = False
+    """Probes may read files outside the project's folder (``token_file`` paths, text corpora)."""
 
     @classmethod
     def resolve(
@@ -58,6 +65,9 @@ class RunConfig:
         disabled_plugins: Sequence[str] = (),
         strict_plugins: bool = False,
         checker_timeout: float | None = None,
+        seeds: int | None = None,
+        strict_stability: bool = False,
+        allow_outside_files: bool = False,
     ) -> RunConfig:
         """The config of a run: the flags (``None`` meaning "not given") over the project file's values
         (``--config``, else the nearest ``defcheck.yaml`` unless ``no_config``) over the defaults.
@@ -93,6 +103,9 @@ class RunConfig:
             checker_timeout=checker_timeout
             if checker_timeout is not None
             else (spec.checker_timeout if spec is not None else DEFAULT_CHECKER_TIMEOUT),
+            seeds=seeds if seeds is not None else (spec.seeds if spec is not None else 1),
+            strict_stability=strict_stability,
+            allow_outside_files=allow_outside_files or (spec.allow_outside_files if spec is not None else False),
         )
 
 

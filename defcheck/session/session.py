@@ -102,7 +102,15 @@ class Session:
             from defcheck.language.registry import load_registry
 
             paths = [Path(p) for p in self.config.definition_paths]
-            registry = load_registry(paths, self.extensions, include_builtin=self.config.include_builtin)
+            config = self.config
+            root = Path(config.project_path).parent if config.project_path else None  # what probes may read
+            registry = load_registry(
+                paths,
+                self.extensions,
+                include_builtin=config.include_builtin,
+                project_root=root,
+                allow_outside_files=config.allow_outside_files,
+            )
             if registry.errors:
                 raise DefinitionsError(registry.errors)
             project = self.project
@@ -194,7 +202,7 @@ class Session:
             )
         project = self.project
         named = dict(project.models()) if project is not None else {}
-        if project is None or (reference is not None and reference not in named):
+        if project is None or not named or (reference is not None and reference not in named):
             chosen = reference or DEFAULT_MODEL
             return [ModelTarget(model_name(chosen), chosen, chosen)]
         if reference is not None:
@@ -210,17 +218,18 @@ class Session:
         return out
 
     def evaluate(self, model: Any, *, progress: Progress | None = None) -> RunResult:
-        """Evaluate the selection on ``model`` with the config's seed and batch size (no report); a model without
+        """Evaluate the selection on ``model`` with the config's seed(s) and batch size (no report); a model without
         the token metadata its probes need is refused first, in one error (:meth:`require_tokens`)."""
-        from defcheck.engine.runner import evaluate
+        from defcheck.engine.stability import evaluate_seeds
 
         self.require_tokens(model)  # one error before any forward pass, not one per criterion
         config = self.config
-        return evaluate(
+        return evaluate_seeds(
             model,
             self.registry,
             self.extensions,
             seed=config.seed,
+            seeds=config.seeds,
             batch_size=config.batch_size,
             definitions=self.selection(),
             progress=progress,
@@ -266,8 +275,16 @@ class Session:
         if baseline is not None:
             file, old = baseline
             tolerance = self.config.tolerance
-            differences = diff_reports(old, report.data, tolerance=tolerance, selection=self.selection())
-            compared = {"file": file, "tolerance": tolerance, "differences": differences}
+            ignored: list[str] = []
+            differences = diff_reports(
+                old,
+                report.data,
+                tolerance=tolerance,
+                selection=self.selection(),
+                strict_stability=self.config.strict_stability,
+                ignored=ignored,
+            )
+            compared = {"file": file, "tolerance": tolerance, "differences": differences, "ignored": ignored}
         return build_checks(
             report.data,
             model=label,

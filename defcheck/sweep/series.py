@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from defcheck.diagnostics import DefcheckError, display_path
+from defcheck.files import read_regular_text
 
 if TYPE_CHECKING:
     from defcheck.hooks.manager import Extensions
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")  # what the checkpoint loader reads
 CONFIG_NAMES = ("config.json", "config.yaml", "config.yml")  # where it looks for a folder's config
 METADATA_NAME = "checkpoints.json"  # a folder's steps and metrics, written by scripts/train_toy_models.py
+MAX_METADATA_BYTES = 16 * 2**20
 GLOB_CHARACTERS = re.compile(r"[*?\[]")
 EVERY = "@*"  # REFERENCE@*: every checkpoint its loader lists
 MAX_STEP = 2**53  # steps are plotted as floats: larger ones would lose their identity (and overflow NumPy)
@@ -263,11 +265,8 @@ def _file_series(source: str) -> list[Checkpoint]:
         if folder not in metadata:
             sidecar = folder / METADATA_NAME
             metadata[folder] = ({}, {})
-            if sidecar.is_file():
-                try:
-                    text = sidecar.read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError) as error:
-                    raise DefcheckError(f"cannot read {display_path(sidecar)}: {error}") from None
+            if sidecar.exists():  # a regular file only (a FIFO would block), at most MAX_METADATA_BYTES
+                text = read_regular_text(sidecar, MAX_METADATA_BYTES, "the checkpoint metadata")
                 metadata[folder] = read_metadata(text, display_path(sidecar))
         metrics, steps = metadata[folder]
         step = steps.get(file.name, step_from_name(file))

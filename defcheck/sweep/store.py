@@ -1,5 +1,6 @@
 """The store of a sweep's reports: their names, the key that says whether a report on disk is still valid, and
-atomic writes (a temporary file, then ``os.replace``), so an interrupted sweep never leaves half a report.
+atomic writes (:func:`defcheck.files.atomic_write`: a temporary file, fsync, ``os.replace``), so an interrupted
+sweep never leaves half a report.
 
 A report already on disk is kept when it is *valid*: it parses as a report of the current ``report_version`` and
 its ``sweep.key`` equals the task's key, a hash of everything that decides its content (see :func:`task_key`).
@@ -10,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from defcheck._version import __version__
 from defcheck.diagnostics import DefcheckError
+from defcheck.files import MAX_REPORT_BYTES, FileProblem, read_regular_file
+from defcheck.files import atomic_write as atomic_write  # the sweep's writer is the one every command uses
 from defcheck.report.json import REPORT_VERSION, canonical
 
 if TYPE_CHECKING:
@@ -61,7 +63,7 @@ def definitions_fingerprint(session: Session) -> dict[str, Any]:
 
 def task_key(checkpoint: Checkpoint, options: SweepOptions, fingerprint: Mapping[str, Any]) -> str:
     """A hash of everything that decides a checkpoint's report: the checkpoint (reference, index, step and
-    the identity of its files), the definitions' fingerprint, the seed, and the options that reach the model
+    the identity of its files), the definitions' fingerprint, the seed (and seeds), and the options that reach the model
     (device, batch size, token overrides, model config, threads)."""
     config = options.config
     model_config = None
@@ -88,6 +90,8 @@ def task_key(checkpoint: Checkpoint, options: SweepOptions, fingerprint: Mapping
             "threads": options.threads,
         },
     }
+    if config.seeds > 1:  # --seeds K: only then, so that the keys of one-seed sweeps stay as they were
+        document["seeds"] = config.seeds
     text = json.dumps(canonical(document), sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
@@ -111,10 +115,12 @@ def read_report(path: Path, key: str) -> tuple[dict[str, Any] | None, str | None
     from defcheck.report import Report
     from defcheck.report.json import REPORT_VERSION
 
-    try:
-        raw = path.read_bytes()
-    except OSError:
+    if not path.exists():
         return None, None
+    try:  # a regular file only, read with a limit: a FIFO or a huge file there is damage, and run again
+        raw = read_regular_file(path, MAX_REPORT_BYTES, "the report")
+    except FileProblem as error:
+        return None, str(error)
     try:
         data: dict[str, Any] = dict(Report.from_json(raw).data)
     except DefcheckError as error:
@@ -130,24 +136,6 @@ def read_report(path: Path, key: str) -> tuple[dict[str, Any] | None, str | None
         if any(definition.get("status") == "errored" for definition in concept.get("definitions", {}).values()):
             return None, None
     return data, None
-
-
-def atomic_write(path: Path, content: str | bytes) -> None:
-    """Write ``content`` to ``path`` so that ``path`` never holds half of it: a temporary file in the same
-    folder, flushed to disk, then renamed over ``path`` (``os.replace`` is atomic on one file system)."""
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
 
 
 def remove_stale_temporaries(folder: Path) -> None:

@@ -10,6 +10,7 @@ from defcheck.cli.options import output_option
 from defcheck.cli.output import output_console, report_plugin_problems, write_output
 from defcheck.cli.settings import Settings
 from defcheck.diagnostics import DefcheckError, display_path
+from defcheck.files import MAX_REPORT_BYTES, read_regular_file
 
 
 @click.command()
@@ -33,8 +34,9 @@ def report(settings: Settings, report_file: Path, format_name: str, output: Path
 
     report_plugin_problems(settings)
     check_format(format_name, settings.extensions)
+    raw = read_regular_file(report_file, MAX_REPORT_BYTES, "the report")  # a FIFO would block; a limit
     try:
-        loaded = Report.from_json(report_file.read_bytes())
+        loaded = Report.from_json(raw)
     except DefcheckError as error:  # the document's problem, with the file it is in
         raise DefcheckError(f"{display_path(report_file)}: {error}") from None
     if format_name == "terminal":

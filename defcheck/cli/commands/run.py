@@ -72,6 +72,12 @@ FILE = click.Path(dir_okay=False, path_type=Path)
     help="How far a score or metric may move from the baseline: |new - old| <= TOLERANCE * max(1, |old|). "
     "[default: the project file's, else 0.001]",
 )
+@click.option(
+    "--strict-stability",
+    is_flag=True,
+    help="Count a baseline difference in a unit's membership even where the unit is unstable across the probe "
+    "seeds (--seeds); by default such changes are listed as ignored.",
+)
 @click.option("--out", "old_directory", type=click.Path(file_okay=False, path_type=Path), hidden=True)
 @click.option("--json", "json_file", type=FILE, hidden=True)
 @click.option("--markdown", "markdown_file", type=FILE, hidden=True)
@@ -92,7 +98,13 @@ def run(settings: Settings, **params: Any) -> None:
     from defcheck.cli.run_steps import check_models, plan_run
 
     report_plugin_problems(settings)
-    config = run_config(settings, params, device=params.pop("device"), tolerance=params.pop("tolerance"))
+    config = run_config(
+        settings,
+        params,
+        device=params.pop("device"),
+        tolerance=params.pop("tolerance"),
+        strict_stability=params.pop("strict_stability"),
+    )
     session, plan, targets = plan_run(settings, config, params)
     statuses = check_models(settings, session, plan, targets, params)
     if "error" in statuses or settings.extensions.problems:  # a plugin that failed to load checked nothing
