@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
 
@@ -74,6 +74,12 @@ class DefinitionsError(DefcheckError):
         more = f"\n  ... and {count - shown} more" if count > shown else ""
         verb = "have" if source == "the definitions" else "has"
         super().__init__(f"{source} {verb} {count} error(s); nothing was run{listing}{more}")
+
+
+def short_repr(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a number of 400 digits is not worth printing)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from defcheck.diagnostics import did_you_mean
+from defcheck.diagnostics import did_you_mean, short_repr
 
 if TYPE_CHECKING:
     import torch
@@ -104,11 +104,11 @@ def parse_threshold(raw: Any) -> Threshold:
             raise ValueError("a rank rule needs 'top_k' (an integer >= 1), e.g. {top_k: 3, min: 0.1}")
         k, minimum = raw["top_k"], raw.get("min")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"top_k must be an integer >= 1, got {_short(k)}")
+            raise ValueError(f"top_k must be an integer >= 1, got {short_repr(k)}")
         if k > MAX_TOP_K:
-            raise ValueError(f"top_k must be at most {MAX_TOP_K}, got {_short(k)}")
+            raise ValueError(f"top_k must be at most {MAX_TOP_K}, got {short_repr(k)}")
         if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, (int, float))):
-            raise ValueError(f"min must be a number, got {_short(minimum)}")
+            raise ValueError(f"min must be a number, got {short_repr(minimum)}")
         return TopK(k, None if minimum is None else finite(minimum, "min"))
     raise ValueError(f"a threshold is a string or a mapping, not {type(raw).__name__}; {THRESHOLD_HELP}")
 
@@ -121,14 +121,8 @@ def finite(value: float, name: str) -> float:
     except OverflowError:
         raise ValueError(f"{name} must be a finite number, got an integer too large for one") from None
     if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {_short(value)}")
+        raise ValueError(f"{name} must be a finite number, got {short_repr(value)}")
     return number
-
-
-def _short(value: Any) -> str:
-    """``repr(value)``, cut to 40 characters (a number of 400 digits is not worth printing)."""
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _unreadable(raw: str) -> str:

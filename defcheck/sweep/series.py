@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from defcheck.diagnostics import DefcheckError, display_path
+from defcheck.diagnostics import DefcheckError, display_path, short_repr
 from defcheck.files import read_regular_text
+from defcheck.language.thresholds import finite
 
 if TYPE_CHECKING:
     from defcheck.hooks.manager import Extensions
@@ -219,20 +219,16 @@ def checked_step(value: Any, where: str) -> int:
     if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 20:
         step = int(value)
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        raise DefcheckError(f"{where} must be a training step, an integer from 0 to 2**53; got {shown}")
+        raise DefcheckError(f"{where} must be a training step, an integer from 0 to 2**53; got {short_repr(value)}")
     return step
 
 
 def checked_metric(value: Any, where: str) -> float:
     """``value`` (a number) as a finite float, or a :class:`DefcheckError` that says ``where``."""
     try:
-        number = float(value)
-    except OverflowError:
-        raise DefcheckError(f"{where} must be a finite number; got an integer too large for one") from None
-    if not math.isfinite(number):
-        raise DefcheckError(f"{where} must be a finite number; got {value!r}")
-    return number
+        return finite(value, where)
+    except ValueError as error:
+        raise DefcheckError(str(error)) from None
 
 
 def step_from_name(path: Path) -> int | None:
