@@ -111,3 +111,14 @@ def assert_page_current(script: str, page: Path, tmp_path: Path) -> None:
         lines = difflib.unified_diff(current.splitlines(True), expected.splitlines(True), f"docs/{page.name}", "fresh")
         shown = "".join(list(lines)[:60])
         raise AssertionError(f"docs/{page.name} is stale; run `python scripts/{script}.py`:\n{shown}")
+
+
+def json_paths(value, prefix=()):
+    """Every path into a JSON-like value (keys and list indices), the value's own ``()`` first."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from json_paths(inner, (*prefix, key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield from json_paths(inner, (*prefix, index))

@@ -18,12 +18,13 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import json_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -269,16 +270,6 @@ def valid_report(tmp_path_factory) -> dict[str, Any]:
     return loaded
 
 
-def _paths(value: Any, prefix: tuple = ()) -> Iterator[tuple]:
-    yield prefix
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from _paths(inner, (*prefix, key))
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            yield from _paths(inner, (*prefix, index))
-
-
 _JSON_VALUES = st.recursive(
     st.one_of(
         st.none(),
@@ -301,7 +292,7 @@ _MUTATIONS = st.lists(
 def _mutate(document: dict[str, Any], mutations: list) -> dict[str, Any]:
     data = json.loads(json.dumps(document))
     for where, action, value in mutations:
-        paths = [path for path in _paths(data) if path]
+        paths = [path for path in json_paths(data) if path]
         path = paths[int(where * len(paths))]
         parent: Any = data
         for part in path[:-1]:
@@ -405,7 +396,7 @@ def _project_text(case: tuple) -> bytes:
     if kind == "text":
         return (PROJECT_SEED[:where] + value + PROJECT_SEED[where:]).encode("utf-8", "surrogatepass")
     data = json.loads(json.dumps(_PROJECT_DATA))
-    paths = [path for path in _paths(data) if path]
+    paths = [path for path in json_paths(data) if path]
     path = paths[int(where * len(paths))]
     parent: Any = data
     for part in path[:-1]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import json_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -413,18 +414,8 @@ def test_arbitrary_text_gives_diagnostics_not_exceptions(text, scratch, module_e
     _check_never_raises(scratch, module_extensions)
 
 
-def _paths(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from _paths(inner, (*prefix, key))
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            yield from _paths(inner, (*prefix, index))
-
-
 _GOOD_DATA = yaml.safe_load(GOOD.read_text(encoding="utf-8"))
-_GOOD_PATHS = [path for path in _paths(_GOOD_DATA) if path]
+_GOOD_PATHS = [path for path in json_paths(_GOOD_DATA) if path]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
