@@ -82,9 +82,10 @@ class _Run:
         batch_size: int | None,
         progress: Progress | None,
         checker_timeout: float | None = None,
+        guard: CheckerGuard | None = None,  # one guard (and one copy of the weights) for several runs
     ) -> None:
         self.model, self.registry, self.extensions = model, registry, extensions
-        self.guard = CheckerGuard(model, checker_timeout)
+        self.guard = guard or CheckerGuard(model, checker_timeout)
         self.seed, self.batch_size, self.progress = seed, batch_size, progress
         self.units, self.skipped = concept_units(model, registry, extensions, order)
         self.order = [definition_id for definition_id in order if definition_id.partition(".")[0] in self.units]

@@ -63,6 +63,7 @@ def evaluate_seeds(
     ``stability`` (none for ``seeds == 1``: then this is :func:`~defcheck.engine.runner.evaluate`)."""
     from defcheck.diagnostics import DefcheckError
     from defcheck.engine import runner
+    from defcheck.engine.guard import CheckerGuard
     from defcheck.engine.scheduling import selected
     from defcheck.hooks.containment import plugin_code
 
@@ -73,6 +74,7 @@ def evaluate_seeds(
     order = selected(registry, definitions)
     results: list[RunResult] = []
     weights_only: dict[str, Computed] = {}
+    guard = CheckerGuard(model, checker_timeout)  # the weights are copied once, not once per seed
     with plugin_code():
         for k in range(seeds):
             state = runner._Run(  # the runner's own state, given the weights-only results
@@ -84,6 +86,7 @@ def evaluate_seeds(
                 batch_size,
                 _progress(progress, k, seeds),
                 checker_timeout,
+                guard,
             )
             state.computed.update(weights_only)
             results.append(state.evaluate())
