@@ -191,10 +191,16 @@ def test_a_checker_that_exits_is_its_definitions_error_and_the_run_exits_2(cli, 
 def test_a_users_ctrl_c_still_stops_the_run(cli, plugin, tmp_path):
     import click
 
-    handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(click.exceptions.Abort):  # the CLI's "Aborted!"
-        run(cli, plugin, concepts(tmp_path / "concepts", "acme_presses_ctrl_c"))
-    assert signal.getsignal(signal.SIGINT) is handler
+    # Python's own handler, as in a terminal: a process started in the background (a CI step's `&`) inherits
+    # SIGINT ignored, and an ignored Ctrl-C rightly stops nothing
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        handler = signal.getsignal(signal.SIGINT)
+        with pytest.raises(click.exceptions.Abort):  # the CLI's "Aborted!"
+            run(cli, plugin, concepts(tmp_path / "concepts", "acme_presses_ctrl_c"))
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_plugin_module_that_exits_at_import_fails_alone(cli, plugin, tmp_path):
