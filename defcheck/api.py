@@ -84,6 +84,7 @@ def check(
     *,
     seed: int = 0,
     seeds: int = 1,
+    bootstrap: int = 0,
     paths: Sequence[str | Path] = (),
     include_builtin: bool = True,
     plugins: Sequence[Any] = (),
@@ -99,7 +100,8 @@ def check(
     definitions they refer to with ``with:`` come along); by default everything loaded. ``paths`` are extra
     concept files or folders, loaded with the built-in ones unless ``include_builtin=False``. ``plugins``
     adds plugins: module names (as ``--plugin`` does) or plugin objects already in memory. ``seeds`` (as
-    ``--seeds``) draws every probe under the seeds ``seed`` to ``seed + seeds - 1`` and reports stability.
+    ``--seeds``) draws every probe under the seeds ``seed`` to ``seed + seeds - 1`` and reports stability;
+    ``bootstrap`` (as ``--bootstrap``) resamples each probe's sequences that many times (standard errors, margins).
 
     Raises :class:`~defcheck.diagnostics.DefcheckError` before anything runs when the definitions have errors, a
     selected name is unknown, or the model has no token metadata and a selected definition runs a probe.
@@ -111,6 +113,7 @@ def check(
         definitions=definitions,
         seed=seed,
         seeds=seeds,
+        bootstrap=bootstrap,
         paths=paths,
         include_builtin=include_builtin,
         plugins=plugins,
@@ -127,6 +130,7 @@ def check(
         selection=(*(concepts or ()), *(definitions or ())),
         seed=seed,
         seeds=seeds,
+        bootstrap=bootstrap,
         batch_size=batch_size,
         plugin_modules=tuple(p for p in plugins if isinstance(p, str)),
     )
@@ -152,7 +156,7 @@ def _names(value: Any, what: str) -> None:
 def _check_arguments(**arguments: Any) -> None:
     """Refuse what ``defcheck run`` would refuse on its command line: a wrong type or a number out of range, as
     a :class:`DefcheckError` naming the argument (``TypeError`` and friends from deep inside are not for users)."""
-    from defcheck.session.config import MAX_SEED, MAX_SEEDS
+    from defcheck.session.config import MAX_BOOTSTRAP, MAX_SEED, MAX_SEEDS
 
     _names(arguments["concepts"], "concepts")
     _names(arguments["definitions"], "definitions")
@@ -162,6 +166,9 @@ def _check_arguments(**arguments: Any) -> None:
     seeds = arguments["seeds"]
     if not _is_int(seeds) or not 1 <= seeds <= MAX_SEEDS:
         raise DefcheckError(f"seeds= must be an integer from 1 to {MAX_SEEDS}, not {seeds!r}")
+    bootstrap = arguments["bootstrap"]
+    if not _is_int(bootstrap) or not 0 <= bootstrap <= MAX_BOOTSTRAP:
+        raise DefcheckError(f"bootstrap= must be an integer from 0 to {MAX_BOOTSTRAP}, not {bootstrap!r}")
     batch = arguments["batch_size"]
     if batch is not None and (not _is_int(batch) or batch < 1):
         raise DefcheckError(f"batch_size= must be an integer >= 1 (or None: a whole probe), not {batch!r}")

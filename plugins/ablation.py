@@ -439,6 +439,7 @@ def defcheck_checkers() -> list[Checker]:
                 finish_path_ablation,
                 prepare=prepare_path_ablation,
                 wants_prepare=wants_mean_pass,
+                sequence_axis=1,
             ),
             chance=chance_path_ablation,
         )

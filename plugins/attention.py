@@ -267,7 +267,7 @@ def defcheck_checkers() -> list[Checker]:
             params=PatternParams,
             probe="required",
             activations=pattern_hooks,
-            streamed=Streamed(step_attention_pattern, finish_attention_pattern),
+            streamed=Streamed(step_attention_pattern, finish_attention_pattern, sequence_axis=1),
             chance=chance_attention_pattern,
         )
     ]

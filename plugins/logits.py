@@ -492,7 +492,7 @@ def defcheck_checkers() -> list[Checker]:
             params=CopyingParams,
             probe="required",
             activations=copying_hooks,
-            streamed=Streamed(step_copying, finish_copying),
+            streamed=Streamed(step_copying, finish_copying, sequence_axis=1),
             chance=chance_copying,
         ),
         Checker(
@@ -505,7 +505,7 @@ def defcheck_checkers() -> list[Checker]:
             params=DLAParams,
             probe="required",
             activations=dla_hooks,
-            streamed=Streamed(step_direct_logit_attribution, finish_direct_logit_attribution),
+            streamed=Streamed(step_direct_logit_attribution, finish_direct_logit_attribution, sequence_axis=1),
             chance=chance_direct_logit_attribution,
         ),
     ]

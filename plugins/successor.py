@@ -228,7 +228,7 @@ def defcheck_checkers() -> list[Checker]:
             params=SuccessorParams,
             probe="required",
             activations=_hooks,
-            streamed=Streamed(step_successor_logits, finish_successor_logits),
+            streamed=Streamed(step_successor_logits, finish_successor_logits, sequence_axis=1),
             chance=chance_successor_logits,
         ),
     ]

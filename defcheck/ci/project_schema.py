@@ -13,6 +13,7 @@ from defcheck.language.thresholds import Comparison, parse_threshold
 PROJECT_FILE_NAMES = ("defcheck.yaml", "defcheck.yml")
 DEFAULT_TOLERANCE = 1e-3
 MAX_SEEDS = 1000  # the same as defcheck.engine.stability.MAX_SEEDS
+MAX_BOOTSTRAP = 10_000  # the same as defcheck.engine.bootstrap.MAX_REPLICATES
 MAX_SEED = 2**32 - 1  # seeds are 32-bit: within what torch.manual_seed and NumPy's generators accept
 DEFAULT_CHECKER_TIMEOUT = 600.0
 CATEGORIES = ("both", "behavioral", "mechanistic", "behavioral_only", "mechanistic_only", "neither")
@@ -227,6 +228,12 @@ class Project(_Strict):
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the probes (0 to 2**32 - 1).")
     seeds: int = Field(
         1, ge=1, le=MAX_SEEDS, description="Draw every probe under this many seeds (seed, seed + 1, ...): stability."
+    )
+    bootstrap: int = Field(
+        0,
+        ge=0,
+        le=MAX_BOOTSTRAP,
+        description="Resample each probe's sequences this many times (0: none): standard errors, margins, intervals.",
     )
     tolerance: float = Field(
         DEFAULT_TOLERANCE, ge=0, allow_inf_nan=False, description="How far a score may move from the baseline."

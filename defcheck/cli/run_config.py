@@ -12,7 +12,7 @@ import click
 from defcheck.cli.options import concept_option, config_option, definitions_option, no_builtin_option, no_config_option
 from defcheck.cli.settings import Settings
 from defcheck.session import RunConfig
-from defcheck.session.config import MAX_SEED, MAX_SEEDS
+from defcheck.session.config import MAX_BOOTSTRAP, MAX_SEED, MAX_SEEDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,6 +31,14 @@ RUN_OPTIONS = (
         help="Draw every probe under K seeds (--seed, --seed + 1, ..., --seed + K - 1) and report each unit's "
         "stability and margins. [default: the project file's seeds, else 1]",
         metavar="K",
+    ),
+    click.option(
+        "--bootstrap",
+        type=click.IntRange(0, MAX_BOOTSTRAP),
+        help="Resample every probe's sequences B times (200 is a good start): standard errors, margins and a "
+        "Jaccard interval from one run, without another forward pass. [default: the project file's bootstrap, "
+        "else 0: none]",
+        metavar="B",
     ),
     click.option(
         "--batch-size", type=click.IntRange(min=1), help="Sequences per forward pass (default: a whole probe)."
@@ -83,6 +91,7 @@ def run_config(settings: Settings, params: dict[str, Any], **more: Any) -> RunCo
         selection=params.pop("selected"),
         seed=params.pop("seed"),
         seeds=params.pop("seeds"),
+        bootstrap=params.pop("bootstrap"),
         batch_size=params.pop("batch_size"),
         checker_timeout=params.pop("checker_timeout"),
         allow_outside_files=params.pop("allow_outside_files"),

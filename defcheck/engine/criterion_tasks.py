@@ -46,6 +46,18 @@ class Computed:
     used: bool = False
     chance: float | None = None  # what a null unit scores (Checker.chance), once per computation
     chance_done: bool = False
+    resample: Resample | None = None  # a streamed checker with a sequence_axis: what a bootstrap needs
+
+
+@dataclass
+class Resample:
+    """What :mod:`defcheck.engine.bootstrap` needs to score a resample of a probe's sequences: the streamed
+    checker's ``finish``, the context it was finished with, its per-batch partials and their sequence axis."""
+
+    finish: Any
+    context: CheckContext
+    partials: list[Any]
+    axis: int
 
 
 @dataclass

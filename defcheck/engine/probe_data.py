@@ -42,9 +42,10 @@ class ProbeBatch:
     def key(self) -> str:
         return probe_key(self.name, self.params)
 
-    def select(self, rows: slice) -> ProbeBatch:
-        """The sequences ``rows`` of this probe (one batch of a forward pass), with their per-sequence metadata:
-        every tensor in ``info`` whose first dimension is the number of sequences is cut too."""
+    def select(self, rows: slice | torch.Tensor) -> ProbeBatch:
+        """The sequences ``rows`` of this probe (one batch of a forward pass, or the row indices of a resample),
+        with their per-sequence metadata: every tensor in ``info`` whose first dimension is the number of
+        sequences is cut too."""
         if self.tokens is None:
             return self
         count = self.tokens.shape[0]

@@ -18,6 +18,8 @@ from defcheck.language.thresholds import Threshold
 from defcheck.models.view import ModelView
 
 if TYPE_CHECKING:
+    from defcheck.engine.bootstrap import Bootstrap
+    from defcheck.engine.criterion_tasks import Resample
     from defcheck.engine.stability import SeedRuns
 
 
@@ -34,6 +36,7 @@ class CriterionResult:
     error: str | None = None
     seconds: float = 0.0
     chance: float | None = None
+    resample: Resample | None = None  # how --bootstrap rescores a resample of the probe (streamed checkers)
 
 
 @dataclass
@@ -59,7 +62,8 @@ class RunResult:
 
     ``units`` holds each evaluated concept's units (its unit kind on this model); ``skipped`` each concept that
     was not evaluated because the model has no units of its kind, with the reason. ``stability`` holds the runs
-    of the other probe seeds (``--seeds K``, :mod:`defcheck.engine.stability`), ``None`` for one seed.
+    of the other probe seeds (``--seeds K``, :mod:`defcheck.engine.stability`), ``None`` for one seed;
+    ``bootstrap`` the resamples of the probes' sequences (``--bootstrap B``, :mod:`defcheck.engine.bootstrap`).
     """
 
     model: ModelView | Any
@@ -70,6 +74,7 @@ class RunResult:
     units: dict[str, Units] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     stability: SeedRuns | None = None
+    bootstrap: Bootstrap | None = None
 
 
 def scored(criterion: CriterionResult) -> tuple[Scores, torch.Tensor]:

@@ -41,6 +41,7 @@ from defcheck.engine.context import CheckContext
 from defcheck.engine.criterion_tasks import (
     Computed,
     Job,
+    Resample,
     Task,
     checked,
     describe,
@@ -180,7 +181,7 @@ class _Run:
             if computed.scores is not None:
                 outcome.scores = dataclasses.replace(computed.scores)
                 outcome.passed = task.criterion.threshold.select(computed.scores.values)
-            outcome.error = computed.error
+            outcome.error, outcome.resample = computed.error, computed.resample
             probe = self.probes.get(task.probe or "")
             outcome.chance = shared_chance(computed, task.checker, self.guard, self._context, task, probe)
             outcome.seconds = 0.0 if computed.used else computed.seconds  # a shared computation counts once
@@ -363,6 +364,8 @@ class _Run:
             job.context.prepared = job.prepared
             finish = declaration.finish
             scoring += self._timed(job, self._score, job.outcome, job.task.units, finish, job.context, job.partials)[1]
+            if declaration.sequence_axis is not None and job.outcome.error is None:  # --bootstrap can resample it
+                job.outcome.resample = Resample(finish, job.context, job.partials, declaration.sequence_axis)
             job.partials = []
         if whole:
             logits_all = torch.cat(logits_parts) if logits_parts else None

@@ -19,6 +19,7 @@ unstable.
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -54,21 +55,27 @@ def evaluate_seeds(
     *,
     seed: int = 0,
     seeds: int = 1,
+    bootstrap: int = 0,
     batch_size: int | None = None,
     definitions: Sequence[str] | None = None,
     progress: Progress | None = None,
     checker_timeout: float | None = None,
 ) -> RunResult:
     """The run of ``seed``, with the runs of ``seed + 1 ... seed + seeds - 1`` (modulo 2**32) in its
-    ``stability`` (none for ``seeds == 1``: then this is :func:`~defcheck.engine.runner.evaluate`)."""
+    ``stability`` (none for ``seeds == 1``: then this is :func:`~defcheck.engine.runner.evaluate`), and
+    ``bootstrap`` resamples of the first run's probes' sequences in its ``bootstrap``
+    (:mod:`defcheck.engine.bootstrap`; none for 0)."""
     from defcheck.diagnostics import DefcheckError
     from defcheck.engine import runner
+    from defcheck.engine.bootstrap import MAX_REPLICATES, resample_run
     from defcheck.engine.guard import CheckerGuard
     from defcheck.engine.scheduling import selected
     from defcheck.hooks.containment import plugin_code
 
     if not 1 <= seeds <= MAX_SEEDS:
         raise DefcheckError(f"seeds must be from 1 to {MAX_SEEDS}, not {seeds}")
+    if not 0 <= bootstrap <= MAX_REPLICATES:
+        raise DefcheckError(f"bootstrap must be from 0 to {MAX_REPLICATES}, not {bootstrap}")
     if registry.errors:
         raise DefcheckError("the definitions have errors; run `defcheck validate` first")
     order = selected(registry, definitions)
@@ -91,6 +98,10 @@ def evaluate_seeds(
             state.computed.update(weights_only)
             results.append(state.evaluate())
             if k == 0:
+                if bootstrap:
+                    started = time.perf_counter()
+                    results[0].bootstrap = resample_run(results[0], bootstrap, guard)
+                    results[0].timings[f"bootstrap ({bootstrap} resamples)"] = time.perf_counter() - started
                 unseeded = _unseeded(state.tasks)
                 weights_only = {key: value for key, value in state.computed.items() if key in unseeded}
     primary = results[0]
@@ -145,23 +156,38 @@ def member_share(run: RunResult, definition_id: str) -> torch.Tensor | None:
     return torch.stack(masks).mean(0)
 
 
-def criterion_margins(run: RunResult, definition_id: str, index: int) -> torch.Tensor | None:
-    """Each unit's margin (flat; NaN where undefined) for criterion ``index``, or ``None`` where the threshold is
-    a rank rule, the criterion has no probe (its score does not depend on the seed) or a seed has no scores."""
+def criterion_spread(run: RunResult, definition_id: str, index: int) -> torch.Tensor | None:
+    """Criterion ``index``'s standard deviation per unit (flat; NaN where undefined): across the probe seeds
+    (``--seeds K``), else the bootstrap standard error over sequences (``--bootstrap B``); ``None`` where the
+    criterion has no probe (its score has no sampling noise), a seed has no scores, or it was not resampled."""
     criterion = run.definitions[definition_id].criteria[index]
-    if not isinstance(criterion.threshold, Comparison) or criterion.probe is None:
+    if criterion.probe is None or criterion.scores is None or criterion.scores.not_applicable:
         return None
+    if run.stability is None:
+        from defcheck.engine.bootstrap import standard_errors
+
+        return None if run.bootstrap is None else standard_errors(run.bootstrap, definition_id, index)
     values = []
     for result in _all_runs(run):
         scores = result.definitions[definition_id].criteria[index].scores
         if scores is None or scores.not_applicable:
             return None
         values.append(scores.values.flatten().to(torch.float64))
-    stacked = torch.stack(values)
-    sd = stacked.std(0, unbiased=True)
+    return torch.stack(values).std(0, unbiased=True)
+
+
+def criterion_margins(run: RunResult, definition_id: str, index: int) -> torch.Tensor | None:
+    """Each unit's margin (flat; NaN where undefined or where the score did not vary beyond rounding) for
+    criterion ``index``: the run's score minus the threshold in units of :func:`criterion_spread`, positive on
+    the passing side; ``None`` for a rank threshold or where there is no spread."""
+    criterion = run.definitions[definition_id].criteria[index]
+    sd = criterion_spread(run, definition_id, index)
+    if not isinstance(criterion.threshold, Comparison) or sd is None or criterion.scores is None:
+        return None
+    score = criterion.scores.values.flatten().to(torch.float64)
     sign = 1.0 if criterion.threshold.op in (">=", ">") else -1.0
-    margin = sign * (stacked[0] - criterion.threshold.value) / sd
-    noise = NOISE_FLOOR * torch.clamp(stacked[0].abs(), min=max(1.0, abs(criterion.threshold.value)))
+    margin = sign * (score - criterion.threshold.value) / sd
+    noise = NOISE_FLOOR * torch.clamp(score.abs(), min=max(1.0, abs(criterion.threshold.value)))
     return torch.where(sd > noise, margin, torch.full_like(margin, float("nan")))
 
 
@@ -258,11 +284,21 @@ def margins_entry(
     run: RunResult, definition_id: str, index: int, names: Sequence[str]
 ) -> dict[str, float | None] | None:
     """A criterion's ``margins`` by unit (NaN where undefined), or ``None`` (see :func:`criterion_margins`)."""
-    margins = criterion_margins(run, definition_id, index)
-    if margins is None:
+    return _by_unit(criterion_margins(run, definition_id, index), names)
+
+
+def spread_entry(
+    run: RunResult, definition_id: str, index: int, names: Sequence[str]
+) -> dict[str, float | None] | None:
+    """A criterion's ``sd`` by unit (NaN where undefined), or ``None`` (see :func:`criterion_spread`)."""
+    return _by_unit(criterion_spread(run, definition_id, index), names)
+
+
+def _by_unit(values: torch.Tensor | None, names: Sequence[str]) -> dict[str, float | None] | None:
+    if values is None:
         return None
-    values: list[float | None] = margins.tolist()  # NaN here; the report writes null
-    return dict(zip(names, values, strict=True))
+    listed: list[float | None] = values.tolist()  # NaN here; the report writes null
+    return dict(zip(names, listed, strict=True))
 
 
 def annotate(analysis: Mapping[str, ConceptOverlap], run: RunResult, registry: Registry | None) -> dict[str, Any]:

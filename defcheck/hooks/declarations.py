@@ -127,6 +127,10 @@ class Streamed:
     results to every step and to ``finish`` as ``context.prepared``; ``wants_prepare(context)`` (default: always)
     says whether a criterion needs that pass, which costs one more forward pass over the probe. ``logits``:
     whether ``step`` reads ``context.logits`` (without it the forward pass may stop before the unembedding).
+    ``sequence_axis``, where given, says that ``step``'s partials hold one value per sequence along that axis
+    (every tensor in the partial, or in its tuple, list or dict, with more dimensions than the axis; other tensors
+    are the same in every batch): then ``--bootstrap B`` resamples the probe's sequences by resampling the
+    partials and calling ``finish`` again on the resampled probe (:mod:`defcheck.engine.bootstrap`).
     """
 
     step: StepFunction
@@ -134,6 +138,7 @@ class Streamed:
     prepare: StepFunction | None = None
     wants_prepare: WantsPrepareFunction | None = None
     logits: bool = False
+    sequence_axis: int | None = None
 
 
 @dataclass(frozen=True)

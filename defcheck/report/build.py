@@ -9,17 +9,19 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+from defcheck.engine.bootstrap import overlap_entry
 from defcheck.engine.overlap import analyze, unit_names
 from defcheck.engine.probe_data import ProbeBatch
 from defcheck.engine.results import CriterionResult, DefinitionResult, RunResult, definition_status
 from defcheck.engine.scores import Scores
-from defcheck.engine.stability import annotate, definition_entry, margins_entry
+from defcheck.engine.stability import annotate, definition_entry, margins_entry, spread_entry
 from defcheck.report.document import (
     ConceptEntry,
     CriterionEntry,
     DefinitionEntry,
     GridEntry,
     ModelEntry,
+    OverlapBootstrap,
     OverlapEntry,
     OverlapStability,
     ProbeEntry,
@@ -62,9 +64,10 @@ def build_data(
             where = _where(file.source(name) if file is not None else None, "definitions", name)
             spec_of = spec.definitions.get(name) if spec else None
             definitions[name] = _definition(result, spec_of, names, where, notes)
-            if run.stability is not None:
+            if run.stability is not None or run.bootstrap is not None:
                 _add_stability(definitions[name], run, f"{concept}.{name}", names)
         singular, plural = overlap.nouns
+        resampled = overlap_entry(run, overlap, names) if run.bootstrap is not None else None  # extends the narrative
         concepts[concept] = {
             "unit": spec.unit if spec else overlap.unit,
             "unit_noun": singular,
@@ -81,6 +84,8 @@ def build_data(
         }
         if run.stability is not None:
             concepts[concept]["overlap"]["stability"] = cast(OverlapStability | None, stable.get(concept))
+        if resampled is not None:
+            concepts[concept]["overlap"]["bootstrap"] = cast(OverlapBootstrap, resampled)
     data: ReportDocument = {
         "report_version": REPORT_VERSION,
         "model": _model(run, model_info),
@@ -91,13 +96,18 @@ def build_data(
     }
     if run.stability is not None:
         data["seeds"] = list(run.stability.seeds)
+    if run.bootstrap is not None:
+        data["bootstrap"] = run.bootstrap.replicates
     return canonical(data)
 
 
 def _add_stability(entry: DefinitionEntry, run: RunResult, definition_id: str, names: list[str]) -> None:
-    """``--seeds K``: the definition's ``stability`` and each criterion's ``margins``."""
-    entry["stability"] = cast(StabilityEntry | None, definition_entry(run, definition_id, names))
+    """``--seeds K``: the definition's ``stability``; with it or ``--bootstrap B``, each criterion's ``sd`` and
+    ``margins``."""
+    if run.stability is not None:
+        entry["stability"] = cast(StabilityEntry | None, definition_entry(run, definition_id, names))
     for index, criterion in enumerate(entry["criteria"]):
+        criterion["sd"] = spread_entry(run, definition_id, index, names)
         criterion["margins"] = margins_entry(run, definition_id, index, names)
 
 

@@ -103,7 +103,8 @@ class CriterionEntry(_CriterionFields, total=False):
 
     probe_note: str
     chance: float | None
-    margins: dict[str, float | None] | None  # --seeds K >= 2: distance from the threshold in seed-to-seed sds
+    margins: dict[str, float | None] | None  # --seeds K >= 2 or --bootstrap B: distance from the threshold in sds
+    sd: dict[str, float | None] | None  # the score's sd across the seeds (--seeds K), else its bootstrap SE
 
 
 class _DefinitionFields(TypedDict):
@@ -198,11 +199,24 @@ class OverlapStability(TypedDict):
     unstable_disagreements: list[str]
 
 
+class OverlapBootstrap(TypedDict):
+    """A concept's overlap over resamples of the probes' sequences (``--bootstrap B``): the union Jaccard's
+    percentile interval at ``level`` (``None`` where the kinds were not compared or it is never defined), the
+    disagreements within noise, and the criteria kept fixed in every resample, with why."""
+
+    replicates: int
+    level: float
+    jaccard: list[float] | None  # [low, high]
+    within_noise: list[str]  # units on one side only in fewer than `level` of the resamples
+    fixed: list[str]
+
+
 class OverlapEntry(_OverlapFields, total=False):
     """A concept's overlap (see :class:`_OverlapFields`); ``stability`` only with ``--seeds K`` (K >= 2), ``None``
-    where the kinds were not compared in every seed."""
+    where the kinds were not compared in every seed; ``bootstrap`` only with ``--bootstrap B``."""
 
     stability: OverlapStability | None
+    bootstrap: OverlapBootstrap
 
 
 class GridEntry(TypedDict):
@@ -240,11 +254,13 @@ class _Document(TypedDict):
 
 class ReportDocument(_Document, total=False):
     """The whole document; ``checks`` only with expectations or a baseline, ``sweep`` only from a sweep, ``seeds``
-    (the probe seeds) only with ``--seeds K``, K >= 2."""
+    (the probe seeds) only with ``--seeds K``, K >= 2, ``bootstrap`` (the resamples per probe) only with
+    ``--bootstrap B``, B >= 1."""
 
     checks: dict[str, Any]
     sweep: dict[str, Any]
     seeds: list[int]
+    bootstrap: int
 
 
 def empty_overlap(

@@ -8,9 +8,9 @@ The scale, the same on every page:
 - The margin is shown **relative to the threshold's own size**: ``margin / |cut|`` (``/ 1`` when the cut is 0), so
   that 0.21-0.33 against ``>= 0.3`` reads as "near the threshold" rather than as a dramatic range. Full color at 1
   (a score twice the cut-off, or 0 for a positive one). Where a criterion carries ``margins`` (``--seeds K``: the
-  distance in seed-to-seed standard deviations), the unit's margin is in those instead, full color at
-  :data:`SD_FULL` (pale: within noise); a unit whose ``margins`` entry is ``null`` (its score did not vary)
-  keeps the relative scale.
+  distance in seed-to-seed standard deviations; ``--bootstrap B``: in bootstrap standard errors), the unit's
+  margin is in those instead, full color at :data:`SD_FULL` (pale: within noise); a unit whose ``margins`` entry
+  is ``null`` (its score did not vary) keeps the relative scale.
 - Members are always blue, non-members always orange, whatever the threshold's direction; the color goes from
   pale (at the threshold, still tinted) to dark (at full color). The side comes from the membership the report
   records, so a unit never shows on the wrong side.
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 WRAP = 32  # a grid wider than this is cut into lines of WRAP small cells
-SD_FULL = 4.0  # margins in seed-to-seed standard deviations (--seeds K): full color at this many
+SD_FULL = 4.0  # margins in standard deviations of the score (--seeds K, --bootstrap B): full color at this many
 MEMBER = ((198, 219, 239), (8, 48, 107))  # pale to dark blue
 OTHER = ((253, 208, 162), (127, 39, 4))  # pale to dark orange
 AXES = {"attention_head": ("L", "H", "layer", "head"), "mlp_neuron": ("L", "N", "layer", "neuron")}
@@ -106,7 +106,8 @@ def chance_level(criterion: CriterionEntry) -> float | None:
 
 
 def _sd_margin(criterion: CriterionEntry, unit: str) -> float | None:
-    """The unit's ``margins`` entry (``--seeds K``; positive: passes), where the report has a finite one."""
+    """The unit's ``margins`` entry (``--seeds K`` or ``--bootstrap B``; positive: passes), where the report has a
+    finite one."""
     margins: Any = criterion.get("margins")
     return _value(margins.get(unit)) if isinstance(margins, Mapping) else None
 
@@ -172,7 +173,7 @@ def _margin_text(criterion: CriterionEntry, cut: Cut | None, unit: str, passed: 
     sd = _sd_margin(criterion, unit)
     verb = "passes" if passed else "fails"
     if sd is not None:
-        return f"{verb} by {number(abs(sd), 2)} sd (seed-to-seed standard deviations)"
+        return f"{verb} by {number(abs(sd), 2)} sd (the score's standard deviation across seeds or resamples)"
     value = _value((criterion.get("scores") or {}).get(unit))
     if cut is None or value is None:
         return "no margin"
@@ -334,7 +335,8 @@ def _status_note(definition: DefinitionEntry) -> str:
 
 
 def _sd(criterion: CriterionEntry) -> bool:
-    """Whether the criterion's margins are in seed-to-seed standard deviations (``--seeds K``) for some unit."""
+    """Whether the criterion has margins in standard deviations of the score (``--seeds K``, ``--bootstrap B``)
+    for some unit."""
     margins: Any = criterion.get("margins")
     return isinstance(margins, Mapping) and any(_value(value) is not None for value in margins.values())
 
@@ -353,7 +355,7 @@ def definition_figure(concept: ConceptEntry, name: str, definition: DefinitionEn
     elif criteria:
         joiner = "weakest" if definition.get("combinator", "all") == "all" else "strongest"
         sd = any(_sd(c) for c in criteria)
-        size = "seed-to-seed standard deviations" if sd else "units of its threshold's size (1x: twice the cut-off)"
+        size = "standard deviations of the score" if sd else "units of its threshold's size (1x: twice the cut-off)"
         caption += (
             f": {len(criteria)} criteria ({escape(definition.get('combinator', 'all'))}); color: the {joiner}"
             f" criterion's margin, in {size}"

@@ -33,7 +33,7 @@ from defcheck.report.common import (
 from defcheck.report.document import ConceptEntry, OverlapEntry, PairEntry, ReportDocument
 from defcheck.report.escaping import html_text as escape
 from defcheck.report.heatmap import concept_unstable, definition_figure, grid_table, score_cell
-from defcheck.report.seeds import margin_lines, marked_members, stability_line
+from defcheck.report.seeds import margin_lines, marked_members, overlap_line, stability_line
 
 TABLE_ROWS = 200  # a table lists at most this many units (members and overlap units first)
 CATEGORY_MARKS = {"both": "B+M", "behavioral_only": "B", "mechanistic_only": "M", "neither": ""}
@@ -181,6 +181,9 @@ def _concept(data: ReportDocument, name: str, concept: ConceptEntry) -> str:
     if concept.get("summary"):
         parts.append(f"<p>{escape(concept['summary'] or '')}</p>")
     parts.append(f'<p class="dc-summary">{escape(overlap["narrative"])}</p>')
+    spread = overlap_line(overlap)  # --seeds K / --bootstrap B: the Jaccard's spread
+    if spread:
+        parts.append(f'<p class="dc-note">{escape(spread)}</p>')
     reason = overlap["reason"]
     if reason and not overlap["narrative"].startswith(reason):
         parts.append(f'<p class="dc-note">{escape(reason)}</p>')

@@ -23,7 +23,14 @@ from defcheck.report.common import (
 )
 from defcheck.report.document import ConceptEntry, DefinitionEntry, OverlapEntry, ReportDocument
 from defcheck.report.escaping import html_text, md_name, md_slug, md_text
-from defcheck.report.seeds import margin_lines, marked_members, overlap_line, seed_count, stability_line
+from defcheck.report.seeds import (
+    margin_lines,
+    margin_scale,
+    marked_members,
+    overlap_line,
+    seed_count,
+    stability_line,
+)
 
 LISTED = 40  # unit addresses listed in a table cell before "and N more"
 GRID_COLUMNS = 32  # wider grids (neurons) are listed as a table of the units that matter instead
@@ -140,12 +147,14 @@ def _marked(definition: DefinitionEntry) -> list[str] | None:
 
 
 def _stability(data: ReportDocument, concept: ConceptEntry) -> list[str]:
-    """``--seeds K``: a table of each definition's stability and the margins nearest the threshold."""
-    seeds = seed_count(data)
-    if seeds < 2:
+    """``--seeds K`` or ``--bootstrap B``: a table of each definition's stability and the margins nearest the
+    threshold."""
+    seeds, scale = seed_count(data), margin_scale(data)
+    if scale is None:
         return []
+    title = f"Stability across {seeds} probe seeds (margins in {scale})" if seeds >= 2 else f"Margins in {scale}"
     lines = [
-        f"Stability across {seeds} probe seeds (margins in seed-to-seed standard deviations):",
+        f"{title}:",
         "",
         "| definition | members | margins nearest the threshold |",
         "|---|---|---|",

@@ -1,9 +1,10 @@
-"""Stability across probe seeds in words, for every format (``--seeds K``; docs/report-format.md#stability).
+"""Stability across probe seeds and resamples in words, for every format (``--seeds K``, ``--bootstrap B``;
+docs/report-format.md#several-probe-seeds).
 
-A report of one seed has no ``seeds``: every function here then gives the plain text (members unmarked, no
-lines), so such a report renders as before. An unstable unit (a member in some seeds, not in others) is marked
-``~`` with its share of seeds; a margin reads "1.3 passes by 14 sd" (its distance from the threshold in
-seed-to-seed standard deviations).
+A report of one seed without resamples has no ``seeds`` or ``bootstrap``: every function here then gives the
+plain text (members unmarked, no lines), so such a report renders as before. An unstable unit (a member in some
+seeds, not in others) is marked ``~`` with its share of seeds; a margin reads "1.3 passes by 14 sd" (its distance
+from the threshold in seed-to-seed standard deviations, or, with one seed, in bootstrap standard errors).
 """
 
 from __future__ import annotations
@@ -12,12 +13,22 @@ from collections.abc import Mapping
 from typing import Any
 
 UNSTABLE_MARK = "~"
+WEIGHTS_ONLY = "weights only"  # a criterion every resample keeps (defcheck.engine.bootstrap): no sampling noise
 CLOSEST = 4  # units per criterion whose margins a report names (those nearest their threshold)
 
 
 def seed_count(data: Mapping[str, Any]) -> int:
     """How many probe seeds the report's run drew (1 for a plain run)."""
     return len(data.get("seeds") or []) or 1
+
+
+def margin_scale(data: Mapping[str, Any]) -> str | None:
+    """What the report's margins are measured in, in words; ``None`` where it has none."""
+    if seed_count(data) >= 2:
+        return f"seed-to-seed standard deviations over {seed_count(data)} probe seeds"
+    if data.get("bootstrap"):
+        return f"bootstrap standard errors over {data['bootstrap']} resamples of the probes' sequences"
+    return None
 
 
 def unstable_units(definition: Mapping[str, Any]) -> dict[str, float]:
@@ -66,7 +77,7 @@ def margin_lines(definition: Mapping[str, Any]) -> list[str]:
             continue
         known = [(unit, value) for unit, value in margins.items() if value is not None]
         if not known:
-            lines.append(f"{criterion['checker']}: no margin (the score did not vary between seeds)")
+            lines.append(f"{criterion['checker']}: no margin (the score did not vary)")
             continue
         nearest = sorted(known, key=lambda item: (abs(item[1]), item[1] < 0))[:CLOSEST]
         lines.append(f"{criterion['checker']}: " + ", ".join(margin_text(unit, value) for unit, value in nearest))
@@ -74,7 +85,25 @@ def margin_lines(definition: Mapping[str, Any]) -> list[str]:
 
 
 def overlap_line(overlap: Mapping[str, Any]) -> str | None:
-    """``Jaccard across 10 seeds: min 0.8, median 0.9, max 1; unstable: 1.3`` or ``None`` without stability."""
+    """``Jaccard across 10 seeds: min 0.8, median 0.9, max 1; unstable: 1.3`` and the bootstrap's interval
+    (:func:`bootstrap_line`), or ``None`` with neither."""
+    lines = [line for line in (_seeds_line(overlap), bootstrap_line(overlap)) if line]
+    return " ".join(lines) or None
+
+
+def bootstrap_line(overlap: Mapping[str, Any]) -> str | None:
+    """``Jaccard 95% interval over 200 resamples of the probes' sequences: 0.75 to 1 (kept fixed: ...).``"""
+    boot = overlap.get("bootstrap")
+    if not boot:
+        return None
+    head = f"Jaccard {boot['level']:.0%} interval over {boot['replicates']} resamples of the probes' sequences"
+    interval = boot.get("jaccard")
+    text = f"{head}: {interval[0]:.3g} to {interval[1]:.3g}" if interval else f"{head}: undefined"
+    fixed = [entry for entry in boot.get("fixed") or [] if not entry.endswith(f"({WEIGHTS_ONLY})")]
+    return f"{text} (also kept as in the run: {'; '.join(fixed)})." if fixed else f"{text}."
+
+
+def _seeds_line(overlap: Mapping[str, Any]) -> str | None:
     stability = overlap.get("stability")
     if not stability:
         return None

@@ -30,7 +30,14 @@ from defcheck.report.common import (
 from defcheck.report.document import ConceptEntry, DefinitionEntry, OverlapEntry, ReportDocument
 from defcheck.report.escaping import printable
 from defcheck.report.heatmap import concept_unstable
-from defcheck.report.seeds import margin_lines, marked_members, overlap_line, seed_count, stability_line
+from defcheck.report.seeds import (
+    margin_lines,
+    margin_scale,
+    marked_members,
+    overlap_line,
+    seed_count,
+    stability_line,
+)
 
 STYLES = {
     "both": "bold white on green",
@@ -190,12 +197,13 @@ def _definitions(concept: ConceptEntry) -> Table:
 
 
 def _stability(data: ReportDocument, concept: ConceptEntry) -> Table | None:
-    """``--seeds K``: each definition's unstable units (marked ``~`` in the members) and the margins nearest
-    the threshold; ``None`` for a report of one seed."""
-    seeds = seed_count(data)
-    if seeds < 2:
+    """``--seeds K``: each definition's unstable units (marked ``~`` in the members); with it or ``--bootstrap B``
+    the margins nearest the threshold; ``None`` for a report with neither."""
+    seeds, scale = seed_count(data), margin_scale(data)
+    if scale is None:
         return None
-    table = Table(title=f"stability across {seeds} probe seeds (margins in seed-to-seed sd)", title_justify="left")
+    title = f"stability across {seeds} probe seeds (margins in {scale})" if seeds >= 2 else f"margins in {scale}"
+    table = Table(title=title, title_justify="left")
     for column in ("definition", "members", "margins nearest the threshold"):
         table.add_column(column, overflow="fold")
     for name, definition in concept["definitions"].items():

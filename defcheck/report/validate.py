@@ -220,7 +220,12 @@ criterion = record(
         "evidence": map_of(map_of(anything)),
         "error": maybe_str,
     },
-    {"probe_note": string, "chance": maybe_number, "margins": optional(map_of(maybe_number))},
+    {
+        "probe_note": string,
+        "chance": maybe_number,
+        "margins": optional(map_of(maybe_number)),
+        "sd": optional(map_of(maybe_number)),
+    },
 )
 definition = record(
     {
@@ -291,7 +296,16 @@ overlap = record(
                     "unstable_disagreements": names,
                 }
             )
-        )
+        ),
+        "bootstrap": record(
+            {
+                "replicates": count,
+                "level": number,
+                "jaccard": optional(list_of(number)),
+                "within_noise": names,
+                "fixed": names,
+            }
+        ),
     },
 )
 _concept_fields = record(
@@ -405,6 +419,7 @@ document = record(
         "probes": map_of(probe),
         "skipped": reasons,
         "seeds": list_of(integer),
+        "bootstrap": count,
         "checks": checks,
         "sweep": record({}, {"key": string, "step": count, "checkpoint_index": optional(integer)}),
     },

@@ -13,6 +13,7 @@ DEFAULT_SEED = 0
 MAX_SEED = 2**32 - 1  # the same as defcheck.ci.project_schema.MAX_SEED (a test checks it)
 DEFAULT_TOLERANCE = 1e-3  # the same as defcheck.ci.project.DEFAULT_TOLERANCE (a test checks it)
 MAX_SEEDS = 1000  # the same as defcheck.engine.stability.MAX_SEEDS
+MAX_BOOTSTRAP = 10_000  # the same as defcheck.engine.bootstrap.MAX_REPLICATES
 DEFAULT_CHECKER_TIMEOUT = 600.0  # the same as defcheck.ci.project.DEFAULT_CHECKER_TIMEOUT (a test checks it)
 
 
@@ -42,6 +43,8 @@ class RunConfig:
     """How many probe seeds (``seed`` to ``seed + seeds - 1``) every probe is drawn under (stability, margins)."""
     strict_stability: bool = False
     """A baseline diff counts changes of unstable memberships too."""
+    bootstrap: int = 0
+    """Resamples of each probe's sequences (0: none): standard errors, margins and Jaccard intervals from one run."""
     allow_outside_files: bool = False
     """Probes may read files outside the project's folder (``token_file`` paths, text corpora)."""
 
@@ -68,6 +71,7 @@ class RunConfig:
         seeds: int | None = None,
         strict_stability: bool = False,
         allow_outside_files: bool = False,
+        bootstrap: int | None = None,
     ) -> RunConfig:
         """The config of a run: the flags (``None`` meaning "not given") over the project file's values
         (``--config``, else the nearest ``defcheck.yaml`` unless ``no_config``) over the defaults.
@@ -105,6 +109,7 @@ class RunConfig:
             else (spec.checker_timeout if spec is not None else DEFAULT_CHECKER_TIMEOUT),
             seeds=seeds if seeds is not None else (spec.seeds if spec is not None else 1),
             strict_stability=strict_stability,
+            bootstrap=bootstrap if bootstrap is not None else (spec.bootstrap if spec is not None else 0),
             allow_outside_files=allow_outside_files or (spec.allow_outside_files if spec is not None else False),
         )
 

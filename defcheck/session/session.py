@@ -230,6 +230,7 @@ class Session:
             self.extensions,
             seed=config.seed,
             seeds=config.seeds,
+            bootstrap=config.bootstrap,
             batch_size=config.batch_size,
             definitions=self.selection(),
             progress=progress,

@@ -92,6 +92,8 @@ def task_key(checkpoint: Checkpoint, options: SweepOptions, fingerprint: Mapping
     }
     if config.seeds > 1:  # --seeds K: only then, so that the keys of one-seed sweeps stay as they were
         document["seeds"] = config.seeds
+    if config.bootstrap:  # likewise
+        document["bootstrap"] = config.bootstrap
     text = json.dumps(canonical(document), sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
