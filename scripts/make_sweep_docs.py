@@ -235,7 +235,10 @@ def page(summary: dict[str, Any]) -> str:
         "`threshold` (its first criterion's checker and threshold), and per step `status`, `members`, "
         "`member_count`, `no_score` (why no unit has a score, e.g. `undefined: ...`); `units`: per unit, `score` "
         "(the primary score) and `member` (true/false) per step; `first_step` (the first step with a member), "
-        "`first_members`, `stable_from` (the first step from which every later checkpoint has a member). |",
+        "`first_members`, `stable_from` (the first step from which every later checkpoint has a member). Only "
+        "when the reports carry it (`defcheck sweep --seeds K` or `--bootstrap B`): per unit `sd` (the primary "
+        "score's standard deviation across the seeds, or its bootstrap standard error, per step; the plots draw "
+        "score +- sd as a band) and `band` (`source`: `seeds` or `bootstrap`, `count`: K or B). |",
         "| `concepts` | Per concept: `unit` (kind), `behavioral` and `mechanistic` (its definitions), per step "
         "`jaccard`, `both`, `behavioral_only`, `mechanistic_only`, `neither` (counts, from the report's overlap); "
         "`first_step`, `step_before` (the checkpoint before it: the answer's resolution) and `stable_from` per "

@@ -16,9 +16,9 @@ import subprocess
 import pytest
 
 from defcheck.session import RunConfig
-from defcheck.sweep import SweepOptions, find_checkpoints, run_sweep
+from defcheck.sweep import Checkpoint, Series, SweepOptions, build_summary, find_checkpoints, run_sweep
 from defcheck.sweep.page import render_sweep_html
-from defcheck.sweep.plots import concept_figure, plot_sweep
+from defcheck.sweep.plots import BAND_ALPHA, GREY_BAND_ALPHA, concept_figure, plot_sweep
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +122,57 @@ def test_plots_need_only_the_summary(swept, tmp_path):
     summary = json.loads((swept.out / "summary.json").read_text())
     paths = plot_sweep(summary, tmp_path)
     assert paths["induction_head"].read_bytes() == (swept.out / "plots" / "induction_head.png").read_bytes()
+
+
+def _report(scores: dict[str, float], members: list[str], sd: dict | None) -> dict:
+    """A minimal three-seed report of one definition over two heads, with its primary criterion's ``sd``."""
+    criterion = {"checker": "prefix_score", "threshold": ">= 0.5", "sd": sd}
+    definition = {"kind": "behavioral", "status": "ok", "members": members, "scores": scores, "criteria": [criterion]}
+    concept = {"unit": "head", "units": ["0.0", "1.1"], "definitions": {"acts": definition}, "overlap": None}
+    return {"seed": 0, "seeds": [0, 1, 2], "concepts": {"c": concept}}
+
+
+def _summary(banded: bool) -> dict:
+    """Head 1.1 is admitted from step 20 (colored), head 0.0 never (grey); the sd only where ``banded``."""
+    series = Series("synthetic", tuple(Checkpoint(step, f"x{step}.pt") for step in (10, 20, 30)))
+    sds = [{"0.0": 0.01, "1.1": 0.1}, {"0.0": 0.02, "1.1": 0.05}, {"0.0": None, "1.1": 0.02}]
+    scores = [{"0.0": 0.1, "1.1": 0.3}, {"0.0": 0.2, "1.1": 0.6}, {"0.0": 0.2, "1.1": 0.9}]
+    members = [[], ["1.1"], ["1.1"]]
+    reports = {step: _report(scores[i], members[i], sds[i] if banded else None) for i, step in enumerate((10, 20, 30))}
+    return build_summary(series, reports, {})
+
+
+def _panel_fills(banded: bool) -> tuple[list, list[str]]:
+    """The filled areas of the definition's panel, and its legend's texts."""
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    figure = concept_figure(_summary(banded), "c")
+    try:
+        (panel,) = [axis for axis in figure.axes if axis.get_title(loc="left").startswith("acts ")]
+        fills = [c for c in panel.collections if isinstance(c, PolyCollection)]
+        legend = panel.get_legend()
+        return fills, [t.get_text() for t in legend.get_texts()] if legend else []
+    finally:
+        plt.close(figure)
+
+
+def test_a_summary_with_sd_draws_a_band_per_unit_and_names_it():
+    from matplotlib.colors import to_rgba
+
+    fills, legend = _panel_fills(banded=True)
+    assert len(fills) == 2 and legend == ["1.1", "band: ±1 sd across 3 seeds"]
+    grey, colored = fills  # grey bands are drawn first, under the colored ones
+    at_20 = sorted({round(float(y), 9) for x, y in colored.get_paths()[0].vertices if x == 20})
+    assert at_20 == [0.55, 0.65]  # score 0.6 +- sd 0.05
+    assert colored.get_facecolor()[0][3] == pytest.approx(BAND_ALPHA)
+    assert tuple(colored.get_facecolor()[0][:3]) == pytest.approx(to_rgba("#1f77b4")[:3])  # the unit's line color
+    assert tuple(grey.get_facecolor()[0][:3]) == pytest.approx(to_rgba("#bbbbbb")[:3])
+    assert grey.get_facecolor()[0][3] == pytest.approx(GREY_BAND_ALPHA) and GREY_BAND_ALPHA < BAND_ALPHA
+    grey_steps = {vertex[0] for path in grey.get_paths() for vertex in path.vertices}
+    assert grey_steps == {10.0, 20.0}  # no sd at 30: the band stops there
+
+
+def test_a_summary_without_sd_draws_no_band():
+    fills, legend = _panel_fills(banded=False)
+    assert fills == [] and legend == ["1.1"]

@@ -98,7 +98,7 @@ def old_style(data: dict[str, Any]) -> dict[str, Any]:
 def test_typed_dicts_name_exactly_the_json_keys(report):
     data = json.loads(report.to_json())
     assert set(data) == set(ReportDocument.__required_keys__)
-    assert set(ReportDocument.__optional_keys__) == {"checks", "sweep", "seeds", "bootstrap"}  # --seeds K, --bootstrap B
+    assert set(ReportDocument.__optional_keys__) == {"checks", "sweep", "seeds", "bootstrap"}  # --seeds, --bootstrap
     assert set(data["model"]) <= keys(ModelEntry)
     assert all(set(ProbeEntry.__required_keys__) <= set(probe) <= keys(ProbeEntry) for probe in data["probes"].values())
     seen_pairs = seen_rows = 0

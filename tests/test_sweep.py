@@ -563,3 +563,54 @@ def test_a_definition_never_applicable_is_said_so_not_never(first_sweep):
     assert first_step_text(records["induction_head.prefix_matching_on_text"]) == "not applicable"  # no tokenizer
     assert first_step_text(records["induction_head.q_composition"]) == "never"  # scored (undefined), never a member
     assert first_step_text(records["induction_head.prefix_matching_and_copying"]) == "1000"
+
+
+# -- the score's band across seeds --------------------------------------------------------------------------
+
+
+def _banded_report(scores: dict[str, float], members: list[str], sd: dict | None, **top) -> dict:
+    """A minimal report of one concept whose definition's primary criterion carries ``sd`` (or none)."""
+    criterion = {"checker": "prefix_score", "threshold": ">= 0.5", "sd": sd}
+    definition = {"kind": "behavioral", "status": "ok", "members": members, "scores": scores, "criteria": [criterion]}
+    concept = {"unit": "head", "units": ["0.0", "1.1"], "definitions": {"acts": definition}, "overlap": None}
+    return {"seed": 0, "concepts": {"c": concept}, **top}
+
+
+def _three_steps() -> sweep_module.Series:
+    return sweep_module.Series("synthetic", tuple(sweep_module.Checkpoint(s, f"x{s}.pt") for s in (10, 20, 30)))
+
+
+def test_the_summary_carries_the_primary_scores_sd_across_seeds():
+    """The first checkpoint's report is an older one (no sd key); a unit's null sd stays null; a unit seen only
+    where there is no sd still gets an all-null series."""
+    old = _banded_report({"0.0": 0.1, "1.1": 0.2, "2.2": 0.3}, [], None)
+    del old["concepts"]["c"]["definitions"]["acts"]["criteria"][0]["sd"]
+    reports = {
+        10: old,
+        20: _banded_report({"0.0": 0.1, "1.1": 0.6}, ["1.1"], {"0.0": None, "1.1": 0.05}, seeds=[0, 1, 2]),
+        30: _banded_report({"0.0": 0.2, "1.1": 0.9}, ["1.1"], {"0.0": 0.03, "1.1": 0.02}, seeds=[0, 1, 2]),
+    }
+    record = build_summary(_three_steps(), reports, {})["definitions"]["c.acts"]
+    assert record["band"] == {"source": "seeds", "count": 3}
+    assert record["units"]["1.1"] == {"member": [False, True, True], "score": [0.2, 0.6, 0.9], "sd": [None, 0.05, 0.02]}
+    assert record["units"]["0.0"]["sd"] == [None, None, 0.03]
+    assert record["units"]["2.2"]["sd"] == [None, None, None]
+
+
+def test_a_bootstrap_band_is_named_and_a_plain_run_has_none():
+    bootstrap = {
+        step: _banded_report({"0.0": 0.1, "1.1": 0.7}, ["1.1"], {"0.0": 0.01, "1.1": 0.04}, bootstrap=200)
+        for step in (10, 20, 30)
+    }
+    record = build_summary(_three_steps(), bootstrap, {})["definitions"]["c.acts"]
+    assert record["band"] == {"source": "bootstrap", "count": 200}
+    assert record["units"]["1.1"]["sd"] == [0.04, 0.04, 0.04]
+    plain = {step: _banded_report({"0.0": 0.1, "1.1": 0.7}, ["1.1"], None) for step in (10, 20, 30)}
+    summary = build_summary(_three_steps(), plain, {})
+    record = summary["definitions"]["c.acts"]
+    assert "band" not in record and all(set(series) == {"member", "score"} for series in record["units"].values())
+    text = summary_json(summary)
+    assert '"sd"' not in text and '"band"' not in text
+    for report in plain.values():  # a report from before the field: the same summary, byte for byte
+        del report["concepts"]["c"]["definitions"]["acts"]["criteria"][0]["sd"]
+    assert summary_json(build_summary(_three_steps(), plain, {})) == text

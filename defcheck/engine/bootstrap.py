@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 DEFAULT_REPLICATES = 200  # what docs recommend: the 2.5% and 97.5% percentiles of 200 replicates move by ~0.01
 MAX_REPLICATES = 10_000
 LEVEL = 0.95
+WEIGHTS_ONLY = "weights only"  # why a criterion without a probe is kept: it has no sampling noise
 
 
 @dataclass
@@ -62,7 +63,7 @@ def resample_run(run: RunResult, replicates: int, guard: CheckerGuard) -> Bootst
             resample = criterion.resample
             if resample is None:
                 values.append(None)
-                reasons.append("weights only" if criterion.probe is None else "its partials are not per sequence")
+                reasons.append(WEIGHTS_ONLY if criterion.probe is None else "its partials are not per sequence")
                 continue
             if id(resample) not in done:
                 key = criterion.probe or ""
@@ -214,6 +215,7 @@ def overlap_entry(run: RunResult, overlap: ConceptOverlap, names: list[str]) -> 
     }
     compared = overlap.union
     noisy: list[str] = []
+    one_sided: list[tuple[str, tuple[bool, bool]]] = []
     if compared is not None:
         one_sided = [(unit, (True, False)) for unit in compared.behavioral_only]
         one_sided += [(unit, (False, True)) for unit in compared.mechanistic_only]
@@ -222,15 +224,20 @@ def overlap_entry(run: RunResult, overlap: ConceptOverlap, names: list[str]) -> 
             boot, ids["behavioral"], ids["mechanistic"], [index[u] for u, _ in one_sided], [s for _, s in one_sided]
         )
         noisy = [unit for (unit, _), share in zip(one_sided, shares, strict=True) if share < LEVEL]
-        if run.stability is None and one_sided:
-            overlap.narrative = f"{overlap.narrative} {_noise_sentence(noisy, len(one_sided), boot, overlap)}".strip()
+    fixed = fixed_criteria(boot, [*ids["behavioral"], *ids["mechanistic"]], run)
+    if compared is not None and run.stability is None and one_sided:
+        sentence = _noise_sentence(noisy, len(one_sided), boot, overlap)
+        unsampled = [entry.partition(" (")[0] for entry in fixed if not entry.endswith(f"({WEIGHTS_ONLY})")]
+        if unsampled:  # their noise is not in the resamples: say so where the sentence could reassure
+            sentence += f" Not resampled (their scores as in the run): {', '.join(unsampled)}."
+        overlap.narrative = f"{overlap.narrative} {sentence}".strip()
     interval = jaccard_interval(boot, ids["behavioral"], ids["mechanistic"]) if compared is not None else None
     return {
         "replicates": boot.replicates,
         "level": LEVEL,
         "jaccard": list(interval) if interval is not None else None,
         "within_noise": noisy,
-        "fixed": fixed_criteria(boot, [*ids["behavioral"], *ids["mechanistic"]], run),
+        "fixed": fixed,
     }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 UNSTABLE_MARK = "~"
-WEIGHTS_ONLY = "weights only"  # a criterion every resample keeps (defcheck.engine.bootstrap): no sampling noise
+WEIGHTS_ONLY = "weights only"  # the same as defcheck.engine.bootstrap.WEIGHTS_ONLY (a test checks it)
 CLOSEST = 4  # units per criterion whose margins a report names (those nearest their threshold)
 
 

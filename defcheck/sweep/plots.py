@@ -4,6 +4,9 @@ One PNG per concept, panels sharing the step axis:
 
 - one panel per definition: every unit's primary score against step (units the definition ever admits in
   color, with a dot where it admits them; the others in grey), and the threshold of the primary criterion;
+  where the summary carries the score's sd (a sweep with ``--seeds K`` or ``--bootstrap B``), a translucent
+  band of score ± 1 sd around each unit's line, which the legend names (sd across the seeds, or bootstrap
+  standard error); without it the panel is as before;
 - the overlap: how many units are in both kinds, behavioral only and mechanistic only (stacked), and the
   Jaccard index;
 - the training loss, where the checkpoints carry it.
@@ -25,7 +28,7 @@ from typing import Any
 from defcheck.sweep.store import atomic_write
 from defcheck.sweep.summary import never_applicable
 
-__all__ = ["concept_figure", "matplotlib_missing", "plot_sweep"]
+__all__ = ["band_label", "concept_figure", "matplotlib_missing", "plot_sweep"]
 
 KIND_COLORS = {"behavioral": "#e08e00", "mechanistic": "#6a1b9a"}
 CATEGORY_COLORS = {"both": "#2e7d32", "behavioral_only": "#f9a825", "mechanistic_only": "#6a1b9a"}
@@ -34,6 +37,9 @@ CATEGORY_LABELS = {"both": "both", "behavioral_only": "behavioral only", "mechan
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#aec7e8")
 MAX_COLORED = len(PALETTE)  # units drawn in color per panel (the highest-scoring of those ever admitted); the rest grey
 MAX_GREY = 300  # grey lines per panel at most (the highest-scoring), so a model with thousands of units still plots
+BAND_ALPHA = 0.2  # the sd band of a unit drawn in color
+GREY_BAND_ALPHA = 0.08  # and of a grey one, lighter: many overlap
+GREY = "#bbbbbb"
 PANEL_HEIGHT = 1.75
 WIDTH = 8.0
 DPI = 80
@@ -151,8 +157,10 @@ def _definition_panel(axis: Any, steps: list[int], record: Mapping[str, Any]) ->
     grey = [u for u in units if u not in colored]
     grey.sort(key=lambda u: -_peak(units[u]["score"]))
     for unit in grey[:MAX_GREY]:
-        axis.plot(steps, _floats(units[unit]["score"]), color="#bbbbbb", linewidth=0.6, zorder=1)
+        _band(axis, steps, units[unit], GREY, GREY_BAND_ALPHA, 0.5)
+        axis.plot(steps, _floats(units[unit]["score"]), color=GREY, linewidth=0.6, zorder=1)
     for unit, color in zip(colored, PALETTE, strict=False):
+        _band(axis, steps, units[unit], color, BAND_ALPHA, 2)
         values = _floats(units[unit]["score"])
         (line,) = axis.plot(steps, values, linewidth=1.3, label=unit, zorder=3, color=color)
         admitted = [(s, v) for s, v, m in zip(steps, values, units[unit]["member"], strict=True) if m]
@@ -183,8 +191,45 @@ def _definition_panel(axis: Any, steps: list[int], record: Mapping[str, Any]) ->
         color=KIND_COLORS.get(record["kind"], "black"),
     )
     axis.set_ylabel("score", fontsize=8)
-    if colored:
-        axis.legend(loc="upper left", fontsize=6, ncol=min(5, len(colored)), frameon=False)
+    _legend(axis, record)
+
+
+def _legend(axis: Any, record: Mapping[str, Any]) -> None:
+    """The panel's legend: the colored units, and what the band is where the record has one (else as before)."""
+    handles, labels = axis.get_legend_handles_labels()
+    if _has_band(record):
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(facecolor=GREY, alpha=0.5, edgecolor="none"))
+        labels.append(band_label(record))
+    if handles:
+        axis.legend(handles, labels, loc="upper left", fontsize=6, ncol=min(5, len(handles)), frameon=False)
+
+
+def _has_band(record: Mapping[str, Any]) -> bool:
+    """Whether some unit of the record has an sd at some checkpoint (older summaries have none)."""
+    return any(v is not None for series in record["units"].values() for v in series.get("sd") or [])
+
+
+def band_label(record: Mapping[str, Any]) -> str:
+    """What the band of a definition panel is, from the summary's ``band`` (``--seeds K`` or ``--bootstrap B``)."""
+    band = record.get("band") or {}
+    count = band.get("count")
+    if band.get("source") == "seeds":
+        return f"band: ±1 sd across {count} seeds"
+    if band.get("source") == "bootstrap":
+        return f"band: ±1 bootstrap SE ({count} resamples)" if count else "band: ±1 bootstrap SE"
+    return "band: ±1 sd"
+
+
+def _band(axis: Any, steps: list[int], series: Mapping[str, Any], color: str, alpha: float, zorder: float) -> None:
+    """Fill score ± sd of one unit where both are known (gaps elsewhere); nothing for a unit without ``sd``."""
+    sd = series.get("sd")
+    if not sd or all(v is None for v in sd):
+        return
+    low = [math.nan if v is None or e is None else v - e for v, e in zip(series["score"], sd, strict=True)]
+    high = [math.nan if v is None or e is None else v + e for v, e in zip(series["score"], sd, strict=True)]
+    axis.fill_between(steps, low, high, color=color, alpha=alpha, linewidth=0, zorder=zorder)
 
 
 def _floats(values: list[float | None]) -> list[float]:

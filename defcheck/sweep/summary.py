@@ -1,7 +1,9 @@
 """The sweep's summary (docs/sweep.md): read back from the checkpoints' reports (never the workers' memory, so it is
-the same bytes whatever ran them, and after a resume). Per definition and unit, score and membership against step;
-per concept, the overlap against step and the first step at which each kind admits a unit; the training loss where
-the checkpoints carry it; and the answer in words.
+the same bytes whatever ran them, and after a resume). Per definition and unit, score and membership against step,
+and where the reports carry it (``--seeds K``, ``--bootstrap B``) the score's sd (``units.UNIT.sd``, with ``band``
+saying how it was obtained; both absent otherwise, so a one-seed summary is unchanged); per concept, the overlap
+against step and the first step at which each kind admits a unit; the training loss where the checkpoints carry
+it; and the answer in words.
 
 Units are handled as the report names them (``"1.4"``, or whatever a unit kind's address is), never as
 (layer, head) pairs, so the summary works for any unit kind.
@@ -118,7 +120,9 @@ def build_summary(
                     definitions[definition_id] = _empty_definition(concept_name, name, definition, len(steps))
                 record = definitions[definition_id]
                 _add_definition(record, definition, concept.get("units") or [], position, len(steps))
+                _add_band(record, definition, data, position, len(steps))
     for record in definitions.values():
+        _complete_band(record, len(steps))
         flags = [None if members is None else bool(members) for members in record["members"]]
         record["first_step"], _, record["stable_from"] = _first(steps, flags)
         first = record["first_step"]
@@ -212,6 +216,41 @@ def _add_definition(
         series = record["units"].setdefault(unit, {"score": [None] * n, "member": [None] * n})
         series["score"][position] = scores.get(unit)
         series["member"][position] = None if members is None else unit in admitted
+
+
+def _add_band(
+    record: dict[str, Any], definition: Mapping[str, Any], report: Mapping[str, Any], position: int, n: int
+) -> None:
+    """Each unit's sd of the primary score at this checkpoint (``--seeds K`` or ``--bootstrap B``), kept as
+    ``units[UNIT]["sd"]`` so the plots can draw a band; nothing where the report has no ``sd`` (a plain run)."""
+    criteria = definition.get("criteria") or [{}]
+    sd = criteria[0].get("sd")
+    if not isinstance(sd, Mapping):
+        return
+    for unit, series in record["units"].items():
+        series.setdefault("sd", [None] * n)[position] = sd.get(unit)
+    if record.get("band") is None:
+        record["band"] = band_source(report)
+
+
+def band_source(report: Mapping[str, Any]) -> dict[str, Any]:
+    """How a report's ``sd`` was obtained: ``{"source": "seeds" | "bootstrap" | None, "count": K | B | None}``,
+    so a plot can say what its band is."""
+    seeds = report.get("seeds")
+    if isinstance(seeds, list) and len(seeds) >= 2:
+        return {"source": "seeds", "count": len(seeds)}
+    bootstrap = report.get("bootstrap")
+    if bootstrap is not None:
+        return {"source": "bootstrap", "count": bootstrap if isinstance(bootstrap, int) else None}
+    return {"source": None, "count": None}
+
+
+def _complete_band(record: dict[str, Any], n: int) -> None:
+    """Give every unit an ``sd`` series (all ``None`` where it had none) once some unit of the record has one."""
+    if "band" not in record:
+        return
+    for series in record["units"].values():
+        series.setdefault("sd", [None] * n)
 
 
 def _no_score(definition: Mapping[str, Any]) -> str | None:
