@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from defcheck_plugins.constructed import induction
+from defcheck_plugins.constructed import induction, near_threshold
 from rich.console import Console
 
 import defcheck
@@ -137,6 +137,26 @@ def test_the_builtin_induction_definitions_find_the_constructed_head_in_every_se
                 margin = (criterion["margins"] or {}).get(unit)
                 assert margin is None or margin > 10, (criterion["checker"], unit, margin)
     assert found >= 3 and concept["overlap"]["stability"]["unstable"] == []
+
+
+def test_the_constructed_head_at_the_builtin_threshold_is_unstable_and_the_real_heads_are_not() -> None:
+    """``builtin:near-threshold``: 0.1 is built to score the built-in ``attends_previous`` cut-off (0.4) on its
+    random-token probe; over ten seeds it is reported unstable, within a seed-to-seed sd or two of the threshold,
+    while the constructed previous-token head 0.0 passes in every seed with a score that does not move."""
+    view = near_threshold()
+    report = defcheck.check(view, ["previous_token_head"], seeds=SEEDS)
+    data = json.loads(dumps(report.data))
+    attends = data["concepts"]["previous_token_head"]["definitions"]["attends_previous"]
+    assert attends["stability"]["unstable"] == ["0.1"]
+    assert 0.2 <= attends["stability"]["share"]["0.1"] <= 0.8
+    assert attends["stability"]["share"]["0.0"] == 1.0
+    margins = attends["criteria"][0]["margins"]
+    assert abs(margins["0.1"]) < 2
+    assert margins["0.0"] is None and float(attends["criteria"][0]["scores"]["0.0"]) > 0.99  # no noise to measure
+    assert abs(float(attends["criteria"][0]["scores"]["0.1"]) - 0.4) < 0.01
+    positional = data["concepts"]["previous_token_head"]["definitions"]["positional_qk"]
+    assert positional["members"] == ["0.0", "0.1"]  # its QK circuit reads position exactly as 0.0's does
+    assert "near-threshold previous-token head" in view.info["heads"]["0.1"]
 
 
 def test_a_head_at_its_threshold_is_unstable_in_every_format(folder: Path, at_threshold: dict[str, Any]) -> None:
