@@ -11,7 +11,10 @@ differs. Run it after changing a checker, a definition or the report's wording:
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import re
+import statistics
 import sys
 import tempfile
 import textwrap
@@ -26,6 +29,8 @@ OUTPUT = ROOT / "docs" / "tutorial.md"
 THREADS = 2
 OLD_CUT = 0.05  # the fixed difference above the random baseline that the built-in k_composition used to ask for
 WIDTH = 110
+SEEDS = 10  # probe seeds of section 8
+REPLICATES = 200  # bootstrap resamples of section 8
 
 # Concept files the tutorial writes next to the built-in ones (shown in the page as they are used).
 FIXED_LENGTH = """\
@@ -655,6 +660,10 @@ def build_page(progress: Callable[[str], None] = lambda _: None) -> str:
             ),
         )
 
+    # --- 8. noise ----------------------------------------------------------------------------------------
+    if "toy-text" in builtin_models():
+        add(*noise_section(progress))
+
     # --- closing -----------------------------------------------------------------------------------------
     add("## What to take away")
     add(
@@ -710,6 +719,205 @@ def prose(text: str, width: int = WIDTH) -> list[str]:
 def k_members(report: Any) -> str:
     members = report.concepts["induction_head"].definitions["k_composition"].members
     return ", ".join(f"`{m}`" for m in members) if members else "none"
+
+
+def noise_section(progress: Callable[[str], None]) -> list[str]:
+    """Section 8: the same verdicts under 10 probe seeds and under a bootstrap of one seed, on toy-text."""
+    import defcheck
+    from defcheck.models.loading import load_model
+
+    concepts = ["induction_head", "previous_token_head"]
+    model = load_model("builtin:toy-text")
+    runs = {}
+    for option, value in (("seeds", SEEDS), ("bootstrap", REPLICATES)):
+        progress(f"{model.name}: {', '.join(concepts)} ({option} {value})")
+        runs[option] = defcheck.check(model, concepts=concepts, **{option: value})
+    seeds, boot = (json.loads(runs[name].to_json()) for name in ("seeds", "bootstrap"))
+    assert seeds["seeds"] == list(range(SEEDS)) and boot["bootstrap"] == REPLICATES
+
+    def crit(data: dict[str, Any], concept: str, definition: str, index: int = 0) -> dict[str, Any]:
+        return data["concepts"][concept]["definitions"][definition]["criteria"][index]
+
+    def overlap(data: dict[str, Any], concept: str) -> dict[str, Any]:
+        return data["concepts"][concept]["overlap"]
+
+    def sds(margin: float) -> str:  # as the Markdown report prints a margin ("passes by 26 sd")
+        return f"{abs(margin):.2g}" if abs(margin) < 100 else f"{abs(margin):.0f}"
+
+    def units(names: Sequence[str]) -> str:
+        quoted = [f"`{name}`" for name in names]
+        return " and ".join(quoted) if len(quoted) < 3 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+    def size(probe: str) -> int:
+        found = re.search(r"\bn=(\d+)", probe)
+        assert found, probe
+        return int(found.group(1))
+
+    # A verdict that holds: the induction heads, a long way from the threshold in every seed.
+    heads = overlap(seeds, "induction_head")["both"]
+    stability = overlap(seeds, "induction_head")["stability"]
+    assert heads and stability["unstable"] == [] and stability["jaccard"]["min"] == stability["jaccard"]["max"] == 1
+    behavioral = [
+        name
+        for name, d in seeds["concepts"]["induction_head"]["definitions"].items()
+        if d["kind"] == "behavioral" and set(heads) <= set(d["members"] or [])
+    ]
+    assert behavioral == ["prefix_matching_on_text"], behavioral
+    text = crit(seeds, "induction_head", behavioral[0])
+    text_boot = crit(boot, "induction_head", behavioral[0])
+    assert text["params"]["pattern"] == "prefix_matching" and text["scores"] == text_boot["scores"]
+    for d in seeds["concepts"]["induction_head"]["definitions"].values():
+        assert all(d["stability"]["share"].get(head, 1.0) == 1.0 for head in heads)
+    assert all(min(text["margins"][h], text_boot["margins"][h]) > 5 for h in heads)
+    held = narrative_sentence(overlap(seeds, "induction_head")["narrative"], "category is the same")
+
+    # A verdict that is noise: a one-sided head whose membership changes between seeds, flagged by the bootstrap.
+    prev, prev_boot = overlap(seeds, "previous_token_head"), overlap(boot, "previous_token_head")
+    noisy = prev["stability"]["unstable_disagreements"]
+    assert len(noisy) == 1 and noisy == prev["stability"]["unstable"] == prev_boot["bootstrap"]["within_noise"], (
+        noisy,
+        prev_boot["bootstrap"],
+    )
+    unit = noisy[0]
+    assert unit in prev["behavioral_only"] and prev["both"] == []
+    (definition,) = [
+        name
+        for name, d in seeds["concepts"]["previous_token_head"]["definitions"].items()
+        if unit in d["stability"]["unstable"]
+    ]
+    share = seeds["concepts"]["previous_token_head"]["definitions"][definition]["stability"]["share"][unit]
+    edge, edge_boot = crit(seeds, "previous_token_head", definition), crit(boot, "previous_token_head", definition)
+    assert 0 < share < 1 and edge["scores"][unit] == edge_boot["scores"][unit]
+    assert 0 < edge["margins"][unit] < 2 and 0 < edge_boot["margins"][unit] < 2  # passes, by less than 2 sd
+    cut = edge["threshold"]
+    stable_others = prev["stability"]["stable_disagreements"]
+    seeds_noise = narrative_sentence(prev["narrative"], "within noise")
+    boot_noise = narrative_sentence(prev_boot["narrative"], "within noise")
+    assert f": {unit};" in seeds_noise and f": {unit};" in boot_noise
+
+    # The two estimates of the noise: the bootstrap's standard error over the seed-to-seed sd, per criterion.
+    ratios = []
+    for concept in concepts:
+        for name, d in boot["concepts"][concept]["definitions"].items():
+            for index, c in enumerate(d["criteria"]):
+                by_seed = crit(seeds, concept, name, index)["sd"]
+                pairs = [c["sd"][u] / by_seed[u] for u in c["sd"] or {} if c["sd"][u] and (by_seed or {}).get(u)]
+                if pairs:
+                    ratios.append(statistics.median(pairs))
+    assert ratios and all(0.5 < r < 2 for r in ratios), ratios
+    fixed = prev_boot["bootstrap"]["fixed"]
+
+    # The Markdown reports, cut down to the lines about the noisy head's definition.
+    seeds_md = markdown_excerpt(runs["seeds"].to_markdown(), "previous_token_head", "Stability across", definition)
+    boot_md = markdown_excerpt(runs["bootstrap"].to_markdown(), "previous_token_head", "Margins in", definition)
+    interval = next(
+        line
+        for line in markdown_part(runs["bootstrap"].to_markdown(), "previous_token_head").splitlines()
+        if line.startswith("Jaccard 95% interval")
+    )
+    assert f"{unit} passes by {sds(edge['margins'][unit])} sd" in seeds_md
+    assert f"{unit} passes by {sds(edge_boot['margins'][unit])} sd" in boot_md
+
+    command = "defcheck run -m builtin:toy-text " + " ".join(f"--concept {c}" for c in concepts)
+    out = ["## 8. How sure is a verdict?"]
+    out += prose(
+        f"""
+        A probe is a sample. `carries_previous` scores each head on {size(edge["probe"])} random sequences,
+        `{behavioral[0]}` on {size(text["probe"])} repeated passages of text per length; draw them again and
+        every score moves a little, so a head that passes by a hair may fail on the next draw. defcheck measures
+        that noise in two ways. `--seeds K` draws every probe under K seeds and reports, for each head, the
+        share of seeds in which it is a member. `--bootstrap B` resamples the sequences of one run's probes B
+        times, without running the model again, and gives each score a standard error. Either way a head's
+        *margin* is (score - threshold) / sd: how many standard deviations it passes by (positive) or fails by
+        (negative). Both on `builtin:toy-text`, 2 layers of 8 heads trained on the bytes of the King James Bible
+        ([natural-text.md](natural-text.md)):
+        """
+    )
+    out.append(f"```console\n$ {command} --seeds {SEEDS}\n$ {command} --bootstrap {REPLICATES}\n```")
+    verdicts = "; ".join(
+        f"`{h}` scores {fmt(text['scores'][h])} and passes by {sds(text['margins'][h])} sd across seeds and by "
+        f"{sds(text_boot['margins'][h])} bootstrap standard errors"
+        for h in heads
+    )
+    out += prose(
+        f"""
+        **A verdict that holds.** The induction heads {units(heads)} are in both kinds of `induction_head`.
+        Their prefix matching on repeated text (`{behavioral[0]}`, relative to chance: chance is
+        {fmt(text["chance"], 0)}, the threshold `{text["threshold"]}`) is far from the threshold: {verdicts}. In
+        all {SEEDS} seeds they are members of every definition that admits them (a share of 100%), and the
+        overlap's Jaccard is {fmt(stability["jaccard"]["min"], 0)} in every seed. The narrative ends:
+        """
+    )
+    out.append(quote(held))
+    out += prose(
+        f"""
+        **A verdict that is noise.** No head of this model is a previous-token head in both senses, and
+        {len(prev["behavioral_only"])} are behavioral only, all through `{definition}` (attention to the previous
+        token relative to chance, `{cut}`). In seed 0 one of them, `{unit}`, scores
+        {fmt(edge["scores"][unit])}: the threshold is {cut.split()[-1]}, chance {fmt(edge["chance"], 0)}. Its
+        seed-to-seed sd is {fmt(edge["sd"][unit])}, so it passes by {sds(edge["margins"][unit])} sd, and it is a
+        member in {share:.0%} of the {SEEDS} seeds (`stability.share`). The report says which one-sided heads
+        to believe:
+        """
+    )
+    out.append(quote(seeds_noise))
+    out += prose(
+        f"""
+        The bootstrap of seed 0 alone ({REPLICATES} resamples of its sequences, no extra forward pass) gives
+        `{unit}` a standard error of {fmt(edge_boot["sd"][unit])}, a margin of
+        {sds(edge_boot["margins"][unit])}, and flags the same head:
+        """
+    )
+    out.append(quote(boot_noise))
+    out += prose(
+        f"""
+        So a single run already warns that `{unit}` being behavioral only is not a finding, while the other
+        {len(stable_others)} one-sided heads are. The Markdown report (`-o report.md`) puts the margins in a
+        table, the heads nearest their threshold first. From `--seeds {SEEDS}`, cut down to `{definition}`:
+        """
+    )
+    out.append(f"```markdown\n{seeds_md}\n```")
+    out.append(f"From `--bootstrap {REPLICATES}`:")
+    out.append(f"```markdown\n{interval}\n\n{boot_md}\n```")
+    out += prose(
+        f"""
+        The two estimates of the noise agree: per resampled criterion of these two reports, the median ratio of
+        the bootstrap's standard error to the seed-to-seed sd is between {min(ratios):.2f} and
+        {max(ratios):.2f} (for `{unit}`, {fmt(edge_boot["sd"][unit])} against {fmt(edge["sd"][unit])}). The
+        bootstrap resamples only criteria whose checker keeps per-sequence partials (the streamed checkers:
+        `attention_pattern`, `copying`, `path_ablation`, ...); criteria scored from the weights have no sampling
+        noise, and `token_selectivity` and the text checkers are kept as run. The report lists what it kept
+        under `fixed` (here {", ".join(f"`{f}`" for f in fixed)}). Run `--bootstrap {REPLICATES}` routinely and
+        `--seeds {SEEDS}` before relying on a head near its threshold; in CI, write a membership that must
+        hold as a `stable: true` expectation with `seeds: {SEEDS}` in the project file
+        ([ci.md](ci.md)), so that a head like `{unit}` fails the check instead of passing by the luck of the
+        seed.
+        """
+    )
+    return out
+
+
+def narrative_sentence(narrative: str, words: str) -> str:
+    """The narrative from the sentence that contains ``words`` to its end (the stability sentences come last)."""
+    at = narrative.index(words)
+    start = narrative.rfind(". ", 0, at)
+    return narrative[start + 2 if start >= 0 else 0 :]
+
+
+def markdown_part(markdown: str, concept: str) -> str:
+    """A concept's section of a Markdown report."""
+    start = markdown.index(f"\n## {concept}\n")
+    end = markdown.find("\n## ", start + 1)
+    return markdown[start : end if end >= 0 else len(markdown)]
+
+
+def markdown_excerpt(markdown: str, concept: str, caption: str, definition: str) -> str:
+    """The table after the line starting with ``caption`` in a concept's section, cut to ``definition``'s row."""
+    lines = markdown_part(markdown, concept).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(caption))
+    assert lines[at + 1] == "" and lines[at + 3].startswith("|---"), lines[at : at + 4]
+    row = next(line for line in lines[at + 4 :] if line.startswith(f"| {definition} |"))
+    return "\n".join([lines[at], "", lines[at + 2], lines[at + 3], row])
 
 
 def write_page(build: Callable[..., str], output: Path, description: str, argv: Sequence[str] | None = None) -> int:
