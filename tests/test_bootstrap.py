@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import statistics
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,7 @@ from defcheck.diagnostics import DefcheckError
 from defcheck.engine.bootstrap import WEIGHTS_ONLY, _joined, _taken, resample_run
 from defcheck.engine.guard import CheckerGuard
 from defcheck.report import Report
+from defcheck.report.junit import render_junit
 from defcheck.report.seeds import WEIGHTS_ONLY as SHOWN_WEIGHTS_ONLY
 from defcheck.report.validate import check_report
 
@@ -136,6 +138,8 @@ def test_every_format_says_how_the_margins_were_measured(tmp_path):
     assert "Jaccard 95% interval over 20 resamples" in html and "passes by" in html
     again = Report.from_json(report.to_json())  # read back and rendered again
     assert again.to_markdown() == markdown
+    junit = render_junit([report])
+    assert re.search(r"attention_pattern: \S+ (passes|fails) by \S+ sd", junit)  # a passing definition's margins
 
 
 def test_partials_are_cut_per_sequence_along_their_axis():

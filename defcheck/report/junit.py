@@ -5,7 +5,8 @@ and one for the baseline comparison when there is a baseline:
 
 - a definition whose checker raised is an ``<error>``; one that differs from the baseline is a
   ``<failure>``; one that does not apply to the model is ``<skipped>``; otherwise it passes, and its members
-  are in ``<system-out>``;
+  are in ``<system-out>`` (with ``--seeds K`` unstable ones marked ``~``, and with it or ``--bootstrap B`` the
+  stability and the margins nearest the threshold);
 - an expectation that does not hold is a ``<failure>``; one that cannot be decided is an ``<error>``; one
   whose concept was not evaluated is ``<skipped>``;
 - the baseline test case fails when anything differs, and lists every difference.
@@ -21,6 +22,7 @@ from typing import Any
 
 from defcheck.report.checks import errored_definitions
 from defcheck.report.escaping import xml_document, xml_text
+from defcheck.report.seeds import margin_lines, marked_members, stability_line
 
 
 def _definition_seconds(timings: Mapping[str, float], definition_id: str) -> float | None:
@@ -103,11 +105,13 @@ def render_junit(reports: Sequence[Any]) -> str:
                     _outcome(case, "skipped", f"not applicable: {definition.get('not_applicable')}", "")
                     counts["skipped"] += 1
                 else:
-                    members = definition.get("members") or []
+                    members = marked_members(definition)  # unstable ones marked ~ (--seeds K)
+                    noise = [line for line in (stability_line(definition), *margin_lines(definition)) if line]
                     out = ET.SubElement(case, "system-out")
                     out.text = xml_text(
                         f"{definition.get('kind')}: {len(members)} member(s)"
                         + (f": {', '.join(members)}" if members else "")
+                        + "".join(f"\n{line}" for line in noise)
                     )
         for result in checks.get("expectations", []):
             case = _case(suite, f"{model}.expectations", result["description"], result.get("file"), result.get("line"))
