@@ -829,8 +829,8 @@ def noise_section(progress: Callable[[str], None]) -> list[str]:
         share of seeds in which it is a member. `--bootstrap B` resamples the sequences of one run's probes B
         times, without running the model again, and gives each score a standard error. Either way a head's
         *margin* is (score - threshold) / sd: how many standard deviations it passes by (positive) or fails by
-        (negative). Both on `builtin:toy-text`, 2 layers of 8 heads trained on the bytes of the King James Bible
-        ([natural-text.md](natural-text.md)):
+        (negative). Here are both, on `builtin:toy-text` (2 layers of 8 heads trained on the bytes of the King
+        James Bible, [natural-text.md](natural-text.md)):
         """
     )
     out.append(f"```console\n$ {command} --seeds {SEEDS}\n$ {command} --bootstrap {REPLICATES}\n```")
@@ -852,10 +852,11 @@ def noise_section(progress: Callable[[str], None]) -> list[str]:
     out += prose(
         f"""
         **A verdict that is noise.** No head of this model is a previous-token head in both senses, and
-        {len(prev["behavioral_only"])} are behavioral only, all through `{definition}` (attention to the previous
-        token relative to chance, `{cut}`). In seed 0 one of them, `{unit}`, scores
-        {fmt(edge["scores"][unit])}: the threshold is {cut.split()[-1]}, chance {fmt(edge["chance"], 0)}. Its
-        seed-to-seed sd is {fmt(edge["sd"][unit])}, so it passes by {sds(edge["margins"][unit])} sd, and it is a
+        {len(prev["behavioral_only"])} are behavioral only, all through `{definition}`: attention to the previous
+        token relative to chance, threshold `{cut}`. In seed 0 one of them, `{unit}`, scores
+        {fmt(edge["scores"][unit])}, against a threshold of {cut.split()[-1]} and a chance level of
+        {fmt(edge["chance"], 0)}. Its seed-to-seed sd is {fmt(edge["sd"][unit])}, so it passes by
+        {sds(edge["margins"][unit])} sd, and it is a
         member in {share:.0%} of the {SEEDS} seeds (`stability.share`). The report says which one-sided heads
         to believe:
         """
@@ -865,15 +866,16 @@ def noise_section(progress: Callable[[str], None]) -> list[str]:
         f"""
         The bootstrap of seed 0 alone ({REPLICATES} resamples of its sequences, no extra forward pass) gives
         `{unit}` a standard error of {fmt(edge_boot["sd"][unit])}, a margin of
-        {sds(edge_boot["margins"][unit])}, and flags the same head:
+        {sds(edge_boot["margins"][unit])} standard errors, and flags the same head:
         """
     )
     out.append(quote(boot_noise))
     out += prose(
         f"""
-        So a single run already warns that `{unit}` being behavioral only is not a finding, while the other
-        {len(stable_others)} one-sided heads are. The Markdown report (`-o report.md`) puts the margins in a
-        table, the heads nearest their threshold first. From `--seeds {SEEDS}`, cut down to `{definition}`:
+        So a single run already warns that `{unit}` being behavioral only may be an accident of the draw, while
+        the other {len(stable_others)} one-sided heads are one-sided in every seed. The Markdown report
+        (`-o report.md`) puts the margins in a table, the heads nearest their threshold first.
+        From `--seeds {SEEDS}`, cut down to `{definition}`:
         """
     )
     out.append(f"```markdown\n{seeds_md}\n```")
@@ -886,8 +888,9 @@ def noise_section(progress: Callable[[str], None]) -> list[str]:
         {max(ratios):.2f} (for `{unit}`, {fmt(edge_boot["sd"][unit])} against {fmt(edge["sd"][unit])}). The
         bootstrap resamples only criteria whose checker keeps per-sequence partials (the streamed checkers:
         `attention_pattern`, `copying`, `path_ablation`, ...); criteria scored from the weights have no sampling
-        noise, and `token_selectivity` and the text checkers are kept as run. The report lists what it kept
-        under `fixed` (here {", ".join(f"`{f}`" for f in fixed)}). Run `--bootstrap {REPLICATES}` routinely and
+        noise, and `token_selectivity` and the other checkers that sum over the probe are kept as run. The
+        report lists what it kept under `fixed` (here {", ".join(f"`{f}`" for f in fixed)}). Run
+        `--bootstrap {REPLICATES}` routinely and
         `--seeds {SEEDS}` before relying on a head near its threshold; in CI, write a membership that must
         hold as a `stable: true` expectation with `seeds: {SEEDS}` in the project file
         ([ci.md](ci.md)), so that a head like `{unit}` fails the check instead of passing by the luck of the
