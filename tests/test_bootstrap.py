@@ -23,7 +23,7 @@ from test_stability import model, run, write_concept
 
 import defcheck
 from defcheck.diagnostics import DefcheckError
-from defcheck.engine.bootstrap import WEIGHTS_ONLY, _joined, _taken, resample_run
+from defcheck.engine.bootstrap import WEIGHTS_ONLY, _draws, _joined, _taken, resample_run
 from defcheck.engine.guard import CheckerGuard
 from defcheck.report import Report
 from defcheck.report.junit import render_junit
@@ -152,6 +152,16 @@ def test_partials_are_cut_per_sequence_along_their_axis():
     assert torch.equal(taken["score"], per_sequence[:, [2, 2, 0]]) and taken["flag"] is flag
     pair = _taken(_joined([(per_sequence,), (per_sequence,)], 1), 1, torch.tensor([5]))
     assert isinstance(pair, tuple) and torch.equal(pair[0], per_sequence[:, [2]])
+
+
+def test_resamples_keep_the_number_of_sequences_per_repeat_length():
+    strata = torch.tensor([8, 8, 8, 13, 13, 21])
+    draws = _draws(0, "repeated_random_tokens(...)", strata, 50)
+    assert draws.shape == (50, 6)
+    for row in draws:
+        assert torch.equal(strata[row], strata)  # position i keeps a sequence of its own length
+    assert len({tuple(row.tolist()) for row in draws}) > 40  # and the draws differ
+    assert torch.equal(draws, _draws(0, "repeated_random_tokens(...)", strata, 50))  # deterministic
 
 
 def test_a_checker_that_cannot_score_a_resample_keeps_its_scores_and_says_why(tmp_path):

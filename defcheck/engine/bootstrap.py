@@ -3,7 +3,8 @@ move if the probe's sequences were drawn again, estimated from one run, without 
 
 A streamed checker that declares ``Streamed(sequence_axis=...)`` leaves per-sequence partials; each of ``B``
 replicates draws a probe's sequences with replacement (the same draw for every criterion on that probe, drawn
-from the run's seed and the probe's identity, so the result is deterministic), cuts the partials to that draw and
+from the run's seed and the probe's identity, so the result is deterministic; within each repeat length where
+the probe records one per sequence, as a seed draws a fixed number per length), cuts the partials to that draw and
 calls the checker's ``finish`` on it with the drawn probe. Criteria that cannot be resampled keep their scores in
 every replicate and are named (``fixed``): weights-only criteria (their score has no sampling noise), and checkers
 whose partials are not per sequence. ``with:`` targets keep the run's members (the resample is conditional on
@@ -68,7 +69,7 @@ def resample_run(run: RunResult, replicates: int, guard: CheckerGuard) -> Bootst
             if id(resample) not in done:
                 key = criterion.probe or ""
                 if key not in draws:
-                    draws[key] = _draws(run.seed, key, _sequences(resample), replicates)
+                    draws[key] = _draws(run.seed, key, _strata(resample), replicates)
                 done[id(resample)] = _rescored(resample, draws[key], guard, criterion.checker)
             outcome = done[id(resample)]
             values.append(outcome if isinstance(outcome, torch.Tensor) else None)
@@ -78,17 +79,28 @@ def resample_run(run: RunResult, replicates: int, guard: CheckerGuard) -> Bootst
     return out
 
 
-def _sequences(resample: Resample) -> int:
+def _strata(resample: Resample) -> torch.Tensor:
+    """Each sequence's stratum: its repeat length where the probe records one per sequence (``info["length"]``:
+    a probe draws a fixed number of sequences per length, and ``aggregate: min`` compares the lengths), else 0."""
     probe = resample.context.full_probe or resample.context.probe
     assert probe is not None and probe.tokens is not None
-    return int(probe.tokens.shape[0])
+    count = int(probe.tokens.shape[0])
+    lengths = probe.info.get("length")
+    if isinstance(lengths, torch.Tensor) and lengths.dim() == 1 and lengths.shape[0] == count:
+        return lengths.detach().cpu()
+    return torch.zeros(count, dtype=torch.long)
 
 
-def _draws(seed: int, key: str, count: int, replicates: int) -> torch.Tensor:
-    """``[replicates, count]`` row indices drawn with replacement, from the run's seed and the probe's key."""
+def _draws(seed: int, key: str, strata: torch.Tensor, replicates: int) -> torch.Tensor:
+    """``[replicates, sequences]`` row indices drawn with replacement within each stratum (so every replicate
+    keeps the probe's number of sequences per stratum), from the run's seed and the probe's key."""
     digest = hashlib.sha256(f"bootstrap|{seed}|{key}".encode()).digest()
     generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
-    return torch.randint(count, (replicates, count), generator=generator)
+    out = torch.empty(replicates, strata.shape[0], dtype=torch.long)
+    for value in torch.unique(strata):  # a few repeat lengths at most
+        rows = torch.nonzero(strata == value).flatten()
+        out[:, rows] = rows[torch.randint(rows.numel(), (replicates, rows.numel()), generator=generator)]
+    return out
 
 
 def _rescored(resample: Resample, draws: torch.Tensor, guard: CheckerGuard, checker: str) -> torch.Tensor | str:
