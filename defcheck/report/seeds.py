@@ -25,7 +25,7 @@ def seed_count(data: Mapping[str, Any]) -> int:
 def margin_scale(data: Mapping[str, Any]) -> str | None:
     """What the report's margins are measured in, in words; ``None`` where it has none."""
     if seed_count(data) >= 2:
-        return f"seed-to-seed standard deviations over {seed_count(data)} probe seeds"
+        return "seed-to-seed standard deviations"
     if data.get("bootstrap"):
         return f"bootstrap standard errors over {data['bootstrap']} resamples of the probes' sequences"
     return None
