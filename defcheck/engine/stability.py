@@ -5,15 +5,16 @@ seed + K - 1`` (modulo 2**32), and what changes between them.
 members and overlap are those of a plain run with that seed); the others are kept in ``RunResult.stability``
 (:class:`SeedRuns`). Criteria without a probe (scored from the weights) do not depend on the probe seed: they are
 computed once, in the first run, and reused (unless their ``with:`` targets' members depend on a probe). Each
-probe is built and run through the model once per seed (its forward passes are not merged across seeds: a
-streamed checker's partials are per probe).
+probe is built and run through the model once per seed (its forward passes are not merged across seeds: on the
+CPU a merged pass was not faster, docs/performance.md). With ``bootstrap``, the first run's probes' sequences
+are also resampled (:mod:`defcheck.engine.bootstrap`).
 
 From the runs: each definition's **share** of seeds in which a unit is a member (a unit with a share strictly
-between 0 and 1 is **unstable**), each criterion's **margin** per unit (the first seed's score minus the
-threshold, in units of the score's standard deviation across the seeds, positive on the passing side; ``None``
-where the score did not vary (beyond rounding) or is undefined, and for rank thresholds), and per concept the
-spread of the union Jaccard across seeds with the disagreements (units on one side only) split into stable and
-unstable.
+between 0 and 1 is **unstable**), each criterion's **spread** (its standard deviation per unit across the seeds;
+with one seed, its bootstrap standard error) and **margin** per unit (the first seed's score minus the threshold,
+in units of that spread, positive on the passing side; ``None`` where the score did not vary (beyond rounding) or
+is undefined, and for rank thresholds), and per concept the spread of the union Jaccard across seeds with the
+disagreements (units on one side only) split into stable and unstable.
 """
 
 from __future__ import annotations
