@@ -18,13 +18,13 @@ Jaccard (:data:`LEVEL`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from defcheck.engine.probe_data import hashed_generator
 from defcheck.engine.results import DefinitionResult, RunResult, definition_status
 from defcheck.engine.scores import Scores
 
@@ -94,8 +94,7 @@ def _strata(resample: Resample) -> torch.Tensor:
 def _draws(seed: int, key: str, strata: torch.Tensor, replicates: int) -> torch.Tensor:
     """``[replicates, sequences]`` row indices drawn with replacement within each stratum (so every replicate
     keeps the probe's number of sequences per stratum), from the run's seed and the probe's key."""
-    digest = hashlib.sha256(f"bootstrap|{seed}|{key}".encode()).digest()
-    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+    generator = hashed_generator(f"bootstrap|{seed}|{key}")
     out = torch.empty(replicates, strata.shape[0], dtype=torch.long)
     for value in torch.unique(strata):  # a few repeat lengths at most
         rows = torch.nonzero(strata == value).flatten()

@@ -66,7 +66,12 @@ def probe_key(name: str, params: dict[str, Any]) -> str:
 
 def probe_generator(seed: int, name: str, params: dict[str, Any]) -> torch.Generator:
     """A generator seeded from the run seed and the probe's identity, stable across processes."""
-    digest = hashlib.sha256(f"{seed}|{probe_key(name, params)}".encode()).digest()
+    return hashed_generator(f"{seed}|{probe_key(name, params)}")
+
+
+def hashed_generator(identity: str) -> torch.Generator:
+    """A generator seeded from a hash of ``identity`` (not Python's ``hash``): the same draws in every process."""
+    digest = hashlib.sha256(identity.encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
 
 
