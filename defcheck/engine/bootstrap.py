@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from defcheck.engine.narrative import count_of
 from defcheck.engine.probe_data import hashed_generator
 from defcheck.engine.results import DefinitionResult, RunResult, definition_status
 from defcheck.engine.scores import Scores
@@ -253,11 +254,10 @@ def overlap_entry(run: RunResult, overlap: ConceptOverlap, names: list[str]) -> 
 
 
 def _noise_sentence(noisy: list[str], count: int, boot: Bootstrap, overlap: ConceptOverlap) -> str:
-    singular, plural = overlap.nouns
     resamples = f"{boot.replicates} resamples of the probes' sequences"
     if not noisy:
-        return f"Every {singular} on one side only stays there in at least {LEVEL:.0%} of {resamples}."
-    many = f"{len(noisy)} {singular if len(noisy) == 1 else plural}"
+        return f"Every {overlap.nouns[0]} on one side only stays there in at least {LEVEL:.0%} of {resamples}."
+    many = count_of(len(noisy), overlap.nouns)
     verb = "is" if len(noisy) == 1 else "are"
     firm = count - len(noisy)
     rest = f"; the other {firm} {'is' if firm == 1 else 'are'} not" if firm else ""

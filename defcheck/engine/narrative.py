@@ -184,7 +184,8 @@ def _listing(units: Sequence[str], limit: int = LISTED_UNITS) -> str:
     return shown + (f", and {len(units) - limit} more" if len(units) > limit else "")
 
 
-def _count(n: int, unit: Nouns) -> str:
+def count_of(n: int, unit: Nouns) -> str:
+    """``1 head``, ``3 heads``: a count with the unit kind's noun."""
     singular, plural = unit
     return f"{n} {singular if n == 1 else plural}"
 
@@ -227,10 +228,10 @@ def narrative(analysis: ConceptOverlap) -> str:
         elif n_both == 1:
             parts.append(f"1 {unit[0]} is {one} in both senses{listed}.")
         else:
-            parts.append(f"{_count(n_both, unit)} are {many} in both senses{listed}.")
+            parts.append(f"{count_of(n_both, unit)} are {many} in both senses{listed}.")
     else:
         verb = "meet" if n_both > 1 else "meets"
-        subject = f"No {unit[0]}" if n_both == 0 else _count(n_both, unit)
+        subject = f"No {unit[0]}" if n_both == 0 else count_of(n_both, unit)
         parts.append(
             f"{subject} {verb} both the behavioral and the mechanistic definitions of {concept_words}{listed}."
         )
@@ -245,16 +246,17 @@ def narrative(analysis: ConceptOverlap) -> str:
             parts.append(f"{len(rest)} more {noun} {verb} {side} only ({_listing(rest)}).")
     if union.neither_count and (n_both or union.behavioral_only or union.mechanistic_only):
         verb = "is" if union.neither_count == 1 else "are"
-        parts.append(f"The other {_count(union.neither_count, unit)} {verb} neither.")
+        parts.append(f"The other {count_of(union.neither_count, unit)} {verb} neither.")
     elif union.neither_count:
-        parts.append(f"None of the {_count(union.neither_count, unit)} is admitted by either kind.")
+        parts.append(f"None of the {count_of(union.neither_count, unit)} is admitted by either kind.")
     if union.jaccard is None:
         parts.append(f"Jaccard is undefined ({union.undefined.get('jaccard', '')}).")
     else:
         parts.append(f"Jaccard {_fmt(union.jaccard)}.{_range_text(analysis.sensitivity)}")
     if union.spearman is not None:
         parts.append(
-            f"The primary scores' rank correlation is {_fmt(union.spearman)} over {_count(union.spearman_units, unit)}."
+            f"The primary scores' rank correlation is {_fmt(union.spearman)} over "
+            f"{count_of(union.spearman_units, unit)}."
         )
     if len(analysis.pairs) > 1:
         pairs = "; ".join(
@@ -277,7 +279,7 @@ def one_sided_narrative(
         if status == "ok":
             members = units_of(members_of(result), names)
             listed = f" ({_listing(members)})" if members else ""
-            parts.append(f"{name} ({result.kind}) admits {_count(len(members), unit)}{listed}.")
+            parts.append(f"{name} ({result.kind}) admits {count_of(len(members), unit)}{listed}.")
         elif status == "errored":
             parts.append(f"{name} ({result.kind}) errored: {_clause(reason or '')}.")
     return " ".join(parts)

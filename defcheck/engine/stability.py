@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from defcheck.engine.narrative import count_of
 from defcheck.engine.results import RunResult, definition_status
 from defcheck.language.thresholds import Comparison
 
@@ -249,20 +250,17 @@ def noise_sentence(stability: dict[str, Any], nouns: tuple[str, str]) -> str:
         if not changing:
             return f"Every {nouns[0]}'s category is the same in all {seeds} probe seeds."
         verb = "changes" if len(changing) == 1 else "change"
-        return f"{_many(len(changing), nouns)} {verb} category between the {seeds} probe seeds: {', '.join(changing)}."
+        changed = count_of(len(changing), nouns)
+        return f"{changed} {verb} category between the {seeds} probe seeds: {', '.join(changing)}."
     parts = []
     if unstable:
         parts.append(
-            f"{_many(len(unstable), nouns)} on one side only {'is' if len(unstable) == 1 else 'are'} within noise "
+            f"{count_of(len(unstable), nouns)} on one side only {'is' if len(unstable) == 1 else 'are'} within noise "
             f"(membership changes between the {seeds} probe seeds): {', '.join(unstable)}"
         )
     if stable:
-        parts.append(f"{_many(len(stable), nouns)} on one side only in all {seeds} seeds: {', '.join(stable)}")
+        parts.append(f"{count_of(len(stable), nouns)} on one side only in all {seeds} seeds: {', '.join(stable)}")
     return "; ".join(parts) + "."
-
-
-def _many(count: int, nouns: tuple[str, str]) -> str:
-    return f"{count} {nouns[0] if count == 1 else nouns[1]}"
 
 
 # --- the report's entries (plain values; the report rounds them) ------------------------------------------------
