@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from defcheck.engine.bootstrap import MAX_REPLICATES, resample_run, standard_errors
 from defcheck.engine.narrative import count_of
 from defcheck.engine.results import RunResult, definition_status
 from defcheck.language.thresholds import Comparison
@@ -69,7 +70,6 @@ def evaluate_seeds(
     (:mod:`defcheck.engine.bootstrap`; none for 0)."""
     from defcheck.diagnostics import DefcheckError
     from defcheck.engine import runner
-    from defcheck.engine.bootstrap import MAX_REPLICATES, resample_run
     from defcheck.engine.guard import CheckerGuard
     from defcheck.engine.scheduling import selected
     from defcheck.hooks.containment import plugin_code
@@ -166,8 +166,6 @@ def criterion_spread(run: RunResult, definition_id: str, index: int) -> torch.Te
     if criterion.probe is None or criterion.scores is None or criterion.scores.not_applicable:
         return None
     if run.stability is None:
-        from defcheck.engine.bootstrap import standard_errors
-
         return None if run.bootstrap is None else standard_errors(run.bootstrap, definition_id, index)
     values = []
     for result in _all_runs(run):
